@@ -1,0 +1,137 @@
+"""Settings and every path pyvirt uses.
+
+All paths hang off one root ("/" for the system daemon), so tests run whole
+daemons in temporary directories side by side. Keep per-VM socket names short:
+a unix socket path may not exceed 107 bytes.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidArgument
+
+SYSTEM_SOCKET = "/run/pyvirt/pyvirtd.sock"
+DEFAULT_URI = "qemu:///system"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a daemon keeps its files, all under ``root``."""
+
+    root: Path = Path("/")
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc/pyvirt"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.etc / "pyvirt.toml"
+
+    @property
+    def lib(self) -> Path:
+        return self.root / "var/lib/pyvirt"
+
+    @property
+    def database(self) -> Path:
+        return self.lib / "pyvirt.db"
+
+    @property
+    def cache(self) -> Path:
+        return self.lib / "cache"
+
+    @property
+    def images(self) -> Path:
+        return self.lib / "images"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run/pyvirt"
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "pyvirtd.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run / "pyvirtd.pid"
+
+    @property
+    def qemu_run(self) -> Path:
+        """QMP sockets, serial sockets and pidfiles of running guests."""
+        return self.run / "qemu"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "var/log/pyvirt"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.log / "pyvirtd.log"
+
+    @property
+    def qemu_log(self) -> Path:
+        return self.log / "qemu"
+
+    def qmp_socket(self, uuid: str) -> Path:
+        return self.qemu_run / f"{uuid}.qmp"
+
+    def serial_socket(self, uuid: str) -> Path:
+        return self.qemu_run / f"{uuid}.serial"
+
+    def qemu_pidfile(self, uuid: str) -> Path:
+        return self.qemu_run / f"{uuid}.pid"
+
+    def vnc_socket(self, uuid: str) -> Path:
+        return self.qemu_run / f"{uuid}.vnc"
+
+    def channel_socket(self, uuid: str, name: str) -> Path:
+        return self.qemu_run / f"{uuid}.{name}"
+
+    def domain_log(self, name: str) -> Path:
+        return self.qemu_log / f"{name}.log"
+
+    def serial_log(self, name: str) -> Path:
+        return self.qemu_log / f"{name}.serial.log"
+
+    def make_dirs(self) -> None:
+        for path in (self.etc, self.lib, self.cache, self.images, self.run, self.qemu_run, self.log, self.qemu_log):
+            path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run, 0o755)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Optional settings from pyvirt.toml; every key has a working default."""
+
+    qemu_binary: str = "/usr/bin/qemu-system-x86_64"
+    qemu_img: str = "/usr/bin/qemu-img"
+    kvm_probe_timeout: float = 3.0
+    shutdown_timeout: float = 0.0
+    log_level: str = "info"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "Settings":
+        if not path.exists():
+            return cls()
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidArgument(f"settings file {path} is not valid TOML: {exc}; fix or remove it") from exc
+        known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__ and k != "extra"}
+        return cls(**known, extra=data)
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: Paths
+    settings: Settings
+
+    @classmethod
+    def for_root(cls, root: str | os.PathLike[str] = "/") -> "Config":
+        paths = Paths(Path(root).resolve())
+        return cls(paths, Settings.load(paths.settings_file))

@@ -1,0 +1,61 @@
+"""The daemon's view of its host: capabilities probed once per boot, in the background.
+
+The probe (QEMU queries + a KVM test boot with a timeout) can take seconds on
+the first start after a boot; the daemon answers `list` meanwhile and only
+`start`-like calls wait for it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..config import Config
+from ..errors import HostError
+from ..host.caps import HostCapabilities
+from ..host.probe import load_or_probe
+from ..model.domain import Domain
+
+log = logging.getLogger(__name__)
+
+
+class HostService:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._caps: asyncio.Task[HostCapabilities] | None = None
+
+    def start_probe(self) -> None:
+        if self._caps is None:
+            self._caps = asyncio.get_running_loop().create_task(self._probe())
+
+    async def _probe(self) -> HostCapabilities:
+        caps = await asyncio.to_thread(load_or_probe, self.config.paths, self.config.settings.qemu_binary)
+        log.info(
+            "host: QEMU %s, accel %s (KVM usable: %s%s)", caps.qemu_version, caps.accel, caps.kvm_usable,
+            f"; {caps.kvm.reason}" if caps.kvm.reason else "",
+        )
+        return caps
+
+    async def capabilities(self) -> HostCapabilities:
+        self.start_probe()
+        assert self._caps is not None
+        return await asyncio.shield(self._caps)
+
+    @staticmethod
+    def machine_names(caps: HostCapabilities) -> set[str]:
+        names = {m.name for m in caps.machine_types}
+        return names | {m.alias for m in caps.machine_types if m.alias}
+
+    @staticmethod
+    def accel_for(domain: Domain, caps: HostCapabilities, *, check: bool) -> str:
+        """type='kvm' needs a KVM that really runs guests; type='qemu' is TCG."""
+        if domain.type == "qemu":
+            return "tcg"
+        if caps.kvm_usable:
+            return "kvm"
+        if check:
+            raise HostError(
+                f"cannot start domain '{domain.name}': it has <domain type='kvm'> but KVM is not usable on this "
+                f"host ({caps.kvm.reason}); set <domain type='qemu'> with `pyvirt edit {domain.name}` to run it "
+                "with TCG emulation (slower, but it works everywhere)"
+            )
+        return "tcg"

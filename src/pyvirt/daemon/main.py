@@ -1,0 +1,148 @@
+"""pyvirtd: the daemon. Owns the host's state, supervises QEMU, serves the API.
+
+`pyvirtd --root DIR` keeps every file under DIR (tests run several side by
+side); without it, the system paths. It stays in the foreground unless
+`--detach`. Guests outlive it: stopping the daemon never stops a guest.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..config import Config
+from ..errors import PyvirtError
+from ..state.store import Store
+from .domains import DomainManager
+from .eventbus import EventBus
+from .hostinfo import HostService
+
+log = logging.getLogger("pyvirtd")
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.uri = "qemu:///system" if config.paths.root == Path("/") else f"unix://{config.paths.socket}"
+        self.store = Store(config.paths.database)
+        self.bus = EventBus(self.store)
+        self.host = HostService(config)
+        self.domains = DomainManager(config, self.store, self.bus, self.host)
+        self._runner: object | None = None
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        from aiohttp import web  # the daemon's own import: never on the CLI's path
+
+        from ..api.server import Api
+
+        self.host.start_probe()
+        await self.domains.load()
+        app = Api(self).app()
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        sock_path = self.config.paths.socket
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            site = web.UnixSite(runner, str(sock_path))
+            await site.start()
+        finally:
+            os.umask(old_umask)
+        os.chmod(sock_path, 0o600)
+        log.info("pyvirtd %s listening on %s", __version__, sock_path)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready.set()
+        autostart = loop.create_task(self.domains.autostart())
+        try:
+            await stop.wait()
+        finally:
+            log.info("pyvirtd stopping; guests keep running")
+            autostart.cancel()
+            await runner.cleanup()
+            await self.domains.close()
+            self.store.close()
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()
+
+
+def _lock_pidfile(path: Path) -> int:
+    """One daemon per root: hold an flock on the pidfile for our whole life."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode().strip() or "?"
+        os.close(fd)
+        raise PyvirtError(f"another pyvirtd (pid {other}) already runs with this root ({path}); stop it first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _setup_logging(config: Config, verbose: bool, foreground: bool) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, config.settings.log_level.upper(), logging.INFO)
+    handlers: list[logging.Handler] = [logging.FileHandler(config.paths.daemon_log)]
+    if foreground:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=level, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("qemu.qmp").setLevel(logging.WARNING)
+
+
+def _detach() -> None:
+    """Classic double fork; the parent returns once the child runs."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pyvirtd", description="pyvirt daemon: manages QEMU/KVM guests")
+    parser.add_argument("--root", default="/", help="keep every file (settings, database, run, log) under this directory")
+    parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"pyvirtd {__version__}")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("error: pyvirtd must run as root (it manages QEMU processes, taps and bridges)", file=sys.stderr)
+        return 1
+    try:
+        config = Config.for_root(args.root)
+        config.paths.make_dirs()
+        if args.detach:
+            _detach()
+        lock_fd = _lock_pidfile(config.paths.pidfile)
+    except PyvirtError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _setup_logging(config, args.verbose, foreground=not args.detach)
+    try:
+        asyncio.run(Daemon(config).run())
+    except PyvirtError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        os.close(lock_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

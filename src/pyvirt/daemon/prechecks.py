@@ -1,0 +1,86 @@
+"""Checks the daemon makes itself before it starts QEMU, each with its own message.
+
+QEMU's own errors are hard to act on ("could not open disk image"); we check
+what we can first and say which check failed and what to do.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import HostError, InvalidArgument
+from ..model.domain import Domain
+
+
+def read_meminfo() -> dict[str, int]:
+    """/proc/meminfo as KiB values."""
+    out: dict[str, int] = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            out[key] = int(rest.split()[0])
+    return out
+
+
+def check_memory_fits_host(domain: Domain) -> None:
+    """At define: a guest larger than all of the host's RAM can never start."""
+    total = read_meminfo()["MemTotal"]
+    for label, kib in (("memory", domain.memory_kib), ("maxMemory", domain.max_memory_kib or 0)):
+        if kib > total:
+            raise InvalidArgument(
+                f"domain '{domain.name}': <{label}> is {kib} KiB but this host has only {total} KiB of RAM; "
+                "lower the guest's memory"
+            )
+
+
+def check_memory_available(domain: Domain) -> None:
+    """At start: refuse a guest that would not fit in what the host has free now."""
+    info = read_meminfo()
+    available = info.get("MemAvailable", info["MemFree"])
+    need = domain.effective_memory_kib
+    if need > available:
+        raise HostError(
+            f"cannot start domain '{domain.name}': it needs {need} KiB of memory but the host has only "
+            f"{available} KiB available; stop other guests or lower <currentMemory>"
+        )
+
+
+def _check_readable(domain: Domain, what: str, path: str | None) -> None:
+    if not path:
+        return
+    p = Path(path)
+    if not p.exists():
+        raise InvalidArgument(
+            f"cannot start domain '{domain.name}': {what} '{path}' does not exist; fix the path with `pyvirt edit {domain.name}`"
+        )
+    if not os.access(p, os.R_OK):
+        raise HostError(
+            f"cannot start domain '{domain.name}': {what} '{path}' is not readable by the user QEMU runs as "
+            f"(uid {os.geteuid()}); fix its permissions"
+        )
+
+
+def check_paths(domain: Domain) -> None:
+    os_ = domain.os
+    _check_readable(domain, "emulator", domain.devices.emulator)
+    _check_readable(domain, "kernel", os_.kernel)
+    _check_readable(domain, "initrd", os_.initrd)
+    if os_.loader is not None:
+        _check_readable(domain, "loader", os_.loader.path)
+    for disk in domain.devices.disks:
+        _check_readable(domain, f"disk {disk.target_dev} source", disk.source)
+        if disk.source and not disk.readonly and not os.access(disk.source, os.W_OK):
+            raise HostError(
+                f"cannot start domain '{domain.name}': disk {disk.target_dev} source '{disk.source}' is not "
+                "writable; fix its permissions or mark the disk <readonly/>"
+            )
+
+
+def check_machine(domain: Domain, machine_names: set[str]) -> None:
+    machine = domain.os.machine
+    if machine and machine_names and machine not in machine_names:
+        known = ", ".join(sorted(m for m in machine_names if "-" not in m or m.startswith(("pc-q35-7", "pc-i440fx-7"))))
+        raise InvalidArgument(
+            f"cannot start domain '{domain.name}': machine type '{machine}' is not supported by this QEMU; "
+            f"use one of: {known}"
+        )

@@ -1,0 +1,141 @@
+"""One running QEMU: launching it with an undo list, and reattaching to it.
+
+``launch`` is the multi-step start (argv, spawn, QMP, cont); every step that
+made something registers its undo, so a failed start leaves no process,
+socket or file behind. ``Running`` is what the daemon holds while the guest
+runs; it is rebuilt by ``reattach`` after a daemon restart.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config
+from ..errors import QemuError
+from ..model.domain import Domain
+from ..qemu import process as qproc
+from ..qemu.argv import LaunchContext, build_argv
+from ..qemu.monitor import Monitor
+
+log = logging.getLogger(__name__)
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(eq=False)
+class Running:
+    """A live QEMU process of one domain, and what it was launched with."""
+
+    id: int
+    process: qproc.QemuProcess
+    monitor: Monitor
+    live: Domain
+    argv: list[str]
+    accel: str
+    started: float
+    notes: list[str] = field(default_factory=list)
+    # intents set by the daemon, read when QEMU reports back
+    destroying: bool = False
+    rebooting: bool = False
+    shutdown_seen: bool = False
+    panicked: bool = False
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def cpu_time_ns(self) -> int:
+        """utime + stime of the QEMU process (all its threads)."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            return 0
+        return ticks * 1_000_000_000 // CLK_TCK
+
+
+def launch_context(config: Config, domain: Domain, accel: str, caps: object) -> LaunchContext:
+    """Host facts and per-VM paths the pure argv builder needs."""
+    paths = config.paths
+    return LaunchContext(
+        qemu_binary=domain.devices.emulator or config.settings.qemu_binary,
+        accel=accel,
+        qmp_socket=str(paths.qmp_socket(domain.uuid)),
+        serial_socket=str(paths.serial_socket(domain.uuid)),
+        serial_log=str(paths.serial_log(domain.name)),
+        pidfile=str(paths.qemu_pidfile(domain.uuid)),
+        vnc_socket=str(paths.vnc_socket(domain.uuid)),
+        channel_dir=str(paths.qemu_run),
+        has_spice=bool(getattr(caps, "has_spice", False)),
+        has_sandbox=bool(getattr(caps, "has_sandbox", True)),
+    )
+
+
+def runtime_files(config: Config, domain: Domain) -> list[Path]:
+    paths = config.paths
+    return [
+        paths.qmp_socket(domain.uuid),
+        paths.serial_socket(domain.uuid),
+        paths.qemu_pidfile(domain.uuid),
+        paths.vnc_socket(domain.uuid),
+    ]
+
+
+def remove_runtime_files(config: Config, domain: Domain) -> None:
+    for path in runtime_files(config, domain):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, caps: object, paused: bool) -> Running:
+    """Start QEMU for ``domain``; on any failure undo every step and raise."""
+    ctx = launch_context(config, domain, accel, caps)
+    command = build_argv(domain, ctx)
+    argv, notes = command.argv, list(command.notes)
+    remove_runtime_files(config, domain)
+    log_path = config.paths.domain_log(domain.name)
+    with open(log_path, "a") as f:
+        for note in notes:
+            log.info("domain %s: %s", domain.name, note)
+            f.write(f"pyvirt: {note}\n")
+    async with contextlib.AsyncExitStack() as undo:
+        undo.callback(remove_runtime_files, config, domain)
+        proc = await qproc.spawn(
+            argv,
+            log_path=log_path,
+            pidfile=config.paths.qemu_pidfile(domain.uuid),
+            qmp_socket=config.paths.qmp_socket(domain.uuid),
+        )
+        undo.push_async_callback(proc.terminate, 2.0)
+        monitor = Monitor(domain.name)
+        await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=10.0)
+        undo.push_async_callback(monitor.close)
+        if not paused:
+            await monitor.cont()
+        undo.pop_all()
+    return Running(
+        id=dom_id, process=proc, monitor=monitor, live=domain, argv=argv, accel=accel,
+        started=time.time(), notes=notes,
+    )
+
+
+async def reattach(config: Config, domain: Domain, *, pid: int, dom_id: int, argv: list[str], accel: str,
+                   started: float) -> tuple[Running, str] | None:
+    """Find a QEMU left by an earlier daemon; returns (Running, QEMU run state) or None if it is gone."""
+    proc = qproc.reattach(pid, domain.uuid)
+    if proc is None:
+        return None
+    monitor = Monitor(domain.name)
+    try:
+        await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=5.0)
+        _, status = await monitor.query_status()
+    except QemuError:
+        log.exception("domain %s: QEMU pid %d is alive but its monitor does not answer; killing it", domain.name, pid)
+        await monitor.close()
+        await proc.terminate(2.0)
+        return None
+    running = Running(id=dom_id, process=proc, monitor=monitor, live=domain, argv=argv, accel=accel, started=started)
+    return running, status

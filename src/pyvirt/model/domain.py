@@ -1,0 +1,323 @@
+"""The domain (VM) model: pure, typed, frozen data.
+
+One field per libvirt domain XML setting that pyvirt supports; the codec in
+``model/domain_xml.py`` maps XML to these objects and back, and
+``qemu/argv.py`` turns them into a QEMU command line. Sizes are KiB, as in
+libvirt's normalized XML. ``None`` means "not given": the codec does not write
+it back and the argv builder uses QEMU's or pyvirt's default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Address:
+    """A device address (<address type=...>): kept as the user gave it.
+
+    ``type`` is pci, drive, usb, virtio-serial, ccid or isa; ``attrs`` holds
+    the other attributes in document order, as strings (e.g. bus="0x01").
+    """
+
+    type: str
+    attrs: tuple[tuple[str, str], ...] = ()
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.attrs:
+            if k == key:
+                return v
+        return default
+
+
+@dataclass(frozen=True)
+class BootLoader:
+    """<os><loader>: UEFI firmware (pflash) or a BIOS ROM."""
+
+    path: str
+    readonly: bool | None = None
+    type: str | None = None  # "pflash" | "rom"
+    secure: bool | None = None
+    nvram: str | None = None  # <nvram> path, per-VM vars copy
+    nvram_template: str | None = None
+
+
+@dataclass(frozen=True)
+class OS:
+    type: str = "hvm"
+    arch: str = "x86_64"
+    machine: str | None = None  # q35, pc, microvm or a versioned name (pc-q35-7.2)
+    boot: tuple[str, ...] = ()  # <boot dev=.../> in order: hd, cdrom, network, fd
+    bootmenu: bool | None = None
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str | None = None
+    loader: BootLoader | None = None
+    firmware: str | None = None  # <os firmware="efi">
+
+
+@dataclass(frozen=True)
+class Features:
+    acpi: bool = False
+    apic: bool = False
+    pae: bool = False
+    vmport: bool | None = None  # <vmport state="on|off"/>
+    smm: bool | None = None
+
+
+@dataclass(frozen=True)
+class CPUTopology:
+    sockets: int
+    cores: int
+    threads: int
+    dies: int = 1
+
+
+@dataclass(frozen=True)
+class CPUFeature:
+    name: str
+    policy: str  # require | disable | optional | force | forbid
+
+
+@dataclass(frozen=True)
+class CPU:
+    mode: str | None = None  # host-passthrough | host-model | custom | maximum
+    match: str | None = None
+    check: str | None = None
+    migratable: bool | None = None
+    model: str | None = None  # custom model name, e.g. "Skylake-Client"
+    model_fallback: str | None = None
+    topology: CPUTopology | None = None
+    features: tuple[CPUFeature, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timer:
+    name: str  # rtc, pit, hpet, kvmclock, hypervclock, tsc
+    present: bool | None = None
+    tickpolicy: str | None = None
+
+
+@dataclass(frozen=True)
+class Clock:
+    offset: str = "utc"  # utc | localtime
+    timers: tuple[Timer, ...] = ()
+
+
+@dataclass(frozen=True)
+class PM:
+    suspend_to_mem: bool | None = None
+    suspend_to_disk: bool | None = None
+
+
+@dataclass(frozen=True)
+class Disk:
+    """<disk type="file" device="disk|cdrom">."""
+
+    target_dev: str  # vda, sda, hdc
+    bus: str  # virtio | sata | ide | scsi
+    device: str = "disk"  # disk | cdrom
+    source_type: str = "file"  # file (block/volume come with the storage issue)
+    source: str | None = None  # path; a cdrom may be empty
+    driver_name: str | None = "qemu"
+    format: str | None = None  # raw | qcow2
+    cache: str | None = None
+    discard: str | None = None
+    io: str | None = None
+    readonly: bool = False
+    shareable: bool = False
+    serial: str | None = None
+    boot_order: int | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Controller:
+    type: str  # pci | usb | ide | sata | scsi | virtio-serial
+    index: int = 0
+    model: str | None = None  # pcie-root, pcie-root-port, qemu-xhci, virtio-scsi, ...
+    ports: int | None = None
+    model_name: str | None = None  # <model name=.../> of pci controllers
+    target_chassis: int | None = None
+    target_port: str | None = None  # hex string as written, e.g. "0x10"
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Interface:
+    """<interface>: type user now; network/bridge/direct/ethernet in the networks issue."""
+
+    type: str  # user | network | bridge | direct | ethernet
+    mac: str | None = None  # generated (52:54:00:xx:xx:xx) when missing
+    model: str | None = None  # virtio | e1000 | e1000e | rtl8139
+    source: tuple[tuple[str, str], ...] = ()  # source attributes: network=, bridge=, dev=, mode=
+    target_dev: str | None = None
+    link_state: str | None = None  # up | down
+    boot_order: int | None = None
+    driver_name: str | None = None  # qemu | vhost
+    driver_queues: int | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class CharDev:
+    """<serial>, <console> and <channel>: a character device and its guest side.
+
+    ``type`` is the host side: pty, file, unix, spicevmc, null, stdio.
+    ``kind`` says which element it came from.
+    """
+
+    kind: str  # serial | console | channel
+    type: str  # pty | file | unix | spicevmc | null
+    source_path: str | None = None  # file path or unix socket path
+    source_mode: str | None = None  # unix: bind | connect
+    log_file: str | None = None  # <log file=... append=.../>
+    log_append: bool | None = None
+    target_type: str | None = None  # serial: isa-serial; console: serial|virtio; channel: virtio
+    target_port: int | None = None
+    target_name: str | None = None  # channel name, e.g. org.qemu.guest_agent.0
+    target_model: str | None = None  # <target><model name="isa-serial"/>
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Graphics:
+    type: str  # vnc | spice
+    port: int | None = None  # -1 with autoport
+    autoport: bool | None = None
+    listen_type: str | None = None  # address | socket | none
+    listen_address: str | None = None
+    socket: str | None = None  # vnc unix socket path
+    passwd: str | None = None
+    image_compression: str | None = None  # spice <image compression=.../>
+
+
+@dataclass(frozen=True)
+class Video:
+    model: str  # virtio | qxl | vga | cirrus | bochs | ramfb | none
+    heads: int | None = None
+    primary: bool | None = None
+    vram: int | None = None
+    ram: int | None = None
+    vgamem: int | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    type: str  # tablet | mouse | keyboard
+    bus: str  # usb | ps2 | virtio
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Sound:
+    model: str  # ich9 | ich6 | ac97 | es1370 | sb16
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Audio:
+    """<audio id=... type=...>: host audio backend (none or spice; no host sound here)."""
+
+    id: int
+    type: str  # none | spice
+
+
+@dataclass(frozen=True)
+class RedirDev:
+    bus: str  # usb
+    type: str  # spicevmc
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class MemBalloon:
+    model: str  # virtio | none
+    autodeflate: bool | None = None
+    stats_period: int | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class RNG:
+    model: str  # virtio
+    backend_model: str = "random"
+    backend: str = "/dev/urandom"
+    rate_bytes: int | None = None
+    rate_period: int | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    model: str  # i6300esb | ib700 | itco
+    action: str | None = None  # reset | shutdown | poweroff | pause | none | dump | inject-nmi
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Panic:
+    model: str | None = None  # isa (pvpanic) | pvpanic | hyperv
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class SecLabel:
+    type: str | None = None  # none | dynamic | static
+    model: str | None = None
+    relabel: bool | None = None
+
+
+@dataclass(frozen=True)
+class Devices:
+    emulator: str | None = None
+    disks: tuple[Disk, ...] = ()
+    controllers: tuple[Controller, ...] = ()
+    interfaces: tuple[Interface, ...] = ()
+    serials: tuple[CharDev, ...] = ()
+    consoles: tuple[CharDev, ...] = ()
+    channels: tuple[CharDev, ...] = ()
+    inputs: tuple[Input, ...] = ()
+    graphics: tuple[Graphics, ...] = ()
+    sounds: tuple[Sound, ...] = ()
+    audios: tuple[Audio, ...] = ()
+    videos: tuple[Video, ...] = ()
+    redirdevs: tuple[RedirDev, ...] = ()
+    memballoon: MemBalloon | None = None
+    rngs: tuple[RNG, ...] = ()
+    watchdogs: tuple[Watchdog, ...] = ()
+    panics: tuple[Panic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A VM definition as libvirt's <domain> describes it."""
+
+    name: str
+    uuid: str
+    memory_kib: int
+    type: str = "kvm"  # kvm | qemu
+    title: str | None = None
+    description: str | None = None
+    metadata_xml: str | None = None  # inner XML of <metadata>, verbatim
+    current_memory_kib: int | None = None
+    max_memory_kib: int | None = None
+    max_memory_slots: int | None = None
+    vcpus: int = 1
+    vcpu_placement: str | None = None  # static | auto
+    vcpu_current: int | None = None
+    os: OS = field(default_factory=OS)
+    features: Features = field(default_factory=Features)
+    cpu: CPU | None = None
+    clock: Clock | None = None
+    on_poweroff: str = "destroy"
+    on_reboot: str = "restart"
+    on_crash: str = "destroy"
+    pm: PM | None = None
+    devices: Devices = field(default_factory=Devices)
+    seclabels: tuple[SecLabel, ...] = ()
+
+    @property
+    def effective_memory_kib(self) -> int:
+        """Memory the guest has at start (currentMemory, else memory)."""
+        return self.current_memory_kib or self.memory_kib

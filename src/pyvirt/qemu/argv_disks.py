@@ -1,0 +1,233 @@
+"""Disks as -blockdev node pairs (protocol + format) and a front-end -device.
+
+Like libvirt we never use -drive for disks: every image is a "storage" node
+(file or host_device) under a "format" node (raw, qcow2), named
+``libvirt-N-storage`` / ``libvirt-N-format`` with N the disk's position from 1,
+so block jobs and media changes over QMP can address them by name
+(``disk_names``). A CD-ROM without a source gets a front-end with no
+backend: QMP ``blockdev-change-medium`` with the device id inserts one later.
+
+Cache modes map to libvirt's: cache.direct / cache.no-flush on both nodes
+plus the device's write-cache (writethrough and directsync turn it off).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidArgument, UnsupportedConfig
+from ..model.domain import Disk, Domain
+from .argv_common import Build, boot_props, parse_int, pci_placement, target_index
+from .argv_render import Json, KeyVal, Option, Value, kv
+
+FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx", "qed")
+# mode -> (cache.direct, cache.no-flush, write-cache)
+CACHE_MODES = {
+    "none": (True, False, True),
+    "writeback": (False, False, True),
+    "writethrough": (False, False, False),
+    "directsync": (True, False, False),
+    "unsafe": (False, True, True),
+}
+AIO_MODES = {"native": "native", "threads": "threads", "io_uring": "io_uring"}
+
+
+@dataclass(frozen=True)
+class DiskNames:
+    """How QMP finds a disk: device id, and node names (None for an empty CD-ROM)."""
+
+    target_dev: str
+    device_id: str
+    storage_node: str | None
+    format_node: str | None
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a disk's front-end sits: (controller, bus, target, unit) of a drive address."""
+
+    controller: int
+    bus: int
+    target: int
+    unit: int
+
+
+def _slot(disk: Disk) -> _Slot:
+    """The drive address, or libvirt's default for the target name (sdb -> unit 1)."""
+    idx = target_index(disk.target_dev)
+    if disk.bus == "ide":
+        default = _Slot(0, idx // 2, 0, idx % 2)
+    elif disk.bus == "sata":
+        default = _Slot(idx // 6, 0, 0, idx % 6)
+    else:
+        default = _Slot(0, 0, 0, idx)
+    addr = disk.address
+    if addr is None or disk.bus == "virtio":
+        return default
+    if addr.type != "drive":
+        raise UnsupportedConfig(
+            f"disk {disk.target_dev}: address type '{addr.type}' does not fit bus '{disk.bus}'; use type='drive'"
+        )
+    who = f"disk {disk.target_dev} address"
+    return _Slot(
+        parse_int(addr.get("controller"), who, default.controller),
+        parse_int(addr.get("bus"), who, default.bus),
+        parse_int(addr.get("target"), who, default.target),
+        parse_int(addr.get("unit"), who, default.unit),
+    )
+
+
+def _device_id(disk: Disk) -> str:
+    if disk.bus == "virtio":
+        return f"virtio-disk{target_index(disk.target_dev)}"
+    s = _slot(disk)
+    if disk.bus == "scsi":
+        return f"scsi{s.controller}-{s.bus}-{s.target}-{s.unit}"
+    return f"{disk.bus}{s.controller}-{s.bus}-{s.unit}"
+
+
+def disk_names(domain: Domain) -> list[DiskNames]:
+    """Device ids and node names of every disk, in definition order."""
+    out = []
+    for n, disk in enumerate(domain.devices.disks, start=1):
+        empty = disk.source is None
+        out.append(
+            DiskNames(
+                disk.target_dev,
+                _device_id(disk),
+                None if empty else f"libvirt-{n}-storage",
+                None if empty else f"libvirt-{n}-format",
+            )
+        )
+    return out
+
+
+def disk_options(b: Build) -> list[Option]:
+    out: list[Option] = []
+    seen: dict[str, str] = {}
+    for disk, names in zip(b.domain.devices.disks, disk_names(b.domain)):
+        if names.device_id in seen:
+            raise InvalidArgument(
+                f"disks {seen[names.device_id]} and {disk.target_dev} sit at the same place ({names.device_id}); "
+                "change a target dev or address"
+            )
+        seen[names.device_id] = disk.target_dev
+        _check(b, disk)
+        if names.storage_node is not None:
+            out += _blockdevs(disk, names)
+        out.append(Option("-device", _frontend(b, disk, names)))
+    return out
+
+
+def _check(b: Build, disk: Disk) -> None:
+    who = f"disk {disk.target_dev}"
+    if disk.device not in ("disk", "cdrom"):
+        raise UnsupportedConfig(f"{who}: device '{disk.device}' is not supported; use disk or cdrom")
+    if disk.source_type not in ("file", "block"):
+        raise UnsupportedConfig(f"{who}: source type '{disk.source_type}' is not supported yet; use type='file'")
+    if disk.driver_name not in (None, "qemu"):
+        raise UnsupportedConfig(f"{who}: driver name '{disk.driver_name}' is not supported; use name='qemu'")
+    if disk.bus not in ("virtio", "sata", "ide", "scsi"):
+        raise UnsupportedConfig(f"{who}: bus '{disk.bus}' is not supported; use virtio, sata, scsi or ide")
+    if disk.source is None and disk.device != "cdrom":
+        raise InvalidArgument(f"{who}: a disk needs <source file=.../>; only a cdrom may be empty")
+    if disk.device == "cdrom" and disk.bus == "virtio":
+        raise UnsupportedConfig(f"{who}: a cdrom cannot be on bus virtio; use sata (q35), ide (pc) or scsi")
+    if b.microvm and disk.bus not in ("virtio", "scsi"):
+        raise UnsupportedConfig(
+            f"{who}: machine 'microvm' has no {disk.bus.upper()} bus; use bus='virtio' or 'scsi'"
+        )
+    if disk.bus == "ide" and b.machine.family != "pc":
+        raise UnsupportedConfig(f"{who}: machine '{b.machine.type}' has no IDE bus; use bus='sata' on q35")
+    if disk.bus == "sata" and b.machine.family != "q35":
+        raise UnsupportedConfig(
+            f"{who}: machine '{b.machine.type}' has no SATA (AHCI) bus; use bus='ide' on pc or machine q35"
+        )
+    if disk.format is not None and disk.format not in FORMATS:
+        raise UnsupportedConfig(f"{who}: driver type '{disk.format}' is not supported; use one of {', '.join(FORMATS)}")
+    if disk.format is None and disk.source is not None:
+        b.note(f"disk {disk.target_dev}: no <driver type=...> given; the image is opened as raw (no probing)")
+    if disk.cache is not None and disk.cache not in CACHE_MODES:
+        raise UnsupportedConfig(f"{who}: cache mode '{disk.cache}' is unknown; use one of {', '.join(CACHE_MODES)}")
+    if disk.io is not None and disk.io not in AIO_MODES:
+        raise UnsupportedConfig(f"{who}: io mode '{disk.io}' is unknown; use native, threads or io_uring")
+    if disk.io == "native" and disk.cache not in ("none", "directsync"):
+        raise InvalidArgument(f"{who}: io='native' needs cache='none' or 'directsync' (O_DIRECT)")
+    if disk.discard not in (None, "unmap", "ignore"):
+        raise UnsupportedConfig(f"{who}: discard '{disk.discard}' is unknown; use unmap or ignore")
+
+
+def _cache(disk: Disk) -> dict[str, Any]:
+    if disk.cache is None:
+        return {}
+    direct, no_flush, _ = CACHE_MODES[disk.cache]
+    return {"cache": {"direct": direct, "no-flush": no_flush}}
+
+
+def _blockdevs(disk: Disk, names: DiskNames) -> list[Option]:
+    discard = {"discard": "unmap"} if disk.discard == "unmap" else {}
+    storage: dict[str, Any] = {
+        "driver": "host_device" if disk.source_type == "block" else "file",
+        "filename": disk.source,
+        "node-name": names.storage_node,
+        "auto-read-only": True,
+        **discard,
+        **_cache(disk),
+    }
+    if disk.io is not None:
+        storage["aio"] = AIO_MODES[disk.io]
+    fmt: dict[str, Any] = {
+        "node-name": names.format_node,
+        "read-only": disk.readonly or disk.device == "cdrom",
+        **discard,
+        **_cache(disk),
+        "driver": disk.format or "raw",
+        "file": names.storage_node,
+    }
+    return [Option("-blockdev", Json(storage)), Option("-blockdev", Json(fmt))]
+
+
+def _frontend(b: Build, disk: Disk, names: DiskNames) -> KeyVal:
+    cd = disk.device == "cdrom"
+    drive = (("drive", names.format_node),)
+    tail: tuple[tuple[str, Value], ...] = (
+        ("id", names.device_id),
+        *boot_props(disk.boot_order),
+        ("serial", disk.serial),
+        ("share-rw", True if disk.shareable else None),
+        ("write-cache", CACHE_MODES[disk.cache][2] if disk.cache else None),
+    )
+    if disk.bus == "virtio":
+        place = pci_placement(b, disk.address, f"disk {disk.target_dev}")
+        return kv(b.virtio("blk"), *place, *drive, *tail)
+    s = _slot(disk)
+    if disk.bus == "ide":
+        if s.controller != 0 or s.bus > 1 or s.unit > 1 or s.target != 0:
+            raise InvalidArgument(f"disk {disk.target_dev}: IDE has buses 0-1 with units 0-1 (hda..hdd)")
+        return kv("ide-cd" if cd else "ide-hd", ("bus", f"ide.{s.bus}"), ("unit", s.unit), *drive, *tail)
+    if disk.bus == "sata":
+        if s.unit > 5 or s.bus != 0:
+            raise InvalidArgument(f"disk {disk.target_dev}: a SATA controller has units 0-5 on bus 0")
+        _need_controller(b, "sata", s.controller, disk)
+        bus = f"ide.{s.unit}" if s.controller == 0 else f"sata{s.controller}.{s.unit}"
+        return kv("ide-cd" if cd else "ide-hd", ("bus", bus), *drive, *tail)
+    _need_controller(b, "scsi", s.controller, disk)
+    return kv(
+        "scsi-cd" if cd else "scsi-hd",
+        ("bus", f"scsi{s.controller}.0"),
+        ("channel", s.bus),
+        ("scsi-id", s.target),
+        ("lun", s.unit),
+        *drive,
+        *tail,
+    )
+
+
+def _need_controller(b: Build, kind: str, index: int, disk: Disk) -> None:
+    if index == 0:
+        return  # q35's built-in AHCI, or the implicit virtio-scsi controller
+    if not any(c.type == kind and c.index == index for c in b.domain.devices.controllers):
+        raise InvalidArgument(
+            f"disk {disk.target_dev}: there is no {kind.upper()} controller with index {index}; "
+            f"add <controller type='{kind}' index='{index}'/>"
+        )

@@ -1,0 +1,281 @@
+"""A typed QMP monitor on top of ``qemu.qmp``'s asyncio ``QMPClient``.
+
+One method per QMP command pyvirt uses, each returning a typed result;
+``execute`` is the escape hatch. Every failure of the library (connect,
+command error, lost connection) becomes a ``QemuError`` that names the
+command and carries QEMU's own description.
+
+Events: the monitor listens from the moment it connects, so nothing QEMU
+says is lost between ``connect`` and the first reader. ``events()`` yields
+them in order and ends after a final ``MONITOR_CLOSED`` event when the
+connection drops (QEMU exited or closed the socket); ``on_event(cb)``
+registers callbacks that see the same stream.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import ConnectError, ExecInterruptedError, ExecuteError, EventListener, QMPClient, QMPError, Runstate
+from qemu.qmp.message import Message
+
+from ..errors import QemuError
+from . import events as ev
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[["QmpEvent"], None]
+
+
+@dataclass(frozen=True)
+class QmpEvent:
+    """One event from QEMU; ``timestamp`` is QEMU's, in seconds since the epoch."""
+
+    name: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    timestamp: float = 0.0
+
+    @classmethod
+    def from_message(cls, msg: Message) -> "QmpEvent":
+        stamp = msg.get("timestamp") or {}
+        seconds = float(stamp.get("seconds", 0)) + float(stamp.get("microseconds", 0)) / 1e6
+        return cls(str(msg["event"]), dict(msg.get("data") or {}), seconds)
+
+
+@dataclass(frozen=True)
+class QemuVersion:
+    major: int
+    minor: int
+    micro: int
+    package: str
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.micro}"
+
+
+class Monitor:
+    """One QMP connection to one QEMU process."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or "qemu"
+        self._client = QMPClient(name)
+        # The library's default listener keeps every event forever (queue and
+        # history): a leak over a VM's lifetime. Forward events ourselves instead.
+        with contextlib.suppress(ValueError):
+            self._client._listeners.remove(self._client.events)  # pylint: disable=protected-access
+        self._client.register_listener(_Forwarder(self._deliver))
+        self._queue: asyncio.Queue[QmpEvent] = asyncio.Queue()
+        self._callbacks: list[EventCallback] = []
+        self._pump: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self._iterating = False
+        self._closing = False
+        self.close_error: BaseException | None = None
+
+    # -- connection ---------------------------------------------------------
+
+    async def connect(self, socket_path: Path | str | socket.socket, timeout: float = 5.0) -> None:
+        """Connect, read the greeting and negotiate capabilities."""
+        where = socket_path if not isinstance(socket_path, socket.socket) else "an open socket"
+        address: str | socket.socket = socket_path if isinstance(socket_path, socket.socket) else str(socket_path)
+        try:
+            await asyncio.wait_for(self._client.connect(address), timeout)
+        except asyncio.TimeoutError as exc:
+            raise QemuError(
+                f"cannot connect to the QEMU monitor of {self.name} at {where}: no QMP greeting within "
+                f"{timeout:g} s; QEMU may be hung (check its log) or another client holds the monitor"
+            ) from exc
+        except ConnectError as exc:
+            raise QemuError(
+                f"cannot connect to the QEMU monitor of {self.name} at {where}: {_describe(exc.exc)}; "
+                "is QEMU running? (check its log)"
+            ) from exc
+        except QMPError as exc:
+            raise QemuError(f"cannot connect to the QEMU monitor of {self.name} at {where}: {exc}") from exc
+        self._pump = asyncio.create_task(self._watch_connection(), name=f"qmp-watch-{self.name}")
+
+    async def close(self) -> None:
+        """Disconnect (QEMU keeps running); idempotent."""
+        if self._pump is None:
+            return
+        if self._client.runstate == Runstate.RUNNING:
+            self._closing = True
+            with contextlib.suppress(Exception):  # EOFError etc.: we are leaving anyway
+                await self._client.disconnect()
+        # Otherwise the watcher is already finishing an end of file.
+        await self._pump
+
+    @property
+    def connected(self) -> bool:
+        return self._client.runstate == Runstate.RUNNING
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is gone (QEMU exited, closed, or close())."""
+        await self._closed.wait()
+
+    # -- events -------------------------------------------------------------
+
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns an unregister function."""
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    async def events(self) -> AsyncIterator[QmpEvent]:
+        """Every event since connect, in order; ends after MONITOR_CLOSED.
+
+        One reader at a time: the queue is the monitor's, so a second
+        concurrent iterator would steal events from the first.
+        """
+        if self._iterating:
+            raise QemuError(f"events() of the monitor of {self.name} is already being read by another task")
+        self._iterating = True
+        try:
+            while True:
+                event = await self._queue.get()
+                yield event
+                if event.name == ev.MONITOR_CLOSED:
+                    return
+        finally:
+            self._iterating = False
+
+    async def _watch_connection(self) -> None:
+        """Deliver MONITOR_CLOSED once the connection ends, after every event before it."""
+        client = self._client
+        while client.runstate == Runstate.RUNNING:
+            await client.runstate_changed()
+        if client.runstate == Runstate.DISCONNECTING and not self._closing:
+            # The reader hit end of file (QEMU went away): finish the disconnect.
+            try:
+                await client.disconnect()
+            except Exception as exc:  # noqa: BLE001 - EOFError/OSError: why it ended
+                self.close_error = exc
+        reason = "closed by pyvirt" if self._closing else "QEMU closed the monitor (exited?)"
+        self._deliver(QmpEvent(ev.MONITOR_CLOSED, {"reason": reason, "requested": self._closing}))
+        self._closed.set()
+
+    def _deliver(self, event: QmpEvent) -> None:
+        self._queue.put_nowait(event)
+        for callback in list(self._callbacks):
+            try:
+                callback(event)
+            except Exception:  # a broken subscriber must not stop the stream
+                log.exception("QMP event callback %r failed on %s", callback, event.name)
+
+    # -- commands -----------------------------------------------------------
+
+    async def execute(self, command: str, arguments: Mapping[str, Any] | None = None,
+                      *, timeout: float | None = None) -> Any:
+        """Run any QMP command; errors become QemuError naming the command."""
+        if self._client.runstate != Runstate.RUNNING:
+            raise QemuError(
+                f"QMP command '{command}' to {self.name} failed: the monitor is not connected "
+                "(QEMU exited or the monitor was closed)"
+            )
+        try:
+            coro = self._client.execute(command, dict(arguments) if arguments else None)
+            return await (asyncio.wait_for(coro, timeout) if timeout else coro)
+        except ExecuteError as exc:
+            raise QemuError(
+                f"QMP command '{command}' to {self.name} failed: {exc.error.error.desc}",
+                detail=f"QMP error class {exc.error_class}",
+            ) from exc
+        except ExecInterruptedError as exc:
+            raise QemuError(
+                f"QMP command '{command}' to {self.name} failed: the connection to QEMU was lost before it "
+                "answered (QEMU exited or closed the monitor)"
+            ) from exc
+        except asyncio.TimeoutError as exc:
+            raise QemuError(
+                f"QMP command '{command}' to {self.name} got no answer within {timeout:g} s; QEMU may be hung"
+            ) from exc
+        except QMPError as exc:
+            raise QemuError(f"QMP command '{command}' to {self.name} failed: {exc}") from exc
+
+    async def query_status(self) -> tuple[bool, str]:
+        """(running, QEMU run state such as 'running', 'paused', 'prelaunch', 'shutdown')."""
+        ret = await self.execute("query-status")
+        return bool(ret["running"]), str(ret["status"])
+
+    async def cont(self) -> None:
+        await self.execute("cont")
+
+    async def stop(self) -> None:
+        await self.execute("stop")
+
+    async def system_powerdown(self) -> None:
+        """Press the ACPI power button; the guest decides what to do."""
+        await self.execute("system_powerdown")
+
+    async def system_reset(self) -> None:
+        await self.execute("system_reset")
+
+    async def quit(self) -> None:
+        """Ask QEMU to exit now; the connection then ends with MONITOR_CLOSED."""
+        try:
+            await self.execute("quit")
+        except QemuError as exc:
+            # QEMU may close the socket before its reply gets through: it did quit.
+            if not isinstance(exc.__cause__, ExecInterruptedError):
+                raise
+
+    async def query_name(self) -> str | None:
+        ret = await self.execute("query-name")
+        return ret.get("name")
+
+    async def query_cpus_fast(self) -> list[int]:
+        """Host thread id of each vCPU, in CPU index order (for pinning)."""
+        ret = await self.execute("query-cpus-fast")
+        return [int(cpu["thread-id"]) for cpu in sorted(ret, key=lambda c: c.get("cpu-index", 0))]
+
+    async def query_balloon(self) -> int:
+        """Guest memory as the balloon sees it now, in bytes."""
+        ret = await self.execute("query-balloon")
+        return int(ret["actual"])
+
+    async def balloon(self, size_bytes: int) -> None:
+        """Ask the guest's balloon driver to make its memory ``size_bytes``."""
+        await self.execute("balloon", {"value": int(size_bytes)})
+
+    async def query_version(self) -> QemuVersion:
+        ret = await self.execute("query-version")
+        q = ret["qemu"]
+        return QemuVersion(int(q["major"]), int(q["minor"]), int(q["micro"]), str(ret.get("package", "")).strip())
+
+    async def human_monitor_command(self, command_line: str) -> str:
+        """Run an HMP command (for what QMP lacks); returns its text output."""
+        return str(await self.execute("human-monitor-command", {"command-line": command_line}))
+
+    async def __aenter__(self) -> "Monitor":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _Forwarder(EventListener):
+    """Hands each event to the monitor as it arrives, keeping no history."""
+
+    def __init__(self, sink: Callable[[QmpEvent], None]) -> None:
+        super().__init__()
+        self._sink = sink
+
+    async def put(self, event: Message) -> None:
+        self._sink(QmpEvent.from_message(event))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "the socket does not exist"
+    if isinstance(exc, ConnectionRefusedError):
+        return "nothing is listening on the socket"
+    if isinstance(exc, EOFError):
+        return "QEMU hung up before the QMP handshake finished"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
