@@ -86,21 +86,22 @@ class Module:
 
     @classmethod
     def from_file(cls, path: Path) -> Module:
-        data = read_module(path)
+        return cls.from_elf(module_name(path.name), read_module(path))
+
+    @classmethod
+    def from_elf(cls, name: str, data: bytes) -> Module:
         info = modinfo(data)
         depends = tuple(module_name(dep) for value in info.get("depends", [])
                         for dep in value.split(",") if dep)
         soft_pre: list[str] = []
         for value in info.get("softdep", []):
-            words = value.split()
             in_pre = False
-            for word in words:
+            for word in value.split():
                 if word.endswith(":"):
                     in_pre = word == "pre:"
                 elif in_pre:
                     soft_pre.append(module_name(word))
-        return cls(module_name(path.name), data, depends, tuple(soft_pre),
-                   pci_vendors(info.get("alias", [])))
+        return cls(name, data, depends, tuple(soft_pre), pci_vendors(info.get("alias", [])))
 
 
 def pci_vendors(aliases: Iterable[str]) -> frozenset[str] | None:
@@ -142,10 +143,17 @@ class LoadPlan:
     conditions: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def lines(self) -> str:
-        """The /etc/modules.load text: ``name file.ko vendors`` (``-``: always)."""
-        return "".join(f"{m.name} {m.name}.ko "
-                       f"{','.join(sorted(self.conditions[m.name])) if m.name in self.conditions else '-'}\n"
-                       for m in self.modules)
+        """The /etc/modules.load text: ``name file.ko vendors``.
+
+        vendors is ``-`` (always load), ``any`` (any PCI device) or a comma
+        list of vendor ids; words, not ``*``, so the shell cannot glob them.
+        """
+        def vendors(name: str) -> str:
+            if name not in self.conditions:
+                return "-"
+            ids = self.conditions[name]
+            return "any" if "*" in ids else ",".join(sorted(ids))
+        return "".join(f"{m.name} {m.name}.ko {vendors(m.name)}\n" for m in self.modules)
 
 
 def plan(wanted: Iterable[str], lookup: Callable[[str], Module | None],

@@ -49,7 +49,7 @@ def caps_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
         config = Config.for_root(root)
         config.paths.make_dirs()
-        load_or_probe(config.paths, config.settings.qemu_binary)
+        load_or_probe(config.paths, config.settings.qemu_binary, kvm_timeout=config.settings.kvm_probe_timeout)
         cached = tmp_path_factory.mktemp("caps") / "host-caps.json"
         shutil.copy(config.paths.cache / "host-caps.json", cached)
         return cached

@@ -28,7 +28,10 @@ class HostService:
             self._caps = asyncio.get_running_loop().create_task(self._probe())
 
     async def _probe(self) -> HostCapabilities:
-        caps = await asyncio.to_thread(load_or_probe, self.config.paths, self.config.settings.qemu_binary)
+        settings = self.config.settings
+        caps = await asyncio.to_thread(
+            load_or_probe, self.config.paths, settings.qemu_binary, kvm_timeout=settings.kvm_probe_timeout
+        )
         log.info(
             "host: QEMU %s, accel %s (KVM usable: %s%s)", caps.qemu_version, caps.accel, caps.kvm_usable,
             f"; {caps.kvm.reason}" if caps.kvm.reason else "",

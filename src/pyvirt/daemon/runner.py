@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
 from ..errors import QemuError
+from ..host.caps import HostCapabilities
 from ..model.domain import Domain
 from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, build_argv
@@ -57,9 +60,22 @@ class Running:
         return ticks * 1_000_000_000 // CLK_TCK
 
 
-def launch_context(config: Config, domain: Domain, accel: str, caps: object) -> LaunchContext:
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def channel_dir(config: Config, domain: Domain) -> Path:
+    """Per-VM directory for unix channels (guest agent) without an explicit path."""
+    return config.paths.qemu_run / f"{domain.uuid}.d"
+
+
+def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities) -> LaunchContext:
     """Host facts and per-VM paths the pure argv builder needs."""
     paths = config.paths
+    wants_spice = any(g.type == "spice" and (g.autoport or g.port in (None, -1)) for g in domain.devices.graphics)
+    aliases = {m.alias: m.name for m in caps.machine_types if m.alias}
     return LaunchContext(
         qemu_binary=domain.devices.emulator or config.settings.qemu_binary,
         accel=accel,
@@ -68,9 +84,12 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: object) -> 
         serial_log=str(paths.serial_log(domain.name)),
         pidfile=str(paths.qemu_pidfile(domain.uuid)),
         vnc_socket=str(paths.vnc_socket(domain.uuid)),
-        channel_dir=str(paths.qemu_run),
-        has_spice=bool(getattr(caps, "has_spice", False)),
-        has_sandbox=bool(getattr(caps, "has_sandbox", True)),
+        channel_dir=str(channel_dir(config, domain)),
+        has_spice=caps.has_spice,
+        has_sandbox=caps.has_sandbox,
+        machine_aliases=aliases,
+        devices=caps.devices,
+        spice_port=_free_tcp_port() if wants_spice else None,
     )
 
 
@@ -88,14 +107,17 @@ def remove_runtime_files(config: Config, domain: Domain) -> None:
     for path in runtime_files(config, domain):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+    shutil.rmtree(channel_dir(config, domain), ignore_errors=True)
 
 
-async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, caps: object, paused: bool) -> Running:
+async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities,
+                 paused: bool) -> Running:
     """Start QEMU for ``domain``; on any failure undo every step and raise."""
     ctx = launch_context(config, domain, accel, caps)
     command = build_argv(domain, ctx)
     argv, notes = command.argv, list(command.notes)
     remove_runtime_files(config, domain)
+    channel_dir(config, domain).mkdir(mode=0o700)
     log_path = config.paths.domain_log(domain.name)
     with open(log_path, "a") as f:
         for note in notes:

@@ -266,6 +266,9 @@ class SecLabel:
     type: str | None = None  # none | dynamic | static
     model: str | None = None
     relabel: bool | None = None
+    label: str | None = None  # <label>, <imagelabel>, <baselabel>: kept, not enforced
+    imagelabel: str | None = None
+    baselabel: str | None = None
 
 
 @dataclass(frozen=True)

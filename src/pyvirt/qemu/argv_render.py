@@ -8,8 +8,9 @@ that look at every ``-device`` (is the driver available?) need no parsing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 Value = str | int | bool | None
 

@@ -1,0 +1,1 @@
+"""The `pyvirt` command line: virsh's commands and output. Entry point: pyvirt.cli.main:main."""

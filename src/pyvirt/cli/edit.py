@@ -1,0 +1,98 @@
+"""`pyvirt edit NAME`: $VISUAL/$EDITOR (default vi) on a temporary copy of the inactive XML.
+
+As virsh edit: unchanged -> `Domain 'x' XML configuration not changed.`; a rejected
+definition prints the error and, on a terminal, asks `Failed. Try again?
+[y,n,i,f,?]:`. Without a terminal it fails at once. The old definition stays
+whenever the new one is refused (the daemon replaces it only when valid).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import PyvirtError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .context import Ctx
+
+PROMPT = "Failed. Try again? [y,n,i,f,?]: "
+PROMPT_HELP = (
+    "y - yes, start editor again\n"
+    "n - no, throw away my changes\n"
+    "i - turn off validation and try to redefine again\n"
+    "f - force, try to redefine again\n"
+    "? - print this help\n"
+)
+
+
+def editor() -> str:
+    return os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+
+
+def run_editor(path: str) -> None:
+    """Run the editor through the shell (EDITOR may carry arguments, as "emacs -nw")."""
+    import shlex
+    import subprocess
+
+    cmd = f"{editor()} {shlex.quote(path)}"
+    code = subprocess.call(cmd, shell=True)
+    if code != 0:
+        raise PyvirtError(f"the editor `{cmd}` exited with status {code}; the domain definition was not changed")
+
+
+def ask(ctx: Ctx) -> str:
+    """virsh's re-edit question; 'n' at end of input."""
+    while True:
+        ctx.out.stdout.write(PROMPT)
+        ctx.out.stdout.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            return "n"
+        choice = answer.strip()[:1].lower()
+        if choice in ("y", "n", "i", "f"):
+            return choice
+        ctx.out.stdout.write(PROMPT_HELP)
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def edit_domain(ctx: Ctx, ref: str) -> int | None:
+    import tempfile
+
+    dom = ctx.domain(ref)
+    original = dom.xml(inactive=True)
+    fd, path = tempfile.mkstemp(prefix="pyvirt", suffix=".xml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(original)
+        edit = True
+        while True:
+            if edit:
+                run_editor(path)
+            with open(path, encoding="utf-8") as fh:
+                new = fh.read()
+            if new == original:
+                ctx.out.message(f"Domain '{dom.name}' XML configuration not changed.")
+                return None
+            try:
+                dom.set_xml(new)
+            except PyvirtError as exc:
+                ctx.out.error(exc)
+                if not (_stdin_is_tty() and not ctx.out.json):
+                    return 1
+                choice = ask(ctx)
+                if choice == "n":
+                    return 1
+                edit = choice == "y"  # i and f: pyvirt always validates; they retry the definition
+                continue
+            ctx.out.message(f"Domain '{dom.name}' XML configuration edited.",
+                            {"result": f"Domain '{dom.name}' XML configuration edited.", "domain": dom.last.to_dict() if dom.last else None})
+            return None
+    finally:
+        os.unlink(path)

@@ -1,0 +1,179 @@
+"""`pyvirt`: virsh's commands, options and output on top of pyvirt.client.
+
+    pyvirt [-c URI] [-q] [--json | -o json] COMMAND [ARGS...]
+
+Start-up time matters (`pyvirt list` should cost about what `virsh list` does):
+this path imports only the standard library, pyvirt.errors, pyvirt.client and
+pyvirt.cli. Console, edit and websockets load inside the commands that use them.
+"""
+from __future__ import annotations
+
+import sys
+
+from .. import __version__
+from ..errors import PyvirtError
+from . import domain_cmds, help, host_cmds, monitor_cmds
+from .context import Ctx
+from .output import Output
+from .spec import Command, UsageError
+
+COMMANDS: dict[str, Command] = {
+    c.name: c for group in (domain_cmds, monitor_cmds, host_cmds, help) for c in group.COMMANDS
+}
+OUTPUT_FORMATS = ("text", "json")
+
+
+class Globals:
+    """The options before the command (and --json / -o json anywhere)."""
+
+    def __init__(self) -> None:
+        self.uri: str | None = None
+        self.quiet = False
+        self.json = False
+        self.show: str | None = None  # "help", "version", "long-version"
+        self.command: str | None = None
+        self.args: list[str] = []
+
+
+def _set_output(g: Globals, fmt: str) -> None:
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"unsupported output format '{fmt}': use text or json")
+    g.json = fmt == "json"
+
+
+def parse_globals(argv: list[str]) -> Globals:
+    g = Globals()
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if not tok.startswith("-") or tok == "-":
+            g.command, rest = tok, argv[i:]
+            g.args = _take_output_opts(g, rest)
+            return g
+        name, eq, inline = tok.partition("=") if tok.startswith("--") else (tok[:2], "", tok[2:])
+        if name in ("-c", "--connect", "-o", "--output"):
+            if inline or eq:
+                value = inline
+            elif i < len(argv):
+                value = argv[i]
+                i += 1
+            else:
+                long = "--connect" if name in ("-c", "--connect") else "--output"
+                raise UsageError(f"option '{long[1:3]}'/'{long}' requires an argument")
+            if name in ("-c", "--connect"):
+                g.uri = value
+            else:
+                _set_output(g, value)
+        elif inline and not eq:
+            raise UsageError(f"unsupported option '{tok}'. See --help.")
+        elif name in ("-q", "--quiet"):
+            g.quiet = True
+        elif name == "--json":
+            g.json = True
+        elif name in ("-h", "--help"):
+            g.show = "help"
+        elif name == "-v" or (name == "--version" and inline in ("", "short")):
+            g.show = "version"
+        elif name == "-V" or (name == "--version" and inline == "long"):
+            g.show = "long-version"
+        else:
+            raise UsageError(f"unsupported option '{tok}'. See --help.")
+        if g.show:
+            return g
+    return g
+
+
+def _take_output_opts(g: Globals, rest: list[str]) -> list[str]:
+    """Accept `--json` / `-o json` after the command too (before any `--`)."""
+    out: list[str] = []
+    i = 0
+    while i < len(rest):
+        tok = rest[i]
+        i += 1
+        if tok == "--":
+            out += rest[i - 1:]
+            break
+        if tok == "--json":
+            g.json = True
+        elif tok in ("-o", "--output") and i < len(rest):
+            _set_output(g, rest[i])
+            i += 1
+        elif tok.startswith(("-o=", "--output=")):
+            _set_output(g, tok.partition("=")[2])
+        else:
+            out.append(tok)
+    return out
+
+
+def main(argv: list[str] | None = None, *, stdout: object = None, stderr: object = None) -> int:
+    """Run one command; the exit status is 0 or 1 as virsh's."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    out = Output(stdout=stdout, stderr=stderr)  # type: ignore[arg-type]
+    try:
+        g = parse_globals(argv)
+    except UsageError as exc:
+        out.json = "--json" in argv
+        out.error(exc)
+        return 1
+    out.quiet, out.json = g.quiet, g.json
+    if g.show == "version":
+        out.text(__version__, {"version": __version__})
+        return 0
+    if g.show == "long-version":
+        out.text(help.LONG_VERSION, {"version": __version__})
+        return 0
+    if g.show == "help" or g.command is None:
+        out.text(help.usage(COMMANDS))
+        return 0
+    return run(g, out)
+
+
+def run(g: Globals, out: Output) -> int:
+    cmd = COMMANDS.get(g.command or "")
+    if cmd is None:
+        out.error(f"unknown command: '{g.command}'")
+        return 1
+    ctx = Ctx(out, g.uri, COMMANDS)
+    try:
+        args = cmd.parse(g.args)
+        if cmd.needs_conn:
+            ctx.conn  # noqa: B018 -- connect first: a dead daemon is reported before the command runs
+    except (UsageError, PyvirtError) as exc:
+        out.error(exc)
+        ctx.close()
+        return 1
+    rc = 0
+    try:
+        rc = cmd.handler(ctx, args) or 0
+    except PyvirtError as exc:
+        out.error(exc)
+        rc = 1
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        rc = 1
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    finally:
+        ctx.close()
+    try:
+        out.end_command()
+    except BrokenPipeError:
+        _silence_stdout()
+    return rc
+
+
+def _silence_stdout() -> None:
+    """The reader of our stdout went away (`pyvirt list | head`): stop writing, quietly."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""connect(uri) -> Connection: the Python client of pyvirtd.
+
+One keep-alive HTTP connection per Connection; event streams get their own.
+Connecting to the system URI as root starts the daemon when nothing answers
+(as libvirt's socket activation would), then retries once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+from ..errors import ConnectionFailed
+from .domain import Domain, DomainSummary
+from .transport import UnixHTTP, decode_answer, open_socket
+from .uri import default_uri, is_system, quote, socket_path
+
+TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
+if TYPE_CHECKING:
+    from typing import Any
+
+AUTOSTART_WAIT = 10.0
+
+
+class Connection:
+    """A session with one pyvirtd. Use as a context manager or call close()."""
+
+    def __init__(self, uri: str, path: str, http: UnixHTTP) -> None:
+        self._uri = uri
+        self.socket_path = path
+        self._http = http
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self._uri}>"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, payload: Any = None) -> Any:
+        """One REST call (docs/api.md); a daemon error comes back as its pyvirt.errors class."""
+        return self._http.request_json(method, path, payload)
+
+    # --- host -----------------------------------------------------------------------------
+    def uri(self) -> str:
+        """The URI this connection was opened with (canonical: qemu:///system by default)."""
+        return self._uri
+
+    def version(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.request("GET", "/v1/version")
+        return data
+
+    def host_info(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.request("GET", "/v1/host")
+        return data
+
+    def hostname(self) -> str:
+        return str(self.host_info()["hostname"])
+
+    def capabilities(self) -> str:
+        return str(self.request("GET", "/v1/host/capabilities")["xml"])
+
+    def host_validate(self) -> list[dict[str, str]]:
+        """virt-host-validate's checks: [{"name", "status": PASS|WARN|FAIL, "detail"}]."""
+        return list(self.request("GET", "/v1/host/validate")["checks"])
+
+    # --- domains --------------------------------------------------------------------------
+    def list_domains(self) -> list[DomainSummary]:
+        """All domains, active first by id then inactive by name (filter on the caller's side)."""
+        return [DomainSummary(d) for d in self.request("GET", "/v1/domains")["domains"]]
+
+    def domain(self, ref: str | int) -> Domain:
+        """A handle by name, UUID or id; nothing is sent until a method is called."""
+        return Domain(self, str(ref))
+
+    def define_xml(self, xml: str) -> Domain:
+        summary = DomainSummary(self.request("POST", "/v1/domains", {"xml": xml}))
+        return Domain(self, summary.name, summary)
+
+    def create_xml(self, xml: str, paused: bool = False) -> Domain:
+        """Create and start a transient domain."""
+        summary = DomainSummary(self.request("POST", "/v1/domains/create", {"xml": xml, "paused": paused}))
+        return Domain(self, summary.name, summary)
+
+    def events(self, domain: str | None = None) -> Iterator[dict[str, Any]]:
+        """Lifecycle events as they happen, on a connection of their own; close the iterator to stop."""
+        path = "/v1/events" if domain is None else f"/v1/domains/{quote(domain)}/events"
+        return self.stream_events(path)
+
+    def event_history(self, domain: str | None = None) -> list[dict[str, Any]]:
+        path = "/v1/events/history" + (f"?domain={quote(domain)}" if domain else "")
+        return list(self.request("GET", path)["events"])
+
+    def stream_events(self, path: str) -> Iterator[dict[str, Any]]:
+        http = UnixHTTP(self.socket_path)
+        try:
+            resp = http.send("GET", path)
+            if not 200 <= resp.status < 300:
+                decode_answer("GET", path, resp, resp.read())
+            for line in resp.lines():
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            http.close()
+
+
+def connect(uri: str | None = None, *, autostart: bool = True, timeout: float | None = None) -> Connection:
+    """Open a connection to pyvirtd.
+
+    ``uri`` None means $PYVIRT_DEFAULT_URI, else qemu:///system. ``timeout``
+    bounds each socket operation (None: wait, e.g. for a long shutdown).
+    """
+    uri = uri or default_uri()
+    path = socket_path(uri)
+    http = UnixHTTP(path, timeout)
+    try:
+        http.connect()
+    except ConnectionFailed:
+        if not (autostart and is_system(uri) and os.geteuid() == 0):
+            raise
+        start_system_daemon(path)
+        http.connect()
+    return Connection(uri, path, http)
+
+
+def daemon_command() -> list[str]:
+    """`pyvirtd --detach` from this interpreter's own environment."""
+    exe = os.path.join(os.path.dirname(sys.executable), "pyvirtd")
+    if os.access(exe, os.X_OK):
+        return [exe, "--detach"]
+    return [sys.executable, "-m", "pyvirt.daemon.main", "--detach"]
+
+
+def start_system_daemon(path: str, wait: float = AUTOSTART_WAIT) -> None:
+    """Start the system daemon and wait until its socket answers (socket activation's job)."""
+    import subprocess
+
+    argv = daemon_command()
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise ConnectionFailed(f"failed to start the daemon with `{' '.join(argv)}`: {exc.strerror or exc}") from exc
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code not in (None, 0):
+            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            raise ConnectionFailed(
+                f"failed to start the daemon: `{' '.join(argv)}` exited with status {code}"
+                + (f": {err}" if err else "") + "; see /var/log/pyvirt/pyvirtd.log"
+            )
+        try:
+            open_socket(path, 1.0).close()
+        except ConnectionFailed:
+            time.sleep(0.05)
+            continue
+        _reap(proc)
+        return
+    _reap(proc)
+    raise ConnectionFailed(
+        f"started `{' '.join(argv)}` but nothing answered at unix://{path} within {wait:.0f} s; "
+        "see /var/log/pyvirt/pyvirtd.log"
+    )
+
+
+def _reap(proc: Any) -> None:
+    """Collect the detaching parent if it exited; never block on it."""
+    if proc.poll() is not None and proc.stderr:
+        proc.stderr.close()

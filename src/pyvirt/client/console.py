@@ -1,0 +1,103 @@
+"""The guest's serial console as a byte stream over the daemon's websocket.
+
+The daemon first sends a text frame: {"connected": NAME} when the session is
+open, or {"error": {...}} (then closes) when the domain is not running or
+another session holds the console. After that, binary frames both ways carry
+the console's bytes. websockets is imported here only, never on the CLI's
+fast path.
+"""
+from __future__ import annotations
+
+import json
+
+from ..errors import ConnectionFailed, InternalError, from_dict
+from .uri import quote
+
+
+class ConsoleStream:
+    """read()/write()/close() on one console session."""
+
+    def __init__(self, socket_path: str, ref: str, *, force: bool = False, timeout: float = 10.0) -> None:
+        from websockets.exceptions import InvalidHandshake, WebSocketException
+        from websockets.sync.client import unix_connect
+
+        self._closed_exc: tuple[type[Exception], ...] = (WebSocketException,)
+        target = f"ws://localhost/v1/domains/{quote(ref)}/console" + ("?force=1" if force else "")
+        try:
+            self._ws = unix_connect(socket_path, uri=target, open_timeout=timeout, max_size=None,
+                                    compression=None)
+        except FileNotFoundError as exc:
+            raise ConnectionFailed(f"failed to connect to the daemon at unix://{socket_path}: no such file") from exc
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise ConnectionFailed(f"failed to open the console of domain '{ref}' at unix://{socket_path}: {exc}") from exc
+        self._pending = b""
+        self.name = ref
+        self.close_reason = ""
+        self._greet(timeout)
+
+    def _greet(self, timeout: float) -> None:
+        """Wait for the daemon's first frame; raise its error if it refused."""
+        try:
+            first = self._ws.recv(timeout)
+        except TimeoutError as exc:
+            self.close()
+            raise ConnectionFailed(f"the daemon did not open the console of domain '{self.name}' within {timeout:.0f} s") from exc
+        except self._closed_exc as exc:
+            self.close()
+            raise ConnectionFailed(f"the daemon closed the console of domain '{self.name}': {exc}") from exc
+        if isinstance(first, bytes):
+            self._pending = first  # a daemon without the greeting: this is console output
+            return
+        try:
+            msg = json.loads(first)
+        except ValueError as exc:
+            self.close()
+            raise InternalError(f"the daemon sent an unexpected console frame: {first[:200]!r}") from exc
+        if isinstance(msg, dict) and isinstance(msg.get("error"), dict):
+            self.close()
+            raise from_dict(msg["error"])
+        if isinstance(msg, dict) and msg.get("connected"):
+            self.name = str(msg["connected"])
+
+    def read(self, timeout: float | None = None) -> bytes:
+        """Console output as it comes; b"" once the session ended; TimeoutError if nothing came."""
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        while True:
+            try:
+                frame = self._ws.recv(timeout)
+            except self._closed_exc as exc:
+                self.close_reason = _reason(exc)
+                return b""
+            if isinstance(frame, bytes):
+                return frame
+            try:
+                msg = json.loads(frame)
+            except ValueError:
+                return frame.encode()
+            if isinstance(msg, dict) and isinstance(msg.get("error"), dict):
+                self.close_reason = str(from_dict(msg["error"]))
+                return b""
+
+    def write(self, data: bytes) -> None:
+        """Send keystrokes/bytes to the guest's serial port."""
+        if data:
+            try:
+                self._ws.send(bytes(data))
+            except self._closed_exc as exc:
+                raise ConnectionFailed(f"the console of domain '{self.name}' is closed: {_reason(exc)}") from exc
+
+    def close(self) -> None:
+        self._ws.close()
+
+    def __enter__(self) -> ConsoleStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(exc: Exception) -> str:
+    rcvd = getattr(exc, "rcvd", None)
+    return str(getattr(rcvd, "reason", "") or "") if rcvd is not None else ""

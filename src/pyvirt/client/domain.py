@@ -1,0 +1,161 @@
+"""Domain handles of the Python client: one method per REST call (docs/api.md)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .uri import quote
+
+TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .connection import Connection
+    from .console import ConsoleStream
+
+ACTIVE_STATES = frozenset({"running", "paused", "in shutdown", "pmsuspended", "blocked", "idle"})
+
+
+class DomainSummary:
+    """One row of `GET /v1/domains`: id, name, uuid, state, reason, persistent, autostart."""
+
+    __slots__ = ("id", "name", "uuid", "state", "reason", "persistent", "autostart", "title", "extra")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        data = dict(data)
+        self.id: int | None = data.pop("id", None)
+        self.name: str = data.pop("name")
+        self.uuid: str = data.pop("uuid", "")
+        self.state: str = data.pop("state", "")
+        self.reason: str = data.pop("reason", "") or ""
+        self.persistent: bool = bool(data.pop("persistent", True))
+        self.autostart: bool = bool(data.pop("autostart", False))
+        self.title: str = data.pop("title", "") or ""
+        self.extra: dict[str, Any] = data  # fields a newer daemon added
+
+    @property
+    def active(self) -> bool:
+        """Running in any form (has an id), as libvirt's virDomainIsActive."""
+        return self.id is not None or self.state in ACTIVE_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "id": self.id, "name": self.name, "uuid": self.uuid, "state": self.state, "reason": self.reason,
+            "persistent": self.persistent, "autostart": self.autostart,
+        }
+        if self.title:
+            out["title"] = self.title
+        out.update(self.extra)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<DomainSummary {self.name!r} id={self.id} state={self.state!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DomainSummary) and self.to_dict() == other.to_dict()
+
+
+class Domain:
+    """A handle on one domain by name, UUID or id. Creating it sends nothing."""
+
+    def __init__(self, conn: Connection, ref: str, summary: DomainSummary | None = None) -> None:
+        self._conn = conn
+        self.ref = str(ref)
+        self.last: DomainSummary | None = summary  # the newest summary the daemon sent
+
+    @property
+    def name(self) -> str:
+        """The real name once the daemon answered about it, else the reference given."""
+        return self.last.name if self.last is not None else self.ref
+
+    def __repr__(self) -> str:
+        return f"<Domain {self.name!r}>"
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _path(self, tail: str = "") -> str:
+        return f"/v1/domains/{quote(self.ref)}{tail}"
+
+    def _summary_call(self, method: str, tail: str, payload: Any = None) -> Domain:
+        data = self._conn.request(method, self._path(tail), payload)
+        self.last = DomainSummary(data)
+        return self
+
+    def _action(self, action: str, payload: Any = None) -> Domain:
+        return self._summary_call("POST", f"/{action}", payload if payload is not None else {})
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self, paused: bool = False) -> Domain:
+        return self._action("start", {"paused": paused})
+
+    def shutdown(self, timeout: float | None = None) -> dict[str, Any]:
+        """ACPI power-off. With ``timeout``, wait that long, then destroy; the answer says which."""
+        result: dict[str, Any] = self._conn.request("POST", self._path("/shutdown"), {"timeout": timeout})
+        return result
+
+    def destroy(self) -> Domain:
+        return self._action("destroy")
+
+    def reboot(self) -> Domain:
+        return self._action("reboot")
+
+    def reset(self) -> Domain:
+        return self._action("reset")
+
+    def suspend(self) -> Domain:
+        return self._action("suspend")
+
+    def resume(self) -> Domain:
+        return self._action("resume")
+
+    def undefine(self) -> dict[str, Any]:
+        """Remove the definition; a running domain goes on as a transient one."""
+        result: dict[str, Any] = self._conn.request("DELETE", self._path())
+        return result
+
+    def set_autostart(self, enabled: bool) -> Domain:
+        return self._summary_call("PUT", "/autostart", {"enabled": bool(enabled)})
+
+    # --- information ----------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """dominfo: the summary plus os_type, vcpus, cpu_time_ns, memory, accel..."""
+        data: dict[str, Any] = self._conn.request("GET", self._path())
+        self.last = DomainSummary({k: data[k] for k in ("id", "name", "uuid", "state", "reason", "persistent", "autostart") if k in data})
+        return data
+
+    def summary(self) -> DomainSummary:
+        self.info()
+        assert self.last is not None
+        return self.last
+
+    def state(self) -> tuple[str, str]:
+        data = self._conn.request("GET", self._path("/state"))
+        return data["state"], data.get("reason", "") or ""
+
+    def uuid(self) -> str:
+        return self.summary().uuid
+
+    def id(self) -> int | None:
+        """The id while running, None when shut off."""
+        return self.summary().id
+
+    def is_active(self) -> bool:
+        return self.summary().active
+
+    def xml(self, inactive: bool = False) -> str:
+        """The live XML while running, the persistent definition with ``inactive``."""
+        data = self._conn.request("GET", self._path("/xml?inactive=1" if inactive else "/xml"))
+        return str(data["xml"])
+
+    def set_xml(self, xml: str) -> Domain:
+        """Replace the persistent definition (the edit command): same UUID required."""
+        return self._summary_call("PUT", "/xml", {"xml": xml})
+
+    # --- streams --------------------------------------------------------------------------
+    def console(self, force: bool = False, timeout: float = 10.0) -> ConsoleStream:
+        """The guest's serial console over a websocket; ``force`` takes over another session."""
+        from .console import ConsoleStream
+
+        return ConsoleStream(self._conn.socket_path, self.ref, force=force, timeout=timeout)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Lifecycle events of this domain as they happen (blocks; stop by closing the iterator)."""
+        return self._conn.stream_events(self._path("/events"))

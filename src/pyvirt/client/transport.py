@@ -1,0 +1,216 @@
+"""A small HTTP/1.1 client over a unix socket: JSON in, JSON out, keep-alive.
+
+Why not http.client: importing it pulls ssl and the email package (~19 ms here),
+most of the budget of a whole `pyvirt list`. The daemon speaks plain HTTP/1.1
+(Content-Length or chunked bodies), which takes a hundred lines to read.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+from ..errors import ConnectionFailed, InternalError, PyvirtError, from_dict
+
+TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_LINE = 65536
+
+
+def daemon_hint(path: str) -> str:
+    """How to start the daemon that should own ``path``."""
+    suffix = "/run/pyvirt/pyvirtd.sock"
+    if path == suffix:
+        return "is pyvirtd running? start it with `pyvirtd` or `pyvirtd -d`"
+    if path.endswith(suffix):
+        return f"is pyvirtd running? start it with `pyvirtd --root {path[: -len(suffix)]} -d`"
+    return "is pyvirtd running and listening there?"
+
+
+def open_socket(path: str, timeout: float | None = None) -> socket.socket:
+    """Connect to the daemon's socket; ConnectionFailed says why and what to do."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    where = f"unix://{path}"
+    try:
+        sock.connect(path)
+    except FileNotFoundError as exc:
+        sock.close()
+        raise ConnectionFailed(f"failed to connect to the daemon at {where}: no such file ({daemon_hint(path)})") from exc
+    except ConnectionRefusedError as exc:
+        sock.close()
+        raise ConnectionFailed(f"failed to connect to the daemon at {where}: connection refused ({daemon_hint(path)})") from exc
+    except PermissionError as exc:
+        sock.close()
+        raise ConnectionFailed(
+            f"failed to connect to the daemon at {where}: permission denied (the socket is root-only; "
+            "run pyvirt with sudo, e.g. `sudo pyvirt list --all`)"
+        ) from exc
+    except OSError as exc:
+        sock.close()
+        raise ConnectionFailed(f"failed to connect to the daemon at {where}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class Response:
+    """Status, lower-cased headers and the body reader of one answer."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str], reader: Any) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self._reader = reader
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    @property
+    def keep_alive(self) -> bool:
+        return self.headers.get("connection", "").lower() != "close"
+
+    def read(self) -> bytes:
+        """The whole body (Content-Length, chunked, or up to EOF)."""
+        if self.chunked:
+            return b"".join(self.chunks())
+        length = self.headers.get("content-length")
+        if length is not None:
+            data = self._reader.read(int(length))
+            if len(data) != int(length):
+                raise _lost("the answer was cut short")
+            return data
+        return self._reader.read()
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the decoded chunks of a chunked body as they arrive."""
+        while True:
+            line = self._reader.readline(MAX_LINE)
+            if not line:
+                raise _lost("the stream ended without its last chunk")
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self._reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return
+            data = self._reader.read(size)
+            self._reader.readline(MAX_LINE)
+            if len(data) != size:
+                raise _lost("a chunk was cut short")
+            yield data
+
+    def lines(self) -> Iterator[bytes]:
+        """Yield the body line by line (NDJSON streams)."""
+        if not self.chunked:
+            yield from self.read().splitlines()
+            return
+        pending = b""
+        for chunk in self.chunks():
+            pending += chunk
+            *done, pending = pending.split(b"\n")
+            yield from done
+        if pending:
+            yield pending
+
+
+def _lost(what: str) -> ConnectionFailed:
+    return ConnectionFailed(f"lost the connection to the daemon: {what}; check that pyvirtd is still running")
+
+
+class UnixHTTP:
+    """One keep-alive HTTP/1.1 connection to the daemon (reopened when the daemon closed it)."""
+
+    def __init__(self, path: str, timeout: float | None = None) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._reader: Any = None
+
+    def connect(self) -> None:
+        if self._sock is None:
+            self._sock = open_socket(self.path, self.timeout)
+            self._reader = self._sock.makefile("rb")
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._reader = None
+
+    def send(self, method: str, target: str, body: bytes | None = None) -> Response:
+        """Send one request and read the answer's head; retry once on a stale idle connection."""
+        reused = self._sock is not None
+        try:
+            return self._send_once(method, target, body)
+        except (ConnectionResetError, BrokenPipeError, _NoAnswer) as exc:
+            self.close()
+            if not reused:
+                raise _lost(f"{method} {target}: {exc}") from exc
+        try:
+            return self._send_once(method, target, body)
+        except (OSError, _NoAnswer) as exc:
+            self.close()
+            raise _lost(f"{method} {target}: {exc}") from exc
+
+    def _send_once(self, method: str, target: str, body: bytes | None) -> Response:
+        self.connect()
+        assert self._sock is not None
+        head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        elif method in ("POST", "PUT"):
+            head += "Content-Length: 0\r\n"
+        self._sock.sendall(head.encode() + b"\r\n" + (body or b""))
+        return self._read_head()
+
+    def _read_head(self) -> Response:
+        status_line = self._reader.readline(MAX_LINE)
+        if not status_line:
+            raise _NoAnswer("the daemon closed the connection without answering")
+        parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise InternalError(f"the daemon sent a malformed HTTP status line: {status_line[:80]!r}")
+        headers: dict[str, str] = {}
+        while True:
+            line = self._reader.readline(MAX_LINE)
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise _NoAnswer("the daemon closed the connection in the middle of an answer")
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, self._reader)
+
+    def request_json(self, method: str, target: str, payload: Any = None) -> Any:
+        """One JSON request -> the decoded JSON answer; error answers are raised as pyvirt errors."""
+        body = None if payload is None else json.dumps(payload).encode()
+        resp = self.send(method, target, body)
+        data = resp.read()
+        if not resp.keep_alive:
+            self.close()
+        return decode_answer(method, target, resp, data)
+
+
+class _NoAnswer(Exception):
+    """The connection ended before an answer arrived (reopen and retry once)."""
+
+
+def decode_answer(method: str, target: str, resp: Response, data: bytes) -> Any:
+    """Decode a JSON body; rebuild the daemon's error for a non-2xx status."""
+    try:
+        doc = json.loads(data) if data else None
+    except ValueError:
+        doc = None
+        if 200 <= resp.status < 300:
+            raise InternalError(f"the daemon answered {method} {target} with a body that is not JSON: {data[:200]!r}") from None
+    if 200 <= resp.status < 300:
+        return doc
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        raise from_dict(doc["error"])
+    text = data[:300].decode(errors="replace").strip()
+    err: PyvirtError = InternalError(
+        f"the daemon answered {method} {target} with HTTP {resp.status} {resp.reason}" + (f": {text}" if text else "")
+    )
+    raise err

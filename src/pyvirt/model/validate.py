@@ -1,0 +1,397 @@
+"""Checks on a Domain that hold whatever the host: names, sizes, value lists, duplicates.
+
+``parse_domain_xml`` calls ``validate_domain``; code that builds a Domain by
+hand (the CLI's create options) calls it too. Pure: paths are checked for
+form only (absolute), never for existence — the daemon does that at start.
+Each message names the domain, the XML path, what is wrong and what to do.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import NoReturn
+
+from ..errors import InvalidArgument, UnsupportedConfig
+from .domain import Address, CharDev, Devices, Disk, Domain, Interface
+from .ids import parse_mac, parse_uuid
+from .names import check_name
+
+DOMAIN_TYPES = ("kvm", "qemu")
+ARCHES = ("x86_64",)  # qemu-system-x86_64 only; i686 guests run as x86_64
+BOOT_DEVS = ("hd", "cdrom", "network", "fd")
+FIRMWARES = ("efi", "bios")
+LOADER_TYPES = ("pflash", "rom")
+ON_POWEROFF = ("destroy", "restart", "preserve")
+ON_REBOOT = ("restart", "destroy", "preserve")
+ON_CRASH = ("destroy", "restart", "preserve", "coredump-destroy", "coredump-restart")
+CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
+CPU_MATCH = ("minimum", "exact", "strict")
+CPU_CHECK = ("none", "partial", "full")
+CPU_FALLBACK = ("allow", "forbid")
+CPU_POLICIES = ("force", "require", "optional", "disable", "forbid")
+CLOCK_OFFSETS = ("utc", "localtime")
+TIMER_NAMES = ("platform", "pit", "rtc", "hpet", "tsc", "kvmclock", "hypervclock")
+TICK_POLICIES = ("delay", "catchup", "merge", "discard")
+DISK_DEVICES = ("disk", "cdrom")
+DISK_BUSES = ("virtio", "sata", "scsi", "ide")
+DISK_FORMATS = ("raw", "qcow2")
+DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
+DISK_DISCARD = ("unmap", "ignore")
+DISK_IO = ("native", "threads", "io_uring", "default")
+CONTROLLER_TYPES = ("pci", "usb", "ide", "sata", "scsi", "virtio-serial")
+PCI_MODELS = ("pci-root", "pcie-root", "pcie-root-port", "pci-bridge", "dmi-to-pci-bridge", "pcie-to-pci-bridge",
+              "pcie-switch-upstream-port", "pcie-switch-downstream-port")
+INTERFACE_TYPES = ("user", "network", "bridge", "direct", "ethernet")
+INTERFACE_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
+DIRECT_MODES = ("vepa", "bridge", "private", "passthrough")
+CHARDEV_TYPES = ("pty", "file", "unix", "spicevmc", "null")
+SERIAL_TARGETS = ("isa-serial", "pci-serial")
+CONSOLE_TARGETS = ("serial", "virtio")
+INPUT_TYPES = ("tablet", "mouse", "keyboard")
+INPUT_BUSES = ("usb", "ps2", "virtio")
+GRAPHICS_TYPES = ("vnc", "spice")
+LISTEN_TYPES = ("address", "socket", "none")
+SPICE_COMPRESSION = ("auto_glz", "auto_lz", "quic", "glz", "lz", "off")
+VIDEO_MODELS = ("virtio", "qxl", "vga", "cirrus", "bochs", "ramfb", "none")
+SOUND_MODELS = ("ich9", "ich6", "ac97", "es1370", "sb16")
+AUDIO_TYPES = ("none", "spice")
+BALLOON_MODELS = ("virtio", "none")
+RNG_MODELS = ("virtio",)
+RNG_BACKENDS = ("random", "builtin")
+RNG_DEVICES = ("/dev/urandom", "/dev/random", "/dev/hwrng")
+WATCHDOG_MODELS = ("i6300esb", "ib700", "itco")
+WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")
+PANIC_MODELS = ("isa", "pvpanic", "hyperv")
+SECLABEL_TYPES = ("none", "dynamic", "static")
+ADDRESS_ATTRS = {
+    "pci": ("domain", "bus", "slot", "function", "multifunction"),
+    "drive": ("controller", "bus", "target", "unit"),
+    "usb": ("bus", "port"),
+    "virtio-serial": ("controller", "bus", "port"),
+    "ccid": ("controller", "slot"),
+    "isa": ("iobase", "irq"),
+}
+_MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TARGET_DEV = re.compile(r"^[a-z]+$")
+
+
+class _Check:
+    """Raises at the first problem: '<path> in domain 'x': what is wrong; what to do'."""
+
+    def __init__(self, d: Domain) -> None:
+        self.who = f"domain '{d.name}'"
+
+    def fail(self, path: str, what: str, fix: str, cls: type[InvalidArgument] = InvalidArgument) -> NoReturn:
+        raise cls(f"{path} in {self.who}: {what}; {fix}")
+
+    def one_of(self, path: str, field: str, value: str | None, allowed: Iterable[str], optional: bool = True) -> None:
+        allowed = tuple(allowed)
+        if value is None and optional:
+            return
+        if value not in allowed:
+            self.fail(path, f"{field} '{value}' is not supported", f"use one of {', '.join(allowed)}",
+                      UnsupportedConfig)
+
+    def absolute(self, path: str, what: str, value: str | None) -> None:
+        if value is not None and not value.startswith("/"):
+            self.fail(path, f"{what} '{value}' is not an absolute path", "write the full path, starting with /")
+
+
+def validate_domain(d: Domain) -> None:
+    """Raise InvalidArgument/UnsupportedConfig for the first problem in ``d``."""
+    check_name(d.name, "domain")
+    c = _Check(d)
+    if d.type not in DOMAIN_TYPES:
+        c.fail("<domain>", f"domain type '{d.type}' is not supported",
+               "pyvirt runs QEMU guests: use type='kvm' (or 'qemu' for emulation)", UnsupportedConfig)
+    if d.uuid:
+        try:
+            if parse_uuid(d.uuid) != d.uuid:
+                c.fail("<uuid>", f"uuid '{d.uuid}' is not in normal form", f"write {parse_uuid(d.uuid)}")
+        except InvalidArgument as exc:
+            c.fail("<uuid>", exc.message.rstrip("."), "fix it")
+    if d.title is not None and "\n" in d.title:
+        c.fail("<title>", "the title has a line break", "keep it on one line; use <description> for more")
+    _memory(c, d)
+    _vcpus(c, d)
+    _os(c, d)
+    _cpu(c, d)
+    _clock(c, d)
+    c.one_of("<on_poweroff>", "action", d.on_poweroff, ON_POWEROFF, optional=False)
+    c.one_of("<on_reboot>", "action", d.on_reboot, ON_REBOOT, optional=False)
+    c.one_of("<on_crash>", "action", d.on_crash, ON_CRASH, optional=False)
+    _devices(c, d)
+    for s in d.seclabels:
+        c.one_of("<seclabel>", "type", s.type, SECLABEL_TYPES)
+
+
+def _memory(c: _Check, d: Domain) -> None:
+    if d.memory_kib <= 0:
+        c.fail("<memory>", "memory is 0", "give the guest memory, e.g. <memory unit='MiB'>512</memory>")
+    cur = d.current_memory_kib
+    if cur is not None:
+        if cur <= 0:
+            c.fail("<currentMemory>", "current memory is 0", "give a size above 0 or remove <currentMemory>")
+        if cur > d.memory_kib:
+            c.fail("<currentMemory>", f"current memory {cur} KiB is more than <memory> {d.memory_kib} KiB",
+                   "make <currentMemory> at most <memory>")
+    if (d.max_memory_kib is None) != (d.max_memory_slots is None):
+        c.fail("<maxMemory>", "maximum memory needs both a size and slots='N'",
+               "write <maxMemory slots='4' unit='GiB'>8</maxMemory>")
+    if d.max_memory_kib is not None and d.max_memory_kib < d.memory_kib:
+        c.fail("<maxMemory>", f"maximum memory {d.max_memory_kib} KiB is less than <memory> {d.memory_kib} KiB",
+               "raise <maxMemory> or lower <memory>")
+
+
+def _vcpus(c: _Check, d: Domain) -> None:
+    if d.vcpus < 1:
+        c.fail("<vcpu>", f"{d.vcpus} vCPUs", "give at least 1")
+    if d.vcpu_current is not None and not 1 <= d.vcpu_current <= d.vcpus:
+        c.fail("<vcpu>", f"current vCPUs {d.vcpu_current} is not between 1 and {d.vcpus}",
+               "lower current= or raise <vcpu>")
+    if d.vcpu_placement == "auto":
+        c.fail("<vcpu>", "placement 'auto' needs numad, which pyvirt does not use", "use 'static'",
+               UnsupportedConfig)
+    c.one_of("<vcpu>", "placement", d.vcpu_placement, ("static",))
+
+
+def _os(c: _Check, d: Domain) -> None:
+    o = d.os
+    if o.type != "hvm":
+        c.fail("<os>/<type>", f"OS type '{o.type}' is not supported", "use <type>hvm</type>", UnsupportedConfig)
+    c.one_of("<os>/<type>", "arch", o.arch, ARCHES, optional=False)
+    if o.machine is not None and not _MACHINE.match(o.machine):
+        c.fail("<os>/<type>", f"machine '{o.machine}' is not a machine type name",
+               "use e.g. q35, pc, microvm or pc-q35-7.2, or leave machine= out")
+    c.one_of("<os>", "firmware", o.firmware, FIRMWARES)
+    for dev, n in Counter(o.boot).items():
+        c.one_of("<os>/<boot>", "boot device", dev, BOOT_DEVS)
+        if n > 1:
+            c.fail("<os>/<boot>", f"boot device '{dev}' is listed {n} times", "list each device once")
+    c.absolute("<os>/<kernel>", "kernel", o.kernel)
+    c.absolute("<os>/<initrd>", "initrd", o.initrd)
+    if o.kernel is None and (o.initrd is not None or o.cmdline is not None):
+        c.fail("<os>", "<initrd> or <cmdline> is given without <kernel>", "add <kernel>PATH</kernel> or remove them")
+    if o.loader is not None:
+        if not o.loader.path:
+            c.fail("<os>/<loader>", "the loader path is empty",
+                   "give the firmware file, e.g. /usr/share/OVMF/OVMF_CODE.fd")
+        c.absolute("<os>/<loader>", "loader", o.loader.path)
+        c.one_of("<os>/<loader>", "type", o.loader.type, LOADER_TYPES)
+        c.absolute("<os>/<nvram>", "nvram", o.loader.nvram)
+        c.absolute("<os>/<nvram>", "nvram template", o.loader.nvram_template)
+    boot_orders = [x.boot_order for x in (*d.devices.disks, *d.devices.interfaces) if x.boot_order is not None]
+    if boot_orders and o.boot:
+        c.fail("<os>/<boot>", "per-device <boot order=.../> cannot be combined with <os><boot dev=.../>",
+               "use one of the two")
+    for order, n in Counter(boot_orders).items():
+        if n > 1:
+            c.fail("<devices>", f"boot order {order} is given to {n} devices", "give each device its own order")
+
+
+def _cpu(c: _Check, d: Domain) -> None:
+    cpu = d.cpu
+    if cpu is None:
+        return
+    c.one_of("<cpu>", "mode", cpu.mode, CPU_MODES)
+    c.one_of("<cpu>", "match", cpu.match, CPU_MATCH)
+    c.one_of("<cpu>", "check", cpu.check, CPU_CHECK)
+    c.one_of("<cpu>/<model>", "fallback", cpu.model_fallback, CPU_FALLBACK)
+    if cpu.mode == "custom" and not cpu.model:
+        c.fail("<cpu>", "mode 'custom' has no <model>", "add e.g. <model>Skylake-Client</model>")
+    for f in cpu.features:
+        if not f.name:
+            c.fail("<cpu>/<feature>", "a feature has an empty name", "give name='...'")
+        c.one_of(f"<cpu>/<feature name='{f.name}'>", "policy", f.policy, CPU_POLICIES, optional=False)
+    names = Counter(f.name for f in cpu.features)
+    for name, n in names.items():
+        if n > 1:
+            c.fail("<cpu>/<feature>", f"feature '{name}' is listed {n} times", "list it once")
+    t = cpu.topology
+    if t is not None:
+        total = t.sockets * t.dies * t.cores * t.threads
+        if total != d.vcpus:
+            c.fail("<cpu>/<topology>",
+                   f"sockets*dies*cores*threads = {total} but <vcpu> is {d.vcpus}", "make them equal")
+
+
+def _clock(c: _Check, d: Domain) -> None:
+    if d.clock is None:
+        return
+    c.one_of("<clock>", "offset", d.clock.offset, CLOCK_OFFSETS, optional=False)
+    for t in d.clock.timers:
+        c.one_of("<clock>/<timer>", "timer", t.name, TIMER_NAMES, optional=False)
+        c.one_of(f"<clock>/<timer name='{t.name}'>", "tickpolicy", t.tickpolicy, TICK_POLICIES)
+    for name, n in Counter(t.name for t in d.clock.timers).items():
+        if n > 1:
+            c.fail("<clock>/<timer>", f"timer '{name}' is listed {n} times", "list it once")
+
+
+def _addresses(c: _Check, dv: Devices) -> None:
+    groups: list[tuple[str, Iterable[object]]] = [
+        ("disk", dv.disks), ("controller", dv.controllers), ("interface", dv.interfaces),
+        ("serial", dv.serials), ("console", dv.consoles), ("channel", dv.channels), ("input", dv.inputs),
+        ("sound", dv.sounds), ("video", dv.videos), ("redirdev", dv.redirdevs),
+        ("memballoon", (dv.memballoon,) if dv.memballoon else ()), ("rng", dv.rngs),
+        ("watchdog", dv.watchdogs), ("panic", dv.panics),
+    ]
+    for tag, devs in groups:
+        for dev in devs:
+            addr: Address | None = getattr(dev, "address", None)
+            if addr is None:
+                continue
+            path = f"<devices>/<{tag}>/<address>"
+            c.one_of(path, "address type", addr.type, ADDRESS_ATTRS, optional=False)
+            for key, _ in addr.attrs:
+                if key not in ADDRESS_ATTRS[addr.type]:
+                    c.fail(path, f"attribute '{key}' does not belong to a {addr.type} address",
+                           f"use {', '.join(ADDRESS_ATTRS[addr.type])}", UnsupportedConfig)
+            if addr.type == "pci" and addr.get("multifunction") not in (None, "on", "off"):
+                c.fail(path, f"multifunction='{addr.get('multifunction')}'", "write 'on' or 'off'")
+
+
+def _devices(c: _Check, d: Domain) -> None:
+    dv = d.devices
+    _addresses(c, dv)
+    c.absolute("<devices>/<emulator>", "emulator", dv.emulator)
+    for disk in dv.disks:
+        _disk(c, disk)
+    for dev, n in Counter(x.target_dev for x in dv.disks).items():
+        if n > 1:
+            c.fail(f"<devices>/<disk>/<target dev='{dev}'>", f"{n} disks have target dev '{dev}'",
+                   "give each disk its own target dev (vda, vdb, ...)")
+    for ctrl in dv.controllers:
+        path = f"<devices>/<controller type='{ctrl.type}' index='{ctrl.index}'>"
+        c.one_of(path, "controller type", ctrl.type, CONTROLLER_TYPES, optional=False)
+        if ctrl.type == "pci":
+            c.one_of(path, "model", ctrl.model, PCI_MODELS)
+    for (kind, index), n in Counter((x.type, x.index) for x in dv.controllers).items():
+        if n > 1:
+            c.fail(f"<devices>/<controller type='{kind}'>", f"{n} controllers have index {index}",
+                   "give each controller of a type its own index")
+    for iface in dv.interfaces:
+        _interface(c, iface)
+    macs = Counter(i.mac for i in dv.interfaces if i.mac is not None)
+    for mac, n in macs.items():
+        if n > 1:
+            c.fail(f"<devices>/<interface>/<mac address='{mac}'>", f"{n} interfaces have MAC {mac}",
+                   "give each interface its own MAC, or leave <mac> out to get one")
+    for dev in (*dv.serials, *dv.consoles, *dv.channels):
+        _chardev(c, dev)
+    for inp in dv.inputs:
+        path = f"<devices>/<input type='{inp.type}'>"
+        c.one_of(path, "input type", inp.type, INPUT_TYPES, optional=False)
+        c.one_of(path, "bus", inp.bus, INPUT_BUSES, optional=False)
+        if inp.type == "tablet" and inp.bus == "ps2":
+            c.fail(path, "a tablet cannot sit on the ps2 bus", "use bus='usb' or bus='virtio'")
+    for g in dv.graphics:
+        path = f"<devices>/<graphics type='{g.type}'>"
+        c.one_of(path, "graphics type", g.type, GRAPHICS_TYPES, optional=False)
+        c.one_of(path + "/<listen>", "listen type", g.listen_type, LISTEN_TYPES)
+        c.one_of(path + "/<image>", "compression", g.image_compression, SPICE_COMPRESSION)
+        if g.port is not None and not (g.port == -1 or 0 <= g.port <= 65535):
+            c.fail(path, f"port {g.port} is not a TCP port", "use 5900-65535, or autoport='yes'")
+        c.absolute(path, "socket", g.socket)
+    for v in dv.videos:
+        c.one_of("<devices>/<video>/<model>", "video model", v.model, VIDEO_MODELS, optional=False)
+    if sum(1 for v in dv.videos if v.primary) > 1:
+        c.fail("<devices>/<video>", "more than one video device has primary='yes'", "mark one primary")
+    for s in dv.sounds:
+        c.one_of("<devices>/<sound>", "sound model", s.model, SOUND_MODELS, optional=False)
+    for a in dv.audios:
+        c.one_of(f"<devices>/<audio id='{a.id}'>", "audio type", a.type, AUDIO_TYPES, optional=False)
+    for aid, n in Counter(a.id for a in dv.audios).items():
+        if n > 1:
+            c.fail("<devices>/<audio>", f"{n} audio backends have id {aid}", "give each its own id")
+    for r in dv.redirdevs:
+        c.one_of("<devices>/<redirdev>", "bus", r.bus, ("usb",), optional=False)
+        c.one_of("<devices>/<redirdev>", "type", r.type, ("spicevmc",), optional=False)
+    if (b := dv.memballoon) is not None:
+        c.one_of("<devices>/<memballoon>", "model", b.model, BALLOON_MODELS, optional=False)
+        if b.model == "none" and (b.autodeflate is not None or b.stats_period is not None or b.address is not None):
+            c.fail("<devices>/<memballoon model='none'>", "settings are given for no balloon",
+                   "remove autodeflate, <stats> and <address>, or use model='virtio'")
+    for rng in dv.rngs:
+        c.one_of("<devices>/<rng>", "model", rng.model, RNG_MODELS, optional=False)
+        c.one_of("<devices>/<rng>/<backend>", "backend model", rng.backend_model, RNG_BACKENDS, optional=False)
+        if rng.backend_model == "random":
+            c.one_of("<devices>/<rng>/<backend>", "random source", rng.backend, RNG_DEVICES, optional=False)
+    for w in dv.watchdogs:
+        c.one_of("<devices>/<watchdog>", "model", w.model, WATCHDOG_MODELS, optional=False)
+        c.one_of(f"<devices>/<watchdog model='{w.model}'>", "action", w.action, WATCHDOG_ACTIONS)
+    for p in dv.panics:
+        c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
+
+
+def _disk(c: _Check, disk: Disk) -> None:
+    path = f"<devices>/<disk> '{disk.target_dev}'"
+    if not _TARGET_DEV.match(disk.target_dev):
+        c.fail(path, f"target dev '{disk.target_dev}' is not a disk name", "use names like vda, sda or hdc")
+    if disk.device == "floppy":
+        c.fail(path, "floppy disks are not supported", "use a cdrom or a disk", UnsupportedConfig)
+    c.one_of(path, "device", disk.device, DISK_DEVICES, optional=False)
+    c.one_of(path + "/<target>", "bus", disk.bus, DISK_BUSES, optional=False)
+    c.one_of(path, "type", disk.source_type, ("file",), optional=False)
+    c.one_of(path + "/<driver>", "driver name", disk.driver_name, ("qemu",))
+    if disk.format is not None and disk.format not in DISK_FORMATS:
+        c.fail(path + "/<driver>", f"image format '{disk.format}' is not supported",
+               "use raw or qcow2 (convert with `qemu-img convert -O qcow2`)", UnsupportedConfig)
+    c.one_of(path + "/<driver>", "cache", disk.cache, DISK_CACHE)
+    c.one_of(path + "/<driver>", "discard", disk.discard, DISK_DISCARD)
+    c.one_of(path + "/<driver>", "io", disk.io, DISK_IO)
+    if disk.io == "native" and disk.cache not in ("none", "directsync"):
+        c.fail(path + "/<driver>", "io='native' needs cache='none' or cache='directsync'",
+               "set one of those caches or use io='threads'")
+    if disk.device == "disk" and disk.source is None:
+        c.fail(path, "the disk has no <source file=...>", "give the image path; only a cdrom may be empty")
+    if disk.device == "cdrom" and disk.bus == "virtio":
+        c.fail(path, "a cdrom cannot be on the virtio bus", "use bus='sata' (q35), 'ide' (pc) or 'scsi'")
+    c.absolute(path + "/<source>", "image", disk.source)
+
+
+def _interface(c: _Check, iface: Interface) -> None:
+    path = f"<devices>/<interface type='{iface.type}'>"
+    c.one_of(path, "interface type", iface.type, INTERFACE_TYPES, optional=False)
+    if iface.mac is not None:
+        try:
+            mac = parse_mac(iface.mac)
+        except InvalidArgument as exc:
+            c.fail(path + "/<mac>", exc.message, "fix the address")
+        else:
+            if mac != iface.mac:
+                c.fail(path + "/<mac>", f"MAC '{iface.mac}' is not in lower case", f"write {mac}")
+    c.one_of(path + "/<model>", "model", iface.model, INTERFACE_MODELS)
+    c.one_of(path + "/<link>", "state", iface.link_state, ("up", "down"))
+    c.one_of(path + "/<driver>", "driver name", iface.driver_name, ("qemu", "vhost"))
+    source = dict(iface.source)
+    need = {"network": "network", "bridge": "bridge", "direct": "dev"}.get(iface.type)
+    if need is not None and not source.get(need):
+        c.fail(path + "/<source>", f"a {iface.type} interface needs <source {need}='...'/>", f"add the {need} name")
+    if iface.type == "direct":
+        c.one_of(path + "/<source>", "mode", source.get("mode"), DIRECT_MODES)
+
+
+def _chardev(c: _Check, dev: CharDev) -> None:
+    path = f"<devices>/<{dev.kind} type='{dev.type}'>"
+    c.one_of(path, "character device type", dev.type, CHARDEV_TYPES, optional=False)
+    if dev.type == "file" and not dev.source_path:
+        c.fail(path, "a file device needs <source path='...'/>", "add the log file path")
+    if dev.type in ("pty", "null", "spicevmc") and dev.source_path is not None:
+        c.fail(path + "/<source>", f"a {dev.type} device takes no path", "remove <source path=...>")
+    c.absolute(path + "/<source>", "path", dev.source_path)
+    c.absolute(path + "/<log>", "log file", dev.log_file)
+    if dev.type == "unix":
+        c.one_of(path + "/<source>", "mode", dev.source_mode, ("bind", "connect"))
+    elif dev.source_mode is not None:
+        c.fail(path + "/<source>", f"mode= applies to unix sockets, not '{dev.type}'", "remove mode=")
+    if dev.kind == "serial":
+        c.one_of(path + "/<target>", "target type", dev.target_type, SERIAL_TARGETS)
+        c.one_of(path + "/<target>/<model>", "model", dev.target_model, SERIAL_TARGETS)
+    elif dev.kind == "console":
+        c.one_of(path + "/<target>", "target type", dev.target_type, CONSOLE_TARGETS)
+    elif dev.kind == "channel":
+        c.one_of(path + "/<target>", "target type", dev.target_type, ("virtio",), optional=False)
+        if not dev.target_name:
+            c.fail(path + "/<target>", "a virtio channel needs a name",
+                   "add name='org.qemu.guest_agent.0' (or com.redhat.spice.0 for spicevmc)")

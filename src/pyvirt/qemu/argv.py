@@ -1,0 +1,444 @@
+"""Domain + LaunchContext -> QEMU command line. Generate, then execute.
+
+``build_argv`` is a pure function: no I/O, no filesystem checks, no
+subprocess. It builds the command as data (``Option`` values from many small
+builders, one per part of the domain) and renders it in a fixed order, so the
+same input always gives the same argv (tests compare it with golden files).
+Taps, fds, files and spawning belong to the caller.
+
+The guest starts paused (``-S``): the daemon connects to QMP at
+``ctx.qmp_socket``, finishes setup (set_link for links that start down,
+set_password for graphics with a password, balloon target for
+currentMemory, balloon stats period) and sends ``cont``.
+
+Lifecycle mapping (on_poweroff / on_reboot / on_crash and the watchdog):
+
+* on_reboot=restart: QEMU resets the guest itself (QEMU's default).
+  on_reboot=destroy: ``-no-reboot`` - a guest reboot becomes a shutdown, so
+  QEMU emits SHUTDOWN (reason guest-reset) and exits.
+* Always ``-action shutdown=pause`` (libvirt's -no-shutdown): after a guest
+  power-off QEMU stays, stopped, and the daemon decides: ``quit`` for
+  on_poweroff=destroy, ``system_reset`` + ``cont`` for restart and for an
+  ACPI ``pyvirt reboot`` (no new process), nothing for preserve.
+* on_crash=destroy: ``-action panic=shutdown``: QEMU emits GUEST_PANICKED
+  (action poweroff), then exits. Every other on_crash value (restart,
+  preserve, coredump-destroy, coredump-restart): ``-action panic=pause``:
+  QEMU emits GUEST_PANICKED (action pause) and stops the vCPUs; the daemon
+  then dumps, resets (system_reset + cont) or leaves it as asked. The guest
+  can only report a panic with a panic device (<panic model='isa'/>).
+* <watchdog action=...>: ``-action watchdog=...`` with the same word; 'dump'
+  runs as 'pause' (QEMU has no dump action; the daemon may dump on the
+  WATCHDOG event).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import InvalidArgument, UnsupportedConfig
+from ..model.domain import Domain, Graphics
+from .argv_chardev import chardev_options, need_spice
+from .argv_common import Build, LaunchContext, Machine, QemuCommand
+from .argv_controllers import controller_options
+from .argv_devices import (
+    balloon_options,
+    input_options,
+    interface_options,
+    panic_options,
+    redirdev_options,
+    rng_options,
+    sound_options,
+    video_options,
+    watchdog_options,
+)
+from .argv_disks import DiskNames, disk_names, disk_options
+from .argv_render import Option, Value, escape, kv, render
+
+__all__ = ["DiskNames", "LaunchContext", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
+
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+BOOT_DEVS = {"hd": "c", "cdrom": "d", "network": "n", "fd": "a"}
+WATCHDOG_ACTIONS = {
+    "reset": "reset",
+    "shutdown": "shutdown",
+    "poweroff": "poweroff",
+    "pause": "pause",
+    "none": "none",
+    "inject-nmi": "inject-nmi",
+    "dump": "pause",
+}
+ON_CRASH = ("destroy", "restart", "preserve", "coredump-destroy", "coredump-restart")
+
+
+def build_argv(domain: Domain, ctx: LaunchContext) -> QemuCommand:
+    """The full QEMU argv (binary first) for ``domain``, plus notes for the user.
+
+    Raises UnsupportedConfig / InvalidArgument for what QEMU could not run, with
+    the reason and the way out, before anything is started.
+    """
+    if ctx.accel not in ("kvm", "tcg"):
+        raise InvalidArgument(f"accelerator '{ctx.accel}' is not kvm or tcg")
+    b = Build(domain, ctx, resolve_machine(domain, ctx))
+    options: list[Option] = []
+    for part in PARTS:
+        options += part(b)
+    _check_devices(b, options)
+    return QemuCommand([ctx.qemu_binary] + render(options), list(b.notes))
+
+
+def resolve_machine(domain: Domain, ctx: LaunchContext) -> Machine:
+    """Machine family and the -machine name; q35 when the domain names none."""
+    os_ = domain.os
+    if os_.type != "hvm":
+        raise UnsupportedConfig(f"domain {domain.name}: OS type '{os_.type}' is not supported; use hvm")
+    if os_.arch not in ("x86_64", "i686"):
+        raise UnsupportedConfig(f"domain {domain.name}: architecture '{os_.arch}' is not supported; use x86_64")
+    name = os_.machine or "q35"
+    resolved = ctx.machine_aliases.get(name, name)
+    if resolved == "microvm":
+        family = "microvm"
+    elif resolved == "q35" or resolved.startswith("pc-q35-"):
+        family = "q35"
+    elif resolved == "pc" or resolved.startswith(("pc-i440fx-", "pc-")):
+        family = "pc"
+    else:
+        raise UnsupportedConfig(
+            f"domain {domain.name}: machine type '{name}' is not supported; use q35, pc or microvm"
+        )
+    return Machine(family, resolved)
+
+
+def _identity(b: Build) -> list[Option]:
+    d = b.domain
+    return [
+        Option("-name", kv(None, ("guest", d.name), ("debug-threads", True))),
+        Option("-uuid", d.uuid),
+        Option("-S"),
+        Option("-no-user-config"),
+        Option("-nodefaults"),
+        Option("-msg", "timestamp=on"),
+        Option("-pidfile", b.ctx.pidfile),
+    ]
+
+
+def _monitor(b: Build) -> list[Option]:
+    sock = kv("socket", ("id", "charmonitor"), ("path", b.ctx.qmp_socket), ("server", True), ("wait", False))
+    return [
+        Option("-chardev", sock),
+        Option("-mon", kv(None, ("chardev", "charmonitor"), ("id", "monitor"), ("mode", "control"))),
+    ]
+
+
+def _hpet_off(b: Build) -> bool:
+    clock = b.domain.clock
+    return clock is not None and any(t.name == "hpet" and t.present is False for t in clock.timers)
+
+
+def _machine(b: Build) -> list[Option]:
+    f = b.domain.features
+    m = b.machine
+    loader = b.domain.os.loader
+    smm = f.smm
+    if loader is not None and loader.secure:
+        if smm is False:
+            raise InvalidArgument("secure boot (<loader secure='yes'>) needs SMM; remove <smm state='off'/>")
+        smm = True
+    props: list[tuple[str, Value]] = [("acpi", None if f.acpi else False)]
+    if m.family == "microvm":
+        has_serial = bool(b.domain.devices.serials or b.domain.devices.consoles)
+        props.append(("isa-serial", has_serial))
+        if f.vmport is not None:
+            raise UnsupportedConfig("machine 'microvm' has no vmport; remove <vmport/>")
+    else:
+        props += [("vmport", f.vmport), ("hpet", False if _hpet_off(b) else None)]
+    props.append(("smm", smm))
+    out = [Option("-machine", kv(m.type, *props)), Option("-accel", b.ctx.accel)]
+    if m.family == "microvm":
+        out.append(Option("-global", "virtio-mmio.force-legacy=false"))
+    emulator = b.domain.devices.emulator
+    if emulator and emulator != b.ctx.qemu_binary:
+        b.note(f"<emulator>{emulator}</emulator> is not used: this host runs {b.ctx.qemu_binary}")
+    if b.domain.type == "kvm" and b.ctx.accel == "tcg":
+        b.note("domain type kvm runs under TCG emulation here (no usable KVM): expect it to be slower")
+    return out
+
+
+def _cpu(b: Build) -> list[Option]:
+    cpu = b.domain.cpu
+    if cpu is None:
+        return []
+    kvm = b.ctx.accel == "kvm"
+    mode = cpu.mode or ("custom" if cpu.model else None)
+    if mode in ("host-passthrough", "host-model"):
+        model = "host" if kvm else "max"
+        if not kvm:
+            b.note(f"CPU mode {mode} under TCG runs as '-cpu max' (all features TCG emulates, not the host's CPU)")
+        elif mode == "host-model":
+            b.note("CPU mode host-model runs as host-passthrough ('-cpu host'): no model expansion yet")
+    elif mode == "maximum":
+        model = "max"
+    elif mode == "custom":
+        if not cpu.model:
+            raise InvalidArgument("<cpu mode='custom'> needs a <model>, e.g. <model>Skylake-Client</model>")
+        model = cpu.model
+    elif mode is None:
+        if cpu.features:
+            raise InvalidArgument("CPU features need a CPU model or mode; add <model> or mode='host-passthrough'")
+        return []  # only topology: QEMU's default model
+    else:
+        raise UnsupportedConfig(f"CPU mode '{mode}' is not supported; use host-passthrough, host-model, maximum or custom")
+    flags = []
+    for feat in cpu.features:
+        if feat.policy in ("require", "force", "optional"):
+            flags.append(f"+{feat.name}")
+        elif feat.policy in ("disable", "forbid"):
+            flags.append(f"-{feat.name}")
+        else:
+            raise InvalidArgument(f"CPU feature {feat.name}: policy '{feat.policy}' is unknown")
+    return [Option("-cpu", ",".join([model] + flags))]
+
+
+def _memory(b: Build) -> list[Option]:
+    d = b.domain
+    if d.memory_kib <= 0:
+        raise InvalidArgument(f"domain {d.name}: memory must be more than 0 KiB")
+    props: list[tuple[str, Value]] = [("size", f"{d.memory_kib}k")]
+    if d.max_memory_kib is not None:
+        if not d.max_memory_slots:
+            raise InvalidArgument("<maxMemory> needs a slots='N' attribute (memory hotplug slots)")
+        if d.max_memory_kib < d.memory_kib:
+            raise InvalidArgument("<maxMemory> is smaller than <memory>")
+        props += [("slots", d.max_memory_slots), ("maxmem", f"{d.max_memory_kib}k")]
+    return [Option("-m", kv(None, *props))]
+
+
+def _smp(b: Build) -> list[Option]:
+    d = b.domain
+    current = d.vcpu_current if d.vcpu_current is not None else d.vcpus
+    if not 1 <= current <= d.vcpus:
+        raise InvalidArgument(f"domain {d.name}: current vCPUs ({current}) must be between 1 and {d.vcpus}")
+    topo = d.cpu.topology if d.cpu else None
+    props: list[tuple[str, Value]] = [("maxcpus", d.vcpus if (current != d.vcpus or topo) else None)]
+    if topo is not None:
+        total = topo.sockets * topo.dies * topo.cores * topo.threads
+        if total != d.vcpus:
+            raise InvalidArgument(
+                f"CPU topology sockets*dies*cores*threads = {total} does not match <vcpu>{d.vcpus}</vcpu>"
+            )
+        props += [("sockets", topo.sockets), ("dies", topo.dies), ("cores", topo.cores), ("threads", topo.threads)]
+    return [Option("-smp", kv(str(current), *props))]
+
+
+def _firmware(b: Build) -> list[Option]:
+    os_ = b.domain.os
+    loader = os_.loader
+    if loader is None:
+        if os_.firmware is not None:
+            raise UnsupportedConfig(
+                f"<os firmware='{os_.firmware}'> (automatic firmware selection) is not supported; "
+                "give <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader> and <nvram>"
+            )
+        return []
+    if loader.type in (None, "rom"):
+        return [Option("-bios", loader.path)]
+    if loader.type != "pflash":
+        raise UnsupportedConfig(f"loader type '{loader.type}' is not supported; use pflash or rom")
+    if b.microvm:
+        raise UnsupportedConfig("machine 'microvm' has no flash for UEFI; use q35")
+    readonly = loader.readonly if loader.readonly is not None else True
+    code = kv(None, ("if", "pflash"), ("format", "raw"), ("unit", 0), ("readonly", readonly), ("file", loader.path))
+    out = [Option("-drive", code)]
+    if loader.nvram:
+        out.append(Option("-drive", kv(None, ("if", "pflash"), ("format", "raw"), ("unit", 1), ("file", loader.nvram))))
+    else:
+        b.note("UEFI loader without <nvram>: firmware settings (boot entries) are not kept")
+    if loader.secure:
+        out.append(Option("-global", "driver=cfi.pflash01,property=secure,value=on"))
+    return out
+
+
+def _clock(b: Build) -> list[Option]:
+    clock = b.domain.clock
+    if clock is None:
+        return []
+    if clock.offset not in ("utc", "localtime"):
+        raise UnsupportedConfig(f"clock offset '{clock.offset}' is not supported; use utc or localtime")
+    driftfix = None
+    out: list[Option] = []
+    for timer in clock.timers:
+        if timer.name == "rtc" and timer.tickpolicy == "catchup":
+            driftfix = "slew"
+        elif timer.name == "pit" and timer.tickpolicy == "delay":
+            if b.ctx.accel == "kvm":
+                out.append(Option("-global", "kvm-pit.lost_tick_policy=delay"))
+        elif timer.name == "hpet" and timer.present is False:
+            if b.microvm:
+                b.note("machine 'microvm' has no HPET; <timer name='hpet' present='no'/> needs nothing")
+        elif timer.tickpolicy is not None or timer.present is not None:
+            b.note(f"timer '{timer.name}' settings are not applied (QEMU's defaults are used)")
+    return [Option("-rtc", kv(None, ("base", clock.offset), ("driftfix", driftfix)))] + out
+
+
+def _power_management(b: Build) -> list[Option]:
+    """<pm>: S3/S4 are properties of the chipset's power-management device."""
+    pm = b.domain.pm
+    if pm is None or (pm.suspend_to_mem is None and pm.suspend_to_disk is None):
+        return []
+    owner = {"q35": "ICH9-LPC", "pc": "PIIX4_PM"}.get(b.machine.family)
+    if owner is None:
+        b.note("machine 'microvm' has no ACPI sleep states; <pm> is not applied")
+        return []
+    out = []
+    for state, enabled in (("s3", pm.suspend_to_mem), ("s4", pm.suspend_to_disk)):
+        if enabled is not None:
+            out.append(Option("-global", f"{owner}.disable_{state}={0 if enabled else 1}"))
+    return out
+
+
+def action_options(b: Build) -> list[Option]:
+    """-no-reboot and -action: see the module docstring for the mapping."""
+    d = b.domain
+    if d.on_reboot not in ("restart", "destroy"):
+        raise UnsupportedConfig(f"on_reboot '{d.on_reboot}' is not supported; use restart or destroy")
+    if d.on_poweroff not in ("destroy", "restart", "preserve"):
+        raise UnsupportedConfig(f"on_poweroff '{d.on_poweroff}' is not supported; use destroy, restart or preserve")
+    if d.on_crash not in ON_CRASH:
+        raise UnsupportedConfig(f"on_crash '{d.on_crash}' is not supported; use one of {', '.join(ON_CRASH)}")
+    out = [Option("-no-reboot")] if d.on_reboot == "destroy" else []
+    actions: list[tuple[str, Value]] = [
+        ("shutdown", "pause"),
+        ("panic", "shutdown" if d.on_crash == "destroy" else "pause"),
+    ]
+    wd_actions = {wd.action or "reset" for wd in d.devices.watchdogs}
+    if len(wd_actions) > 1:
+        raise UnsupportedConfig("all watchdogs of a domain must have the same action (QEMU has one)")
+    for act in wd_actions:
+        if act not in WATCHDOG_ACTIONS:
+            raise UnsupportedConfig(f"watchdog action '{act}' is not supported; use one of {', '.join(WATCHDOG_ACTIONS)}")
+        if act == "dump":
+            b.note("watchdog action 'dump' runs as 'pause' (the guest stops when the watchdog fires)")
+        actions.append(("watchdog", WATCHDOG_ACTIONS[act]))
+    out.append(Option("-action", kv(None, *actions)))
+    return out
+
+
+def _boot(b: Build) -> list[Option]:
+    os_ = b.domain.os
+    d = b.domain.devices
+    per_device = any(x.boot_order is not None for x in d.disks) or any(
+        x.boot_order is not None for x in d.interfaces
+    )
+    if per_device and os_.boot:
+        raise InvalidArgument("per-device <boot order=.../> cannot be combined with <os><boot dev=.../>; use one")
+    out: list[Option] = []
+    order = None
+    if os_.boot:
+        try:
+            order = "".join(BOOT_DEVS[dev] for dev in os_.boot)
+        except KeyError as exc:
+            raise UnsupportedConfig(f"boot device '{exc.args[0]}' is unknown; use hd, cdrom, network or fd") from None
+    if order or os_.bootmenu is not None:
+        out.append(Option("-boot", kv(None, ("order", order), ("menu", os_.bootmenu))))
+    if os_.initrd and not os_.kernel:
+        raise InvalidArgument("<initrd> needs <kernel>")
+    if os_.cmdline and not os_.kernel:
+        raise InvalidArgument("<cmdline> needs <kernel>")
+    if os_.kernel:
+        out.append(Option("-kernel", os_.kernel))
+        if os_.initrd:
+            out.append(Option("-initrd", os_.initrd))
+        if os_.cmdline:
+            out.append(Option("-append", os_.cmdline))
+    return out
+
+
+def _graphics(b: Build) -> list[Option]:
+    out: list[Option] = []
+    seen: set[str] = set()
+    for g in b.domain.devices.graphics:
+        if g.type in seen:
+            raise UnsupportedConfig(f"only one <graphics type='{g.type}'> per domain")
+        seen.add(g.type)
+        if g.type == "vnc":
+            out.append(Option("-vnc", _vnc(b, g)))
+        elif g.type == "spice":
+            need_spice(b, "<graphics type='spice'>")
+            out.append(Option("-spice", _spice(b, g)))
+        else:
+            raise UnsupportedConfig(f"graphics type '{g.type}' is not supported; use vnc or spice")
+    if not out:
+        out.append(Option("-display", "none"))
+    return out
+
+
+def _vnc(b: Build, g: Graphics) -> str:
+    """A unix socket unless a listen address or fixed port is given."""
+    password = ",password=on" if g.passwd else ""
+    if g.listen_type == "socket" or (g.listen_address is None and (g.port is None or g.port < 0 or g.autoport)):
+        return f"unix:{escape(g.socket or b.ctx.vnc_socket)}{password}"
+    addr = g.listen_address or "127.0.0.1"
+    if ":" in addr:
+        addr = f"[{addr}]"
+    if g.autoport or g.port is None or g.port < 0:
+        return f"{addr}:0,to=99{password}"
+    if g.port < 5900:
+        raise InvalidArgument(f"VNC port {g.port} is below 5900 (display :0)")
+    return f"{addr}:{g.port - 5900}{password}"
+
+
+def _spice(b: Build, g: Graphics) -> str:
+    port = g.port if g.port and g.port > 0 and not g.autoport else b.ctx.spice_port
+    if g.listen_type == "socket" or port is None:
+        where: list[tuple[str, Value]] = [("unix", True), ("addr", g.socket or f"{b.ctx.channel_dir}/spice.sock")]
+    else:
+        where = [("port", port), ("addr", g.listen_address or "127.0.0.1")]
+    props = where + [
+        ("disable-ticketing", None if g.passwd else True),
+        ("image-compression", g.image_compression),
+        ("seamless-migration", True),
+    ]
+    return kv(None, *props).render()
+
+
+def _sandbox(b: Build) -> list[Option]:
+    return [Option("-sandbox", SANDBOX)] if b.ctx.has_sandbox else []
+
+
+def _check_devices(b: Build, options: list[Option]) -> None:
+    if not b.ctx.devices:
+        return
+    for opt in options:
+        drv = opt.device_driver
+        if drv is not None and drv not in b.ctx.devices:
+            raise UnsupportedConfig(
+                f"this host's QEMU ({b.ctx.qemu_binary}) has no device '{drv}'; "
+                "change the domain's device model or install the QEMU module that provides it"
+            )
+
+
+PARTS: tuple[Callable[[Build], list[Option]], ...] = (
+    _identity,
+    _monitor,
+    _machine,
+    _cpu,
+    _memory,
+    _smp,
+    _firmware,
+    _clock,
+    _power_management,
+    action_options,
+    _boot,
+    controller_options,
+    disk_options,
+    interface_options,
+    chardev_options,
+    input_options,
+    _graphics,
+    sound_options,
+    video_options,
+    redirdev_options,
+    balloon_options,
+    rng_options,
+    watchdog_options,
+    panic_options,
+    _sandbox,
+)
