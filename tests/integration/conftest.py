@@ -87,12 +87,23 @@ class DaemonHandle:
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.socket.exists():
+            if self.answers():
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pyvirtd exited with {self.proc.returncode}: {self.stderr()}")
             time.sleep(0.01)
         raise RuntimeError(f"pyvirtd did not open {self.socket} within {timeout} s: {self.stderr()}")
+
+    def answers(self) -> bool:
+        """True once the daemon accepts on its socket (a killed daemon leaves a stale file)."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
 
     def stderr(self) -> str:
         return (self.root / "pyvirtd.stderr").read_text(errors="replace")[-3000:]

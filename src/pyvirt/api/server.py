@@ -167,9 +167,10 @@ class Api:
 
     # ---------------------------------------------------------------- events
     async def _stream(self, request: web.Request, domain: str | None) -> web.StreamResponse:
+        events = self.daemon.bus.subscribe(domain)  # before the answer starts: no event is missed
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
-        async for record in self.daemon.bus.subscribe(domain):
+        async for record in events:
             await resp.write(json.dumps(record).encode() + b"\n")
         return resp
 

@@ -99,16 +99,25 @@ class Connection:
         return list(self.request("GET", path)["events"])
 
     def stream_events(self, path: str) -> Iterator[dict[str, Any]]:
+        """Subscribe now (not at the first next()), so no event after this call is missed."""
         http = UnixHTTP(self.socket_path)
         try:
             resp = http.send("GET", path)
             if not 200 <= resp.status < 300:
                 decode_answer("GET", path, resp, resp.read())
-            for line in resp.lines():
-                if line.strip():
-                    yield json.loads(line)
-        finally:
+        except BaseException:
             http.close()
+            raise
+
+        def lines() -> Iterator[dict[str, Any]]:
+            try:
+                for line in resp.lines():
+                    if line.strip():
+                        yield json.loads(line)
+            finally:
+                http.close()
+
+        return lines()
 
 
 def connect(uri: str | None = None, *, autostart: bool = True, timeout: float | None = None) -> Connection:

@@ -455,6 +455,9 @@ class DomainManager:
 
     # ------------------------------------------------------------------ state
     def _set_state(self, entry: DomainEntry, state: State, reason: str, event: str, detail: str) -> None:
+        """Move to (state, reason) once: a verb and the QMP event it causes both report it."""
+        if (entry.state, entry.reason) == (state, reason) and event != "rebooted":
+            return
         check_transition(entry.name, entry.state, state)
         entry.state, entry.reason = state, reason
         if entry.running is not None:

@@ -35,17 +35,21 @@ class EventBus:
                 queue.put_nowait(record)
         return record
 
-    async def subscribe(self, domain: str | None = None) -> AsyncIterator[dict[str, object]]:
-        """Yield events as they happen until the consumer stops iterating."""
+    def subscribe(self, domain: str | None = None) -> AsyncIterator[dict[str, object]]:
+        """Register now and return the events that follow, until the consumer stops iterating."""
         queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
         self._subscribers.add(queue)
-        try:
-            while True:
-                record = await queue.get()
-                if domain is None or record["domain"] == domain or record["uuid"] == domain:
-                    yield record
-        finally:
-            self._subscribers.discard(queue)
+
+        async def follow() -> AsyncIterator[dict[str, object]]:
+            try:
+                while True:
+                    record = await queue.get()
+                    if domain is None or record["domain"] == domain or record["uuid"] == domain:
+                        yield record
+            finally:
+                self._subscribers.discard(queue)
+
+        return follow()
 
     def history(self, domain: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
         return self._store.events(domain, limit)
