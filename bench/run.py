@@ -97,8 +97,8 @@ def bench_start(d: DaemonHandle, guest, tmp: Path, rows: list[Row], runs: int) -
     # bare QEMU with the argv pyvirt used (read back from the per-VM log header)
     log = (d.root / "var/log/pyvirt/qemu/bstart.log").read_text().splitlines()
     header = [line for line in log if "qemu-system" in line][-1]
-    argv = shlex.split(header[header.index("/usr/bin/qemu-system"):]) if "/usr/bin/qemu-system" in header else shlex.split(header)
-    argv = [a for a in argv if a != "-S"]
+    words = shlex.split(header)
+    argv = [a for a in words[next(i for i, w in enumerate(words) if "qemu-system" in w):] if a != "-S"]
     bare_ms = []
     for _ in range(runs):
         size = serial.stat().st_size
