@@ -96,7 +96,7 @@ def bench_start(d: DaemonHandle, guest, tmp: Path, rows: list[Row], runs: int) -
         destroy_ms.extend(timed(lambda: cli(d, "destroy", "bstart"), 1))
     # bare QEMU with the argv pyvirt used (read back from the per-VM log header)
     log = (d.root / "var/log/pyvirt/qemu/bstart.log").read_text().splitlines()
-    header = [line for line in log if "qemu-system" in line][-1]
+    header = [line for line in log if " -uuid " in line][-1]
     words = shlex.split(header)
     argv = [a for a in words[next(i for i, w in enumerate(words) if "qemu-system" in w):] if a != "-S"]
     bare_ms = []

@@ -28,7 +28,7 @@ cat > "$XML" <<XMLEOF
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>$KERNEL</kernel>
     <initrd>$INITRD</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <cmdline>console=ttyS0 quiet panic=-1 tsc_early_khz=2000000</cmdline>
   </os>
   <features><acpi/><apic/></features>
   <cpu mode='host-passthrough'/>

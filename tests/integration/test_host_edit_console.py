@@ -29,6 +29,12 @@ def test_host_commands(daemon: DaemonHandle) -> None:
     r = daemon.cli("host-validate")
     assert "Checking if KVM is usable" in r.stdout and "Checking if device /dev/net/tun exists" in r.stdout, r.stdout
     assert re.search(r"QEMU: Checking for hardware virtualization\s+: (PASS|WARN|FAIL)", r.stdout)
+    helptext = daemon.cli("help", check=True).stdout
+    for command in ("define", "start", "shutdown", "console", "dominfo", "host-validate"):
+        assert re.search(rf"^\s+{re.escape(command)}\s", helptext, re.M), command
+    assert "--paused" in daemon.cli("help", "start", check=True).stdout
+    r = daemon.cli("frobnicate")
+    assert r.returncode == 1 and "unknown command: 'frobnicate'" in r.stderr, r.stderr
 
 
 def test_edit_keeps_old_definition_on_error(daemon: DaemonHandle, guest, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -14,14 +14,14 @@ placement; any other partition is an error).
 A document without <uuid> parses to ``uuid=""`` and interfaces without <mac>
 to ``mac=None``; ``model.ids.normalize`` fills them (define does that).
 
-``format_domain_xml`` writes the normalized layout ``virsh dumpxml`` prints
-(libvirt's element order, two-space indent, single quotes, sizes in KiB), and
-``parse_domain_xml(format_domain_xml(d)) == d`` for every valid domain.
+The formatter lives in ``domain_xml_format``; ``LiveInfo`` and
+``format_domain_xml`` are re-exported here so callers keep one import path,
+and ``parse_domain_xml(format_domain_xml(d)) == d`` for every valid domain.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TypeVar
 
 from ..errors import InvalidArgument, UnsupportedConfig
@@ -56,20 +56,16 @@ from .domain import (
     Video,
     Watchdog,
 )
+from .domain_xml_format import LiveInfo, format_domain_xml
 from .ids import parse_mac, parse_uuid
 from .names import check_name
 from .units import parse_xml_size_kib
-from .xml_util import Context, Hint, Node, Reader, node, on_off, parse_xml, render, serialize_foreign, yes_no
+from .xml_util import Context, Hint, Reader, parse_xml, serialize_foreign
 
+
+__all__ = ["LiveInfo", "format_domain_xml", "parse_domain_xml"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class LiveInfo:
-    """What only a running domain has; today the domain id shown by `pyvirt list`."""
-
-    id: int | None = None
 
 
 LATER = "it comes in a later release; remove it for now"
@@ -731,211 +727,3 @@ def _panic(r: Reader) -> Panic:
     p = Panic(model=r.attr("model"), address=_info(r))
     r.done()
     return p
-
-
-# ===================================================================== format
-def format_domain_xml(domain: Domain, *, live: LiveInfo | None = None) -> str:
-    """The domain as `virsh dumpxml` prints it; ``live`` adds the id of a running domain."""
-    d = domain
-    root = node("domain", ("type", d.type), ("id", live.id if live is not None else None))
-    root.add(node("name", text=d.name))
-    if d.uuid:
-        root.add(node("uuid", text=d.uuid))
-    if d.title is not None:
-        root.add(node("title", text=d.title))
-    if d.description is not None:
-        root.add(node("description", text=d.description))
-    if d.metadata_xml is not None:
-        root.add(Node("metadata", raw=d.metadata_xml))
-    if d.max_memory_kib is not None:
-        root.add(node("maxMemory", ("slots", d.max_memory_slots), ("unit", "KiB"), text=str(d.max_memory_kib)))
-    root.add(node("memory", ("unit", "KiB"), text=str(d.memory_kib)))
-    if d.current_memory_kib is not None:
-        root.add(node("currentMemory", ("unit", "KiB"), text=str(d.current_memory_kib)))
-    root.add(node("vcpu", ("placement", d.vcpu_placement), ("current", d.vcpu_current), text=str(d.vcpus)))
-    root.add(_fmt_os(d.os))
-    root.add(_fmt_features(d.features))
-    if d.cpu is not None:
-        root.add(_fmt_cpu(d.cpu))
-    if d.clock is not None:
-        root.add(node("clock", ("offset", d.clock.offset), children=[
-            node("timer", ("name", t.name), ("present", yes_no(t.present)), ("tickpolicy", t.tickpolicy))
-            for t in d.clock.timers
-        ]))
-    root.add(node("on_poweroff", text=d.on_poweroff))
-    root.add(node("on_reboot", text=d.on_reboot))
-    root.add(node("on_crash", text=d.on_crash))
-    if d.pm is not None:
-        root.add(node("pm", children=[
-            node("suspend-to-mem", ("enabled", yes_no(d.pm.suspend_to_mem)))
-            if d.pm.suspend_to_mem is not None else None,
-            node("suspend-to-disk", ("enabled", yes_no(d.pm.suspend_to_disk)))
-            if d.pm.suspend_to_disk is not None else None,
-        ]))
-    root.add(_fmt_devices(d.devices))
-    for s in d.seclabels:
-        root.add(node("seclabel", ("type", s.type), ("model", s.model), ("relabel", yes_no(s.relabel)), children=[
-            node("label", text=s.label) if s.label is not None else None,
-            node("imagelabel", text=s.imagelabel) if s.imagelabel is not None else None,
-            node("baselabel", text=s.baselabel) if s.baselabel is not None else None,
-        ]))
-    return render(root)
-
-
-def _text(tag: str, value: str | None) -> Node | None:
-    return None if value is None else node(tag, text=value)
-
-
-def _fmt_os(o: OS) -> Node:
-    loader = o.loader
-    return node("os", ("firmware", o.firmware), children=[
-        node("type", ("arch", o.arch), ("machine", o.machine), text=o.type),
-        node("loader", ("readonly", yes_no(loader.readonly)), ("secure", yes_no(loader.secure)),
-             ("type", loader.type), text=loader.path) if loader is not None else None,
-        node("nvram", ("template", loader.nvram_template), text=loader.nvram)
-        if loader is not None and (loader.nvram is not None or loader.nvram_template is not None) else None,
-        _text("kernel", o.kernel),
-        _text("initrd", o.initrd),
-        _text("cmdline", o.cmdline),
-        *[node("boot", ("dev", dev)) for dev in o.boot],
-        node("bootmenu", ("enable", yes_no(o.bootmenu))) if o.bootmenu is not None else None,
-    ])
-
-
-def _fmt_features(f: Features) -> Node | None:
-    children = [
-        node("acpi") if f.acpi else None,
-        node("apic") if f.apic else None,
-        node("pae") if f.pae else None,
-        node("vmport", ("state", on_off(f.vmport))) if f.vmport is not None else None,
-        node("smm", ("state", on_off(f.smm))) if f.smm is not None else None,
-    ]
-    if not any(children):
-        return None
-    return node("features", children=children)
-
-
-def _fmt_cpu(c: CPU) -> Node:
-    t = c.topology
-    return node("cpu", ("mode", c.mode), ("match", c.match), ("check", c.check),
-                ("migratable", on_off(c.migratable)), children=[
-        node("model", ("fallback", c.model_fallback), text=c.model or "")
-        if c.model is not None or c.model_fallback is not None else None,
-        node("topology", ("sockets", t.sockets), ("dies", t.dies), ("cores", t.cores), ("threads", t.threads))
-        if t is not None else None,
-        *[node("feature", ("policy", f.policy), ("name", f.name)) for f in c.features],
-    ])
-
-
-def _addr(a: Address | None) -> Node | None:
-    if a is None:
-        return None
-    return node("address", ("type", a.type), *a.attrs)
-
-
-def _boot(order: int | None) -> Node | None:
-    return None if order is None else node("boot", ("order", order))
-
-
-def _fmt_devices(dv: Devices) -> Node:
-    out = node("devices")
-    out.add(_text("emulator", dv.emulator))
-    for d in dv.disks:
-        driver = node("driver", ("name", d.driver_name), ("type", d.format), ("cache", d.cache),
-                      ("io", d.io), ("discard", d.discard))
-        out.add(node("disk", ("type", d.source_type), ("device", d.device), children=[
-            driver if any(v is not None for _, v in driver.attrs) else None,
-            node("source", ("file", d.source)) if d.source is not None else None,
-            node("target", ("dev", d.target_dev), ("bus", d.bus)),
-            node("readonly") if d.readonly else None,
-            node("shareable") if d.shareable else None,
-            _text("serial", d.serial),
-            _boot(d.boot_order),
-            _addr(d.address),
-        ]))
-    for c in dv.controllers:
-        out.add(node("controller", ("type", c.type), ("index", c.index), ("model", c.model), ("ports", c.ports),
-                     children=[
-            node("model", ("name", c.model_name)) if c.model_name is not None else None,
-            node("target", ("chassis", c.target_chassis), ("port", c.target_port))
-            if c.target_chassis is not None or c.target_port is not None else None,
-            _addr(c.address),
-        ]))
-    for i in dv.interfaces:
-        out.add(node("interface", ("type", i.type), children=[
-            node("mac", ("address", i.mac)) if i.mac is not None else None,
-            node("source", *i.source) if i.source else None,
-            node("target", ("dev", i.target_dev)) if i.target_dev is not None else None,
-            node("model", ("type", i.model)) if i.model is not None else None,
-            node("driver", ("name", i.driver_name), ("queues", i.driver_queues))
-            if i.driver_name is not None or i.driver_queues is not None else None,
-            node("link", ("state", i.link_state)) if i.link_state is not None else None,
-            _boot(i.boot_order),
-            _addr(i.address),
-        ]))
-    for dev in (*dv.serials, *dv.consoles, *dv.channels):
-        out.add(_fmt_chardev(dev))
-    for inp in dv.inputs:
-        out.add(node("input", ("type", inp.type), ("bus", inp.bus), children=[_addr(inp.address)]))
-    for g in dv.graphics:
-        out.add(_fmt_graphics(g))
-    for s in dv.sounds:
-        out.add(node("sound", ("model", s.model), children=[_addr(s.address)]))
-    for a in dv.audios:
-        out.add(node("audio", ("id", a.id), ("type", a.type)))
-    for v in dv.videos:
-        out.add(node("video", children=[
-            node("model", ("type", v.model), ("ram", v.ram), ("vram", v.vram), ("vgamem", v.vgamem),
-                 ("heads", v.heads), ("primary", yes_no(v.primary))),
-            _addr(v.address),
-        ]))
-    for r in dv.redirdevs:
-        out.add(node("redirdev", ("bus", r.bus), ("type", r.type), children=[_addr(r.address)]))
-    for w in dv.watchdogs:
-        out.add(node("watchdog", ("model", w.model), ("action", w.action), children=[_addr(w.address)]))
-    if (b := dv.memballoon) is not None:
-        out.add(node("memballoon", ("model", b.model), ("autodeflate", on_off(b.autodeflate)), children=[
-            node("stats", ("period", b.stats_period)) if b.stats_period is not None else None,
-            _addr(b.address),
-        ]))
-    for rng in dv.rngs:
-        backend_text = rng.backend if rng.backend_model == "random" else None
-        out.add(node("rng", ("model", rng.model), children=[
-            node("rate", ("bytes", rng.rate_bytes), ("period", rng.rate_period))
-            if rng.rate_bytes is not None else None,
-            node("backend", ("model", rng.backend_model), text=backend_text),
-            _addr(rng.address),
-        ]))
-    for p in dv.panics:
-        out.add(node("panic", ("model", p.model), children=[_addr(p.address)]))
-    return out
-
-
-def _fmt_chardev(c: CharDev) -> Node:
-    source = None
-    if c.source_path is not None or c.source_mode is not None:
-        source = node("source", ("mode", c.source_mode), ("path", c.source_path))
-    target = None
-    if any(v is not None for v in (c.target_type, c.target_port, c.target_name, c.target_model)):
-        target = node("target", ("type", c.target_type), ("name", c.target_name), ("port", c.target_port),
-                      children=[node("model", ("name", c.target_model)) if c.target_model is not None else None])
-    return node(c.kind, ("type", c.type), children=[
-        source,
-        node("log", ("file", c.log_file), ("append", on_off(c.log_append))) if c.log_file is not None else None,
-        target,
-        _addr(c.address),
-    ])
-
-
-def _fmt_graphics(g: Graphics) -> Node:
-    listen_attr = g.listen_address if g.listen_type == "address" else None
-    socket_attr = g.socket if g.type == "vnc" and g.listen_type == "socket" else None
-    listen = None
-    if g.listen_type is not None:
-        listen = node("listen", ("type", g.listen_type), ("address", listen_attr),
-                      ("socket", g.socket if g.listen_type == "socket" else None))
-    return node("graphics", ("type", g.type), ("port", g.port), ("autoport", yes_no(g.autoport)),
-                ("listen", listen_attr), ("socket", socket_attr), ("passwd", g.passwd), children=[
-        listen,
-        node("image", ("compression", g.image_compression)) if g.image_compression is not None else None,
-    ])
