@@ -24,8 +24,10 @@ class ConsoleStream:
         self._closed_exc: tuple[type[Exception], ...] = (WebSocketException,)
         target = f"ws://localhost/v1/domains/{quote(ref)}/console" + ("?force=1" if force else "")
         try:
+            # Entered at once: the stream outlives this call (closed by close()), and
+            # websockets >= 17.1 warns about a connection never entered.
             self._ws = unix_connect(socket_path, uri=target, open_timeout=timeout, max_size=None,
-                                    compression=None)
+                                    compression=None).__enter__()
         except FileNotFoundError as exc:
             raise ConnectionFailed(f"failed to connect to the daemon at unix://{socket_path}: no such file") from exc
         except (OSError, InvalidHandshake, TimeoutError) as exc:
