@@ -12,15 +12,16 @@ import sys
 
 from .. import __version__
 from ..errors import PyvirtError
-from . import domain_cmds, help, host_cmds, monitor_cmds
+from . import domain_cmds, help, host_cmds, img_cmds, monitor_cmds
 from .context import Ctx
 from .output import Output
 from .spec import Command, UsageError
 
 COMMANDS: dict[str, Command] = {
-    c.name: c for group in (domain_cmds, monitor_cmds, host_cmds, help) for c in group.COMMANDS
+    c.name: c for group in (domain_cmds, monitor_cmds, host_cmds, img_cmds, help) for c in group.COMMANDS
 }
 OUTPUT_FORMATS = ("text", "json")
+OWN_DASH_O = {"img"}  # commands whose `-o` is their own option (qemu-img's -o k=v), not --output
 
 
 class Globals:
@@ -49,7 +50,7 @@ def parse_globals(argv: list[str]) -> Globals:
         i += 1
         if not tok.startswith("-") or tok == "-":
             g.command, rest = tok, argv[i:]
-            g.args = _take_output_opts(g, rest)
+            g.args = _take_output_opts(g, rest, short_o=tok not in OWN_DASH_O)
             return g
         name, eq, inline = tok.partition("=") if tok.startswith("--") else (tok[:2], "", tok[2:])
         if name in ("-c", "--connect", "-o", "--output"):
@@ -84,7 +85,7 @@ def parse_globals(argv: list[str]) -> Globals:
     return g
 
 
-def _take_output_opts(g: Globals, rest: list[str]) -> list[str]:
+def _take_output_opts(g: Globals, rest: list[str], short_o: bool = True) -> list[str]:
     """Accept `--json` / `-o json` after the command too (before any `--`)."""
     out: list[str] = []
     i = 0
@@ -96,7 +97,7 @@ def _take_output_opts(g: Globals, rest: list[str]) -> list[str]:
             break
         if tok == "--json":
             g.json = True
-        elif tok in ("-o", "--output") and i < len(rest):
+        elif tok in ("-o", "--output")[0 if short_o else 1:] and i < len(rest):
             _set_output(g, rest[i])
             i += 1
         elif tok.startswith(("-o=", "--output=")):

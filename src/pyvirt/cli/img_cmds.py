@@ -1,0 +1,184 @@
+"""`pyvirt img VERB ...`: qemu-img's create/info/check/resize/convert with qemu-img's options.
+
+These work on local files and need no daemon. pyvirt.qemu.img (dataclasses,
+subprocess) loads inside the handler, so `pyvirt list` never pays for it.
+"""
+from __future__ import annotations
+
+from ..errors import InvalidArgument
+from .spec import STRING, Command, Opt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .context import Ctx
+
+USAGE = """\
+pyvirt img create -f FMT [-b BACKING -F BACKING_FMT] [-o k=v,...] FILE [SIZE]
+pyvirt img info [--json] [-U] [--backing-chain] FILE
+pyvirt img check [-f FMT] FILE
+pyvirt img resize [--shrink] FILE [+|-]SIZE
+pyvirt img convert [-f FMT] -O FMT [-c] [-p] [-o k=v,...] SRC DST
+SIZE takes qemu-img's suffixes: k, M, G, T (powers of 1024); none means bytes."""
+
+# verb -> (getopt short options, long options, positional names)
+VERBS: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
+    "create": ("f:b:F:o:q", [], ("file", "size?")),
+    "info": ("U", ["backing-chain", "force-share"], ("file",)),
+    "check": ("f:q", [], ("file",)),
+    "resize": ("q", ["shrink"], ("file", "size")),
+    "convert": ("f:O:cpo:q", [], ("src", "dst")),
+}
+
+
+class ImgCommand(Command):
+    """A command that keeps its raw arguments: qemu-img's short options are not virsh's syntax."""
+
+    def parse(self, argv: list[str]) -> dict[str, Any]:
+        return {"argv": list(argv)}
+
+    def synopsis(self) -> str:
+        return "img <verb> [options] FILE..."
+
+
+def parse_verb(argv: list[str]) -> tuple[str, dict[str, str | bool], dict[str, str | None]]:
+    """`['resize', '--shrink', 'a.img', '-1G']` -> ('resize', {'--shrink': True}, {'file': .., 'size': ..})."""
+    import getopt
+
+    if not argv:
+        raise InvalidArgument(f"img needs a verb: create, info, check, resize or convert\n{USAGE}")
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        raise InvalidArgument(f"unknown img verb '{verb}': use create, info, check, resize or convert")
+    short, long, names = VERBS[verb]
+    # sizes such as '-512M' are data, not options: hide their dash from getopt, restore it after
+    rest = ["\0" + t if len(t) > 1 and t[0] == "-" and t[1].isdigit() else t for t in rest]
+    try:
+        pairs, data = getopt.gnu_getopt(rest, short, long)
+        data = [t.removeprefix("\0") for t in data]
+    except getopt.GetoptError as exc:
+        raise InvalidArgument(f"img {verb}: {exc}\n{USAGE}") from exc
+    takes_arg = {f"-{c}" for c, nxt in zip(short, short[1:] + " ") if nxt == ":" and c != ":"}
+    opts: dict[str, str | bool] = {k: (v if k in takes_arg else True) for k, v in pairs}
+    required = [n for n in names if not n.endswith("?")]
+    if not len(required) <= len(data) <= len(names):
+        raise InvalidArgument(f"img {verb} takes {' '.join(n.upper().rstrip('?') for n in names)}, "
+                              f"got {len(data)} argument(s)\n{USAGE}")
+    pos = {n.rstrip("?"): (data[i] if i < len(data) else None) for i, n in enumerate(names)}
+    return verb, opts, pos
+
+
+def _options(text: str | bool | None) -> dict[str, str]:
+    if not isinstance(text, str) or not text:
+        return {}
+    out: dict[str, str] = {}
+    for part in text.replace(",,", "\0").split(","):
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise InvalidArgument(f"image option '{part}' is not KEY=VALUE (e.g. cluster_size=64k)")
+        out[key] = value.replace("\0", ",")
+    return out
+
+
+def info_text(i: Any) -> str:
+    """`qemu-img info`'s layout for one image."""
+    from ..qemu.img import human_size
+
+    lines = [f"image: {i.filename}", f"file format: {i.format}",
+             f"virtual size: {human_size(i.virtual_size)} ({i.virtual_size} bytes)",
+             f"disk size: {human_size(i.actual_size) if i.actual_size is not None else 'unavailable'}"]
+    if i.cluster_size is not None:
+        lines.append(f"cluster_size: {i.cluster_size}")
+    if i.backing_filename:
+        full = i.full_backing_filename
+        extra = f" (actual path: {full})" if full and full != i.backing_filename else ""
+        lines.append(f"backing file: {i.backing_filename}{extra}")
+    if i.backing_format:
+        lines.append(f"backing file format: {i.backing_format}")
+    if i.snapshots:
+        lines.append("Snapshot list:")
+        lines.append(f"{'ID':<8}{'TAG':<24}{'VM SIZE':>10}")
+        lines += [f"{s.id:<8}{s.name:<24}{human_size(s.vm_state_size):>10}" for s in i.snapshots]
+    if i.dirty_flag:
+        lines.append("dirty flag: true")
+    return "\n".join(lines)
+
+
+class ProgressBar:
+    """A one-line bar on stderr, redrawn in place: `[#######.......]  50.00%`."""
+
+    WIDTH = 40
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __call__(self, percent: float) -> None:
+        filled = int(self.WIDTH * percent / 100)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:6.2f}%")
+        self.stream.flush()
+
+    def end(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_img(ctx: Ctx, a: dict[str, Any]) -> int:
+    from ..model.units import parse_size
+    from ..qemu import img
+
+    verb, o, pos = parse_verb(a["argv"])
+    out = ctx.out
+    if verb == "create":
+        fmt = o.get("-f")
+        if not isinstance(fmt, str):
+            raise InvalidArgument("img create needs the image format: -f qcow2 or -f raw")
+        size = parse_size(pos["size"], default_unit="b") if pos["size"] else None
+        backing, bfmt = o.get("-b"), o.get("-F")
+        img.create(pos["file"] or "", fmt, size, backing=backing if isinstance(backing, str) else None,
+                   backing_fmt=bfmt if isinstance(bfmt, str) else None, options=_options(o.get("-o")))
+        shown = f" size={size}" if size is not None else ""
+        out.message(f"Formatting '{pos['file']}', fmt={fmt}{shown}", {"file": pos["file"], "format": fmt,
+                                                                     "size": size})
+    elif verb == "info":
+        chain = "--backing-chain" in o
+        i = img.info(pos["file"] or "", backing_chain=chain, force_share="-U" in o or "--force-share" in o)
+        layers = [i, *i.chain]
+        data: Any = [x.to_dict() for x in layers] if chain else i.to_dict()
+        out.text("\n\n".join(info_text(x) for x in layers), data)
+    elif verb == "check":
+        fmt = o.get("-f")
+        report = img.check(pos["file"] or "", fmt if isinstance(fmt, str) else None)
+        bad = report.get("corruptions", 0) + report.get("check-errors", 0)
+        lines = [f"{bad} errors were found on the image." if bad else "No errors were found on the image."]
+        if report.get("leaks"):
+            lines.append(f"{report['leaks']} leaked clusters were found on the image.")
+        if "image-end-offset" in report:
+            lines.append(f"Image end offset: {report['image-end-offset']}")
+        out.text("\n".join(lines), report)
+        return 1 if bad else 0
+    elif verb == "resize":
+        new = img.resize(pos["file"] or "", pos["size"] or "", shrink="--shrink" in o)
+        out.message("Image resized.", {"file": pos["file"], "virtual_size": new})
+    else:
+        dst_fmt = o.get("-O")
+        if not isinstance(dst_fmt, str):
+            raise InvalidArgument("img convert needs the output format: -O qcow2 or -O raw")
+        src_fmt = o.get("-f")
+        bar = ProgressBar(out.stderr) if "-p" in o else None
+        try:
+            img.convert(pos["src"] or "", pos["dst"] or "", src_fmt=src_fmt if isinstance(src_fmt, str) else None,
+                        dst_fmt=dst_fmt, compress="-c" in o, options=_options(o.get("-o")), progress_cb=bar)
+        finally:
+            if bar is not None:
+                bar.end()
+        out.message(f"Converted '{pos['src']}' to '{pos['dst']}' ({dst_fmt})",
+                    {"src": pos["src"], "dst": pos["dst"], "format": dst_fmt})
+    return 0
+
+
+COMMANDS = (
+    ImgCommand("img", "pyvirt", "create, inspect, check, resize or convert disk images (qemu-img)", cmd_img,
+               (Opt("verb", STRING, "create, info, check, resize or convert", required=True, positional=True),),
+               "Runs qemu-img on local image files; no daemon needed.\n" + USAGE, needs_conn=False),
+)

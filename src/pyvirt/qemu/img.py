@@ -1,0 +1,341 @@
+"""qemu-img as typed calls: info, create, check, resize and convert.
+
+qemu-img's JSON output (``--output=json``) is parsed instead of its text, and
+its stderr goes into ``QemuError.detail`` unchanged. The destructive cases that
+qemu-img lets through or words poorly (shrinking without --shrink, converting
+an image onto itself or onto its own backing file) are refused here, before
+qemu-img runs, with a message that says what to do.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import HostError, InvalidArgument, NotFound, QemuError
+from ..model.units import parse_size
+
+QEMU_IMG = "/usr/bin/qemu-img"
+TIMEOUT = 600  # seconds for the short commands (info/create/check/resize)
+
+_FMT_RE = re.compile(r"^[a-z0-9_]+$")
+_PROGRESS_RE = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
+_RESIZE_RE = re.compile(r"^\s*([+-]?)\s*(.+)$")
+
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One internal snapshot of a qcow2 image (`qemu-img snapshot -l`)."""
+
+    id: str
+    name: str
+    vm_state_size: int
+    date_sec: int
+    vm_clock_nsec: int
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `qemu-img info` says about one image; ``chain`` holds its backing images in order."""
+
+    filename: str
+    format: str
+    virtual_size: int
+    actual_size: int | None
+    backing_filename: str | None = None
+    backing_format: str | None = None
+    full_backing_filename: str | None = None
+    snapshots: list[Snapshot] = field(default_factory=list)
+    dirty_flag: bool = False
+    cluster_size: int | None = None
+    chain: list[ImageInfo] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _snapshot(d: dict[str, Any]) -> Snapshot:
+    return Snapshot(
+        id=str(d.get("id", "")),
+        name=str(d.get("name", "")),
+        vm_state_size=int(d.get("vm-state-size", 0)),
+        date_sec=int(d.get("date-sec", 0)),
+        vm_clock_nsec=int(d.get("vm-clock-sec", 0)) * 1_000_000_000 + int(d.get("vm-clock-nsec", 0)),
+    )
+
+
+def parse_info(d: dict[str, Any]) -> ImageInfo:
+    """One element of qemu-img's info JSON to an ImageInfo (``chain`` left empty)."""
+    return ImageInfo(
+        filename=d["filename"],
+        format=d["format"],
+        virtual_size=int(d["virtual-size"]),
+        actual_size=d.get("actual-size"),
+        backing_filename=d.get("backing-filename"),
+        backing_format=d.get("backing-filename-format"),
+        full_backing_filename=d.get("full-backing-filename"),
+        snapshots=[_snapshot(s) for s in d.get("snapshots", [])],
+        dirty_flag=bool(d.get("dirty-flag", False)),
+        cluster_size=d.get("cluster-size"),
+    )
+
+
+def resize_target(current: int, size_spec: str) -> int:
+    """The new size in bytes for qemu-img's size argument: '+1G' and '-512M' are relative, '2G' absolute.
+
+    Suffixes are qemu-img's (k, M, G, T: powers of 1024); no suffix means bytes.
+    """
+    match = _RESIZE_RE.match(size_spec)
+    if match is None or not match.group(2).strip():
+        raise InvalidArgument(f"size '{size_spec}' is empty; write e.g. 2G, +1G or -512M")
+    sign, body = match.groups()
+    amount = parse_size(body, default_unit="b")
+    new = current + amount if sign == "+" else current - amount if sign == "-" else amount
+    if new <= 0:
+        raise InvalidArgument(
+            f"resize '{size_spec}' would make the image {new} bytes (it is {current} bytes now); "
+            "the new size must be above zero"
+        )
+    return new
+
+
+def check_shrink(path: str, current: int, new: int, shrink: bool) -> None:
+    """Refuse a shrink the caller did not ask for: the data past the new end is lost."""
+    if new < current and not shrink:
+        raise InvalidArgument(
+            f"resizing '{path}' from {current} to {new} bytes shrinks it: data past the new end "
+            f"({current - new} bytes) is lost; pass --shrink (shrink=True) if that is intended"
+        )
+
+
+def encode_options(options: dict[str, Any]) -> str:
+    """{'cluster_size': '64k', 'lazy_refcounts': 'on'} -> 'cluster_size=64k,lazy_refcounts=on' (',' doubled)."""
+    parts = []
+    for key, value in options.items():
+        if not key or not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
+            raise InvalidArgument(f"image option name '{key}' is not valid; use names like cluster_size")
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        parts.append(f"{key}={str(value).replace(',', ',,')}")
+    return ",".join(parts)
+
+
+def _file_arg(path: str | os.PathLike[str]) -> str:
+    """A path qemu-img cannot take for an option ('-x' becomes './-x')."""
+    text = os.fspath(path)
+    return f"./{text}" if text.startswith("-") else text
+
+
+def _check_fmt(fmt: str, what: str = "format") -> str:
+    if not _FMT_RE.match(fmt):
+        raise InvalidArgument(f"image {what} '{fmt}' is not a format name; use e.g. qcow2 or raw")
+    return fmt
+
+
+def _need_file(path: str | os.PathLike[str]) -> str:
+    text = os.fspath(path)
+    if not os.path.exists(text):
+        raise NotFound(f"image '{text}' does not exist; check the path")
+    return text
+
+
+def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+    """Run qemu-img; a status outside ``ok`` becomes a QemuError naming ``path``."""
+    argv = [QEMU_IMG, *args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise HostError(f"cannot run {QEMU_IMG}: not installed; install Debian's qemu-utils") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise QemuError(f"qemu-img {doing} '{path}' did not finish in {TIMEOUT}s") from exc
+    if proc.returncode not in ok:
+        raise QemuError(f"qemu-img could not {doing} '{path}' (exit status {proc.returncode})",
+                        detail=proc.stderr.strip() or None)
+    return proc
+
+
+def info(path: str | os.PathLike[str], backing_chain: bool = False, *, force_share: bool = False) -> ImageInfo:
+    """`qemu-img info`; ``force_share`` (-U) reads an image a running QEMU holds open."""
+    p = _need_file(path)
+    args = ["info", "--output=json"]
+    if backing_chain:
+        args.append("--backing-chain")
+    if force_share:
+        args.append("-U")
+    proc = _run([*args, _file_arg(p)], p, "read")
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise QemuError(f"qemu-img info '{p}' printed no JSON", detail=proc.stdout[:500]) from exc
+    if not backing_chain:
+        return parse_info(data)
+    top, *rest = [parse_info(d) for d in data]
+    return replace(top, chain=rest)
+
+
+def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, backing: str | None = None,
+           backing_fmt: str | None = None, options: dict[str, Any] | None = None) -> None:
+    """`qemu-img create`; with ``backing`` the size may be None (the backing file's size)."""
+    p = os.fspath(path)
+    args = ["create", "-q", "-f", _check_fmt(fmt)]
+    if backing is not None:
+        if backing_fmt is None:
+            raise InvalidArgument(f"creating '{p}' on backing file '{backing}' needs its format "
+                                  "(backing_fmt / -F), e.g. qcow2 or raw; qemu-img no longer probes it")
+        args += ["-b", backing, "-F", _check_fmt(backing_fmt, "backing format")]
+    elif size_bytes is None:
+        raise InvalidArgument(f"creating '{p}' needs a size (or a backing file)")
+    if options:
+        args += ["-o", encode_options(options)]
+    args.append(_file_arg(p))
+    if size_bytes is not None:
+        if size_bytes < 0:
+            raise InvalidArgument(f"size {size_bytes} for '{p}' is negative")
+        args.append(str(size_bytes))
+    _run(args, p, "create")
+
+
+def check(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
+    """`qemu-img check`: its JSON report (check-errors, corruptions, leaks, image-end-offset).
+
+    Exit statuses 2 (corruptions) and 3 (leaks) still give a report: the caller
+    reads it. A format without checks (raw) is an OperationInvalid-like QemuError.
+    """
+    p = _need_file(path)
+    args = ["check", "--output=json"]
+    if fmt:
+        args += ["-f", _check_fmt(fmt)]
+    proc = _run([*args, _file_arg(p)], p, "check", ok=(0, 2, 3))
+    try:
+        report: dict[str, Any] = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise QemuError(f"qemu-img check '{p}' printed no JSON", detail=proc.stderr.strip() or None) from exc
+    return report
+
+
+def resize(path: str | os.PathLike[str], size_spec: str, *, shrink: bool = False) -> int:
+    """`qemu-img resize`; returns the new virtual size. Shrinking needs ``shrink=True``."""
+    p = _need_file(path)
+    current = info(p)
+    new = resize_target(current.virtual_size, size_spec)
+    check_shrink(p, current.virtual_size, new, shrink)
+    args = ["resize", "-q", "-f", _check_fmt(current.format)]
+    if new < current.virtual_size:
+        args.append("--shrink")
+    _run([*args, _file_arg(p), str(new)], p, "resize")
+    return new
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_overwrite(src: str, dst: str) -> None:
+    """Converting onto the source, or onto a file in its backing chain, destroys the data being read."""
+    if _same_file(src, dst):
+        raise InvalidArgument(f"cannot convert '{src}' onto itself ('{dst}' is the same file); "
+                              "write the converted image to another path, then rename it")
+    if not os.path.exists(dst):
+        return
+    for layer in info(src, backing_chain=True).chain:
+        if _same_file(layer.filename, dst):
+            raise InvalidArgument(f"cannot convert '{src}' onto '{dst}': it is a backing file of '{src}'; "
+                                  "choose another destination")
+
+
+def _stat_key(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt: str | None = None,
+            dst_fmt: str, compress: bool = False, options: dict[str, Any] | None = None,
+            progress_cb: ProgressCallback | None = None) -> None:
+    """`qemu-img convert -p`: progress percentages go to ``progress_cb`` as qemu-img reports them.
+
+    A failed or interrupted convert removes the destination it (re)wrote.
+    """
+    s = _need_file(src)
+    d = os.fspath(dst)
+    _refuse_overwrite(s, d)
+    args = ["convert", "-p"]
+    if src_fmt:
+        args += ["-f", _check_fmt(src_fmt)]
+    args += ["-O", _check_fmt(dst_fmt)]
+    if compress:
+        args.append("-c")
+    if options:
+        args += ["-o", encode_options(options)]
+    args += [_file_arg(s), _file_arg(d)]
+    before = _stat_key(d)
+    done = False
+    with tempfile.TemporaryFile() as errf:
+        try:
+            proc = subprocess.Popen([QEMU_IMG, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=errf)
+        except FileNotFoundError as exc:
+            raise HostError(f"cannot run {QEMU_IMG}: not installed; install Debian's qemu-utils") from exc
+        try:
+            assert proc.stdout is not None
+            _read_progress(proc.stdout, progress_cb)
+            rc = proc.wait()
+            if rc != 0:
+                errf.seek(0)
+                detail = errf.read().decode(errors="replace").strip()
+                raise QemuError(f"qemu-img could not convert '{s}' to '{d}' (exit status {rc})",
+                                detail=detail or None)
+            done = True
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            if not done and _stat_key(d) != before and os.path.isfile(d):
+                os.unlink(d)
+
+
+def _read_progress(stream: Any, progress_cb: ProgressCallback | None) -> None:
+    """qemu-img -p prints '    (NN.NN/100%)\\r' on stdout; call back with each new value."""
+    buf = b""
+    last: float | None = None
+    while True:
+        chunk = stream.read1(4096)
+        if not chunk:
+            break
+        buf += chunk
+        *whole, buf = re.split(rb"[\r\n]", buf)
+        for piece in whole:
+            m = _PROGRESS_RE.search(piece)
+            if m and progress_cb is not None:
+                value = float(m.group(1))
+                if value != last:
+                    last = value
+                    progress_cb(value)
+    m = _PROGRESS_RE.search(buf)
+    if m and progress_cb is not None and float(m.group(1)) != last:
+        progress_cb(float(m.group(1)))
+
+
+def human_size(n: int) -> str:
+    """qemu-img's size text: 3 significant digits, powers of 1024 ('196 KiB', '1.5 GiB', '512 B')."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    i = 0
+    while i + 1 < len(units) and n >= 1000 * 1024**i:
+        i += 1
+    return f"{n / 1024**i:.3g} {units[i]}"

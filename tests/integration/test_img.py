@@ -1,0 +1,173 @@
+"""pyvirt.qemu.img and `pyvirt img` against the real qemu-img, in tmp_path."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyvirt.errors import InvalidArgument, NotFound, QemuError
+from pyvirt.qemu import img
+
+pytestmark = pytest.mark.integration
+
+G = 1024**3
+M = 1024**2
+PYVIRT = str(Path(sys.executable).parent / "pyvirt")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_create_qcow2_and_info_fields(tmp_path):
+    disk = tmp_path / "d.qcow2"
+    img.create(disk, "qcow2", G, options={"cluster_size": "128k"})
+    i = img.info(disk)
+    assert i.filename == str(disk)
+    assert i.format == "qcow2"
+    assert i.virtual_size == G
+    assert i.actual_size is not None and 0 < i.actual_size < M
+    assert i.cluster_size == 128 * 1024
+    assert i.backing_filename is None and i.snapshots == [] and i.dirty_flag is False
+    assert img.check(disk)["check-errors"] == 0
+
+
+def test_backing_file_shows_the_chain(tmp_path):
+    base, top = tmp_path / "base.qcow2", tmp_path / "top.qcow2"
+    img.create(base, "qcow2", 64 * M)
+    img.create(top, "qcow2", None, backing=str(base), backing_fmt="qcow2")
+    i = img.info(top, backing_chain=True)
+    assert i.backing_filename == str(base) and i.backing_format == "qcow2"
+    assert i.virtual_size == 64 * M
+    assert [c.filename for c in i.chain] == [str(base)]
+    assert i.chain[0].backing_filename is None
+    assert img.info(top).chain == []
+
+
+def test_create_backing_without_format_refused(tmp_path):
+    base = tmp_path / "base.qcow2"
+    img.create(base, "qcow2", M)
+    with pytest.raises(InvalidArgument, match="backing"):
+        img.create(tmp_path / "t.qcow2", "qcow2", None, backing=str(base))
+    assert not (tmp_path / "t.qcow2").exists()
+
+
+def test_qemu_error_carries_stderr_and_names_file(tmp_path):
+    disk = tmp_path / "d.img"
+    with pytest.raises(QemuError) as exc:
+        img.create(disk, "qcow2", M, options={"no_such_option": "1"})
+    assert str(disk) in exc.value.message
+    assert exc.value.detail and "no_such_option" in exc.value.detail
+    with pytest.raises(NotFound):
+        img.info(tmp_path / "missing.qcow2")
+
+
+def test_resize_grow(tmp_path):
+    disk = tmp_path / "d.qcow2"
+    img.create(disk, "qcow2", G)
+    assert img.resize(disk, "+1G") == 2 * G
+    assert img.info(disk).virtual_size == 2 * G
+
+
+def test_shrink_refused_without_flag_then_allowed(tmp_path):
+    disk = tmp_path / "d.raw"
+    img.create(disk, "raw", 2 * M)
+    disk.write_bytes(b"\xab" * (2 * M))
+    before = digest(disk)
+    with pytest.raises(InvalidArgument, match="--shrink"):
+        img.resize(disk, "-1M")
+    assert digest(disk) == before and disk.stat().st_size == 2 * M
+    assert img.resize(disk, "-1M", shrink=True) == M
+    assert img.info(disk).virtual_size == M
+    assert disk.read_bytes() == b"\xab" * M
+
+
+def test_convert_qcow2_to_raw_with_progress(tmp_path):
+    src, dst = tmp_path / "s.qcow2", tmp_path / "d.raw"
+    img.create(src, "qcow2", 8 * M)
+    seen: list[float] = []
+    img.convert(src, dst, dst_fmt="raw", progress_cb=seen.append)
+    assert seen and seen[-1] == 100.0
+    assert seen == sorted(seen)
+    i = img.info(dst)
+    assert (i.format, i.virtual_size) == ("raw", 8 * M)
+
+
+def test_convert_onto_itself_refused(tmp_path):
+    src = tmp_path / "s.qcow2"
+    img.create(src, "qcow2", M)
+    before = digest(src)
+    with pytest.raises(InvalidArgument, match="onto itself"):
+        img.convert(src, tmp_path / "." / "s.qcow2", dst_fmt="raw")
+    assert digest(src) == before and img.info(src).format == "qcow2"
+
+
+def test_failed_convert_leaves_no_destination(tmp_path):
+    src, dst = tmp_path / "s.qcow2", tmp_path / "d.raw"
+    img.create(src, "qcow2", M)
+    with pytest.raises(QemuError) as exc:
+        img.convert(src, dst, dst_fmt="raw", options={"no_such_option": "1"})
+    assert exc.value.detail
+    assert not dst.exists()
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_convert_removes_written_destination(tmp_path):
+    src, dst = tmp_path / "s.qcow2", tmp_path / "d.raw"
+    img.create(src, "qcow2", 8 * M)
+    existed: list[bool] = []
+
+    def stop_at_end(percent: float) -> None:
+        if percent >= 100:
+            existed.append(dst.exists())  # qemu-img has written it by now
+            raise Stop
+
+    with pytest.raises(Stop):
+        img.convert(src, dst, dst_fmt="raw", progress_cb=stop_at_end)
+    assert existed == [True]
+    assert not dst.exists()
+
+
+def test_failed_convert_keeps_untouched_existing_destination(tmp_path):
+    dst = tmp_path / "keep.raw"
+    dst.write_bytes(b"precious")
+    with pytest.raises(NotFound):
+        img.convert(tmp_path / "missing.qcow2", dst, dst_fmt="raw")
+    assert dst.read_bytes() == b"precious"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYVIRT, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_img_info_json_and_text(tmp_path):
+    disk = tmp_path / "d.qcow2"
+    r = run_cli("img", "create", "-f", "qcow2", "-o", "cluster_size=64k", str(disk), "1G")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("img", "info", "--json", str(disk))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["format"] == "qcow2" and data["virtual_size"] == G and data["cluster_size"] == 65536
+    text = run_cli("img", "info", str(disk)).stdout
+    assert f"image: {disk}" in text and "file format: qcow2" in text
+    assert "virtual size: 1 GiB (1073741824 bytes)" in text and "disk size: " in text
+
+
+def test_cli_resize_shrink_and_convert_progress(tmp_path):
+    disk, out = tmp_path / "d.qcow2", tmp_path / "o.raw"
+    assert run_cli("img", "create", "-f", "qcow2", str(disk), "2G").returncode == 0
+    r = run_cli("img", "resize", str(disk), "-1G")
+    assert r.returncode == 1 and "--shrink" in r.stderr
+    assert img.info(disk).virtual_size == 2 * G
+    assert run_cli("img", "resize", "--shrink", str(disk), "-1G").returncode == 0
+    assert img.info(disk).virtual_size == G
+    r = run_cli("img", "convert", "-p", "-O", "raw", str(disk), str(out))
+    assert r.returncode == 0, r.stderr
+    assert "100.00%" in r.stderr and img.info(out).format == "raw"
