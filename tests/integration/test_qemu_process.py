@@ -146,7 +146,7 @@ def test_kill_minus_9_seen_at_once(root: Path, qemus: list[int]) -> None:
         assert await proc.wait_exit(5)
         elapsed = time.perf_counter() - t0
         print(f"\nkill -9 -> wait_exit returned after {1e3 * elapsed:.2f} ms")
-        assert elapsed < 0.1
+        assert elapsed < 0.5  # seen through the pidfd, not by polling /proc (speed: bench/)
         assert proc.returncode == -signal.SIGKILL
         await asyncio.wait_for(mon.wait_closed(), 5)
         names = [e.name async for e in mon.events()]
