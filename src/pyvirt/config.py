@@ -88,8 +88,9 @@ class Paths:
     def vnc_socket(self, uuid: str) -> Path:
         return self.qemu_run / f"{uuid}.vnc"
 
-    def channel_socket(self, uuid: str, name: str) -> Path:
-        return self.qemu_run / f"{uuid}.{name}"
+    def channel_dir(self, uuid: str) -> Path:
+        """Per-VM directory for unix channels (guest agent) given without a path."""
+        return self.qemu_run / f"{uuid}.d"
 
     def domain_log(self, name: str) -> Path:
         return self.qemu_log / f"{name}.log"

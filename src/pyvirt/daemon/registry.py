@@ -58,9 +58,6 @@ class Registry:
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(list(self._by_uuid.values()))
 
-    def __len__(self) -> int:
-        return len(self._by_uuid)
-
     def add(self, entry: DomainEntry) -> None:
         self._by_uuid[entry.uuid] = entry
         self._by_name[entry.name] = entry
@@ -69,12 +66,6 @@ class Registry:
         self._by_uuid.pop(entry.uuid, None)
         if self._by_name.get(entry.name) is entry:
             del self._by_name[entry.name]
-
-    def by_name(self, name: str) -> DomainEntry | None:
-        return self._by_name.get(name)
-
-    def by_uuid(self, uuid: str) -> DomainEntry | None:
-        return self._by_uuid.get(uuid.lower())
 
     def lookup(self, ref: str) -> DomainEntry:
         """Find a domain by name, then uuid, then running id, as virsh does."""

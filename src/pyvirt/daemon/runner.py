@@ -66,11 +66,6 @@ def _free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def channel_dir(config: Config, domain: Domain) -> Path:
-    """Per-VM directory for unix channels (guest agent) without an explicit path."""
-    return config.paths.qemu_run / f"{domain.uuid}.d"
-
-
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities) -> LaunchContext:
     """Host facts and per-VM paths the pure argv builder needs."""
     paths = config.paths
@@ -84,7 +79,7 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         serial_log=str(paths.serial_log(domain.name)),
         pidfile=str(paths.qemu_pidfile(domain.uuid)),
         vnc_socket=str(paths.vnc_socket(domain.uuid)),
-        channel_dir=str(channel_dir(config, domain)),
+        channel_dir=str(paths.channel_dir(domain.uuid)),
         has_spice=caps.has_spice,
         has_sandbox=caps.has_sandbox,
         machine_aliases=aliases,
@@ -107,7 +102,7 @@ def remove_runtime_files(config: Config, domain: Domain) -> None:
     for path in runtime_files(config, domain):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    shutil.rmtree(channel_dir(config, domain), ignore_errors=True)
+    shutil.rmtree(config.paths.channel_dir(domain.uuid), ignore_errors=True)
 
 
 async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities,
@@ -117,7 +112,7 @@ async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, cap
     command = build_argv(domain, ctx)
     argv, notes = command.argv, list(command.notes)
     remove_runtime_files(config, domain)
-    channel_dir(config, domain).mkdir(mode=0o700)
+    config.paths.channel_dir(domain.uuid).mkdir(mode=0o700)
     log_path = config.paths.domain_log(domain.name)
     with open(log_path, "a") as f:
         for note in notes:
