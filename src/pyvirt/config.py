@@ -65,6 +65,16 @@ class Paths:
         return self.run / "qemu"
 
     @property
+    def network_run(self) -> Path:
+        """dnsmasq's conf, pid and hosts files of active networks (gone with them)."""
+        return self.run / "network"
+
+    @property
+    def network_lib(self) -> Path:
+        """dnsmasq lease files: kept across network and daemon restarts, so guests keep their addresses."""
+        return self.lib / "network"
+
+    @property
     def log(self) -> Path:
         return self.root / "var/log/pyvirt"
 
@@ -114,6 +124,10 @@ class Settings:
     # real guests, so a short timeout is the safe side.
     kvm_probe_timeout: float = 1.5
     shutdown_timeout: float = 0.0
+    # libvirt's `default` NAT network (virbr0, 192.168.122.0/24) is defined at the first start
+    default_network: bool = True
+    dnsmasq_binary: str = "/usr/sbin/dnsmasq"
+    nft_binary: str = "/usr/sbin/nft"
     log_level: str = "info"
     extra: dict[str, object] = field(default_factory=dict)
 

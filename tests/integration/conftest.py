@@ -6,7 +6,10 @@ and removes the root: a failing test leaks nothing.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,6 +73,63 @@ def qemu_pids_under(root: Path) -> list[int]:
         if b"qemu-system" in cmdline.split(b"\0")[0] and str(root).encode() in cmdline:
             pids.append(int(entry))
     return pids
+
+
+def pids_under(root: Path, program: bytes) -> list[int]:
+    """Processes named ``program`` whose command line mentions ``root``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.split(b"\0")[0].endswith(program) and str(root).encode() in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def _network_runtimes(root: Path) -> list[dict[str, object]]:
+    import sqlite3
+
+    db = root / "var/lib/pyvirt/pyvirt.db"
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            rows = conn.execute("SELECT data FROM object_runtime WHERE kind='network'").fetchall()
+        except sqlite3.OperationalError:
+            return []
+    return [json.loads(d) for (d,) in rows]
+
+
+def _nft_table(root: Path) -> str:
+    from pyvirt.network.lifecycle import nft_table_for
+
+    return nft_table_for(root)
+
+
+def network_leftovers(root: Path) -> list[str]:
+    found = []
+    for rt in _network_runtimes(root):
+        bridge = rt.get("bridge")
+        if bridge and Path(f"/sys/class/net/{bridge}").exists():
+            found.append(f"bridge {bridge}")
+    found += [f"dnsmasq pid {pid}" for pid in pids_under(root, b"dnsmasq")]
+    table = _nft_table(root)
+    done = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True)
+    if done.returncode == 0:
+        found.append(f"nft table inet {table}")
+    return found
+
+
+def remove_network_leftovers(root: Path) -> None:
+    for rt in _network_runtimes(root):
+        bridge = rt.get("bridge")
+        if bridge and Path(f"/sys/class/net/{bridge}").exists():
+            subprocess.run(["ip", "link", "del", str(bridge)], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "inet", _nft_table(root)], capture_output=True)
 
 
 class DaemonHandle:
@@ -150,7 +210,7 @@ class DaemonHandle:
 
     def cleanup(self) -> None:
         self.stop(signal.SIGKILL)
-        for pid in qemu_pids_under(self.root):
+        for pid in qemu_pids_under(self.root) + pids_under(self.root, b"dnsmasq"):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -158,15 +218,53 @@ class DaemonHandle:
         deadline = time.monotonic() + 5
         while qemu_pids_under(self.root) and time.monotonic() < deadline:
             time.sleep(0.05)
+        remove_network_leftovers(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def host_leftovers(self) -> list[str]:
+        """What this daemon's networks left on the host: bridges and macvtaps of its runtime
+        records, dnsmasq processes under its root, its nftables table."""
+        return network_leftovers(self.root)
 
-def make_daemon(caps_cache: Path) -> DaemonHandle:
+    def guest_run(self, name: str, command: str, timeout: float = 30.0) -> tuple[int, str]:
+        """Type ``command`` on the guest's serial shell; wait for it to finish.
+
+        Returns (exit status, output). The end marker is echoed as `E""ND` so the
+        typed command line itself (echoed back by the shell) never matches it.
+        """
+        tag = f"T{time.monotonic_ns()}"
+        start = self.serial_log(name).stat().st_size if self.serial_log(name).exists() else 0
+        with self.connect() as conn:
+            stream = conn.domain(name).console(force=True)
+            try:
+                stream.write(f'{command}; echo "{tag}=$?=E""ND"\n'.encode())
+                text = self.wait_serial(name, "=END", timeout=timeout, start=start)
+                deadline = time.monotonic() + timeout
+                while not re.search(rf"{tag}=\d+=END", text) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    text = self.serial_log(name).read_bytes()[start:].decode(errors="replace")
+            finally:
+                stream.close()
+        match = re.search(rf"{tag}=(\d+)=END", text)
+        if match is None:
+            raise AssertionError(f"guest {name}: `{command}` did not finish within {timeout} s:\n{text[-2000:]}")
+        body = text[:match.start()]
+        body = body.split("\n", 1)[1] if "\n" in body else ""  # drop the echoed command line
+        return int(match.group(1)), body
+
+
+def make_daemon(caps_cache: Path, default_network: bool = False) -> DaemonHandle:
     # Short root: unix socket paths (QMP, serial) must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="pv", dir="/tmp"))
+    root.chmod(0o755)  # dnsmasq reads its hosts files as `nobody`
     cache = root / "var/lib/pyvirt/cache"
     cache.mkdir(parents=True)
     shutil.copy(caps_cache, cache / "host-caps.json")
+    etc = root / "etc/pyvirt"
+    etc.mkdir(parents=True)
+    # Every test daemon would otherwise bring up its own `default` network (virbr0): tests
+    # that want networks define their own, on bridges and subnets of their own.
+    (etc / "pyvirt.toml").write_text(f"default_network = {'true' if default_network else 'false'}\n")
     handle = DaemonHandle(root)
     handle.start()
     return handle

@@ -35,7 +35,7 @@ from pyvirt.model.domain import (
     Video,
     Watchdog,
 )
-from pyvirt.qemu.argv import QemuCommand, build_argv, disk_names
+from pyvirt.qemu.argv import NicFds, QemuCommand, build_argv, disk_names
 from pyvirt.qemu.argv_render import escape
 from tests.unit.argv_cases import CASES, SERIAL, UUID, base_ctx, golden_img, pci
 
@@ -375,9 +375,35 @@ def test_user_nic_models() -> None:
 
 
 @pytest.mark.parametrize("kind", ["network", "bridge", "direct", "ethernet"])
-def test_other_nic_types_come_later(kind: str) -> None:
-    with pytest.raises(UnsupportedConfig, match="comes with virtual networks"):
-        argv(dom(devices=Devices(interfaces=(Interface(kind),))))
+def test_tap_nics_use_the_daemons_fds(kind: str) -> None:
+    d = dom(devices=Devices(interfaces=(Interface(kind, mac="52:54:00:00:00:01"),)))
+    cmd = build_argv(d, base_ctx(nic_fds={0: NicFds(taps=(23,))}))
+    assert value(cmd.argv, "-netdev") == ["tap,id=hostnet0,fd=23"]
+    assert value(cmd.argv, "-device")[-1].startswith("virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:00:00:01")
+
+
+def test_tap_nic_without_fds_is_an_error() -> None:
+    d = dom(devices=Devices(interfaces=(Interface("network", mac="52:54:00:00:00:01"),)))
+    with pytest.raises(InvalidArgument, match="needs a tap the daemon opens"):
+        build_argv(d, base_ctx())
+
+
+def test_multiqueue_tap_and_vhost() -> None:
+    nic = Interface("bridge", mac="52:54:00:00:00:02", driver_name="vhost", driver_queues=2)
+    d = dom(devices=Devices(interfaces=(nic,)))
+    cmd = build_argv(d, base_ctx(nic_fds={0: NicFds(taps=(30, 31), vhost=(32, 33))}))
+    assert value(cmd.argv, "-netdev") == ["tap,id=hostnet0,fds=30:31,vhost=on,vhostfds=32:33"]
+    assert "mq=on,vectors=6" in value(cmd.argv, "-device")[-1]
+    with pytest.raises(InvalidArgument, match="2 queue"):
+        build_argv(d, base_ctx(nic_fds={0: NicFds(taps=(30,), vhost=(32,))}))
+    with pytest.raises(InvalidArgument, match="vhost-net"):
+        build_argv(d, base_ctx(nic_fds={0: NicFds(taps=(30, 31))}))
+
+
+def test_multiqueue_needs_virtio() -> None:
+    nic = Interface("bridge", mac="52:54:00:00:00:02", model="e1000", driver_queues=2)
+    with pytest.raises(UnsupportedConfig, match="needs model 'virtio'"):
+        build_argv(dom(devices=Devices(interfaces=(nic,))), base_ctx(nic_fds={0: NicFds(taps=(30, 31))}))
 
 
 def test_nic_without_mac_gets_a_stable_one() -> None:

@@ -352,6 +352,10 @@ def test_help_command_and_group():
     assert main(["help", "monitor"], stdout=out, stderr=io.StringIO()) == 0
     assert out.getvalue() == (
         " Domain Monitoring (help keyword 'monitor'):\n"
+        "    domif-getlink                  get link state of a virtual interface\n"
+        "    domifaddr                      Get network interfaces' addresses for a running domain\n"
+        "    domiflist                      list all domain virtual interfaces\n"
+        "    domifstat                      get network interface stats for a domain\n"
         "    dominfo                        domain information\n"
         "    domstate                       domain state\n"
         "    list                           list domains\n\n"

@@ -55,6 +55,19 @@ def _xml_field(body: dict[str, Any]) -> str:
     return xml
 
 
+def _lease(lease: Any) -> dict[str, Any]:
+    """One row of net-dhcp-leases (libvirt's virNetworkDHCPLease fields)."""
+    from ..network.leases import format_expiry
+
+    return {"expiry": lease.expiry, "expiry_time": format_expiry(lease.expiry), "mac": lease.mac,
+            "type": lease.family, "ipaddr": lease.ip, "prefix": lease.prefix, "hostname": lease.hostname,
+            "clientid": lease.client_id, "iaid": lease.iaid}
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "0") not in ("0", "", "false")
+
+
 class Api:
     """Binds HTTP routes to the daemon's managers."""
 
@@ -80,10 +93,32 @@ class Api:
         r.add_put("/v1/domains/{ref}/xml", self.set_xml)
         r.add_put("/v1/domains/{ref}/autostart", self.autostart)
         r.add_get("/v1/domains/{ref}/events", self.domain_events)
+        r.add_get("/v1/domains/{ref}/interfaces", self.interfaces)
+        r.add_post("/v1/domains/{ref}/interfaces", self.attach_interface)
+        r.add_post("/v1/domains/{ref}/interfaces/detach", self.detach_interface)
+        r.add_get("/v1/domains/{ref}/interfaces/addresses", self.interface_addresses)
+        r.add_get("/v1/domains/{ref}/interfaces/{dev}/stats", self.interface_stats)
+        r.add_get("/v1/domains/{ref}/interfaces/{dev}/link", self.get_link)
+        r.add_put("/v1/domains/{ref}/interfaces/{dev}/link", self.set_link)
         r.add_get("/v1/domains/{ref}/console", self.console.handle)
         r.add_post("/v1/domains/{ref}/{action}", self.action)
+        r.add_get("/v1/networks", self.list_networks)
+        r.add_post("/v1/networks", self.define_network)
+        r.add_post("/v1/networks/create", self.create_network)
+        r.add_get("/v1/networks/{ref}", self.network_info)
+        r.add_delete("/v1/networks/{ref}", self.undefine_network)
+        r.add_get("/v1/networks/{ref}/xml", self.network_xml)
+        r.add_put("/v1/networks/{ref}/xml", self.set_network_xml)
+        r.add_put("/v1/networks/{ref}/autostart", self.network_autostart)
+        r.add_get("/v1/networks/{ref}/leases", self.network_leases)
+        r.add_post("/v1/networks/{ref}/start", self.start_network)
+        r.add_post("/v1/networks/{ref}/destroy", self.destroy_network)
+        r.add_post("/v1/networks/{ref}/update", self.update_network)
         r.add_get("/v1/events", self.events)
         r.add_get("/v1/events/history", self.history)
+        from .storage_routes import add_storage_routes
+
+        add_storage_routes(r, self.daemon)
         return app
 
     # ------------------------------------------------------------------ host
@@ -163,6 +198,99 @@ class Api:
         else:
             raise web.HTTPNotFound(text=json.dumps({"error": {"code": "not-found", "message": f"unknown domain action '{action}'"}}),
                                    content_type="application/json")
+        return web.json_response(entry.summary())
+
+    # ------------------------------------------------------------ interfaces
+    async def interfaces(self, request: web.Request) -> web.Response:
+        rows = self.daemon.nics.list(request.match_info["ref"], inactive=_flag(request, "inactive"))
+        return web.json_response({"interfaces": rows})
+
+    async def interface_addresses(self, request: web.Request) -> web.Response:
+        source = request.query.get("source", "lease")
+        rows = self.daemon.nics.addresses(request.match_info["ref"], source)
+        return web.json_response({"interfaces": rows})
+
+    async def interface_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.daemon.nics.stats(request.match_info["ref"], request.match_info["dev"]))
+
+    async def get_link(self, request: web.Request) -> web.Response:
+        state = self.daemon.nics.get_link(request.match_info["ref"], request.match_info["dev"],
+                                          inactive=_flag(request, "inactive"))
+        return web.json_response({"state": state})
+
+    async def set_link(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        state = body.get("state")
+        if state not in ("up", "down"):
+            raise InvalidArgument(f"link state must be 'up' or 'down', not {state!r}")
+        await self.daemon.nics.set_link(request.match_info["ref"], request.match_info["dev"], state,
+                                        live=bool(body.get("live", True)), config=bool(body.get("config")))
+        return web.json_response({"state": state})
+
+    async def attach_interface(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        row = await self.daemon.nics.attach(request.match_info["ref"], _xml_field(body),
+                                            live=bool(body.get("live", True)), config=bool(body.get("config")))
+        return web.json_response(row)
+
+    async def detach_interface(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        kind = body.get("type")
+        if not isinstance(kind, str):
+            raise InvalidArgument("detach needs the interface 'type'")
+        mac = body.get("mac")
+        row = await self.daemon.nics.detach(request.match_info["ref"], kind, mac if isinstance(mac, str) else None,
+                                            live=bool(body.get("live", True)), config=bool(body.get("config")))
+        return web.json_response(row)
+
+    # -------------------------------------------------------------- networks
+    async def list_networks(self, request: web.Request) -> web.Response:
+        return web.json_response({"networks": self.daemon.networks.list()})
+
+    async def define_network(self, request: web.Request) -> web.Response:
+        entry = await self.daemon.networks.define(_xml_field(await _body(request)))
+        return web.json_response(entry.summary(), status=201)
+
+    async def create_network(self, request: web.Request) -> web.Response:
+        entry = await self.daemon.networks.create(_xml_field(await _body(request)))
+        return web.json_response(entry.summary(), status=201)
+
+    async def network_info(self, request: web.Request) -> web.Response:
+        return web.json_response(self.daemon.networks.info(request.match_info["ref"]))
+
+    async def undefine_network(self, request: web.Request) -> web.Response:
+        entry = await self.daemon.networks.undefine(request.match_info["ref"])
+        return web.json_response(entry.summary())
+
+    async def network_xml(self, request: web.Request) -> web.Response:
+        xml = self.daemon.networks.get_xml(request.match_info["ref"], inactive=_flag(request, "inactive"))
+        return web.json_response({"xml": xml})
+
+    async def set_network_xml(self, request: web.Request) -> web.Response:
+        entry = await self.daemon.networks.set_xml(request.match_info["ref"], _xml_field(await _body(request)))
+        return web.json_response(entry.summary())
+
+    async def network_autostart(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        entry = await self.daemon.networks.set_autostart(request.match_info["ref"], bool(body.get("enabled", True)))
+        return web.json_response(entry.summary())
+
+    async def network_leases(self, request: web.Request) -> web.Response:
+        leases = self.daemon.networks.leases(request.match_info["ref"], request.query.get("mac"))
+        return web.json_response({"leases": [_lease(lease) for lease in leases]})
+
+    async def start_network(self, request: web.Request) -> web.Response:
+        entry = await self.daemon.networks.start(request.match_info["ref"])
+        return web.json_response(entry.summary())
+
+    async def destroy_network(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        return web.json_response(await self.daemon.networks.destroy(request.match_info["ref"],
+                                                                    force=bool(body.get("force"))))
+
+    async def update_network(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        entry = await self.daemon.networks.update(request.match_info["ref"], body)
         return web.json_response(entry.summary())
 
     # ---------------------------------------------------------------- events

@@ -14,6 +14,9 @@ from ..errors import PyvirtError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from .context import Ctx
 
 PROMPT = "Failed. Try again? [y,n,i,f,?]: "
@@ -63,9 +66,14 @@ def _stdin_is_tty() -> bool:
 
 
 def edit_domain(ctx: Ctx, ref: str) -> int | None:
+    dom = ctx.domain(ref)
+    return edit_object(ctx, dom, f"Domain '{{}}'", lambda: dom.last.to_dict() if dom.last else None)
+
+
+def edit_object(ctx: Ctx, dom: Any, label: str, summary: Callable[[], Any]) -> int | None:
+    """The edit loop for anything with xml(inactive=True), set_xml() and name (domains, networks)."""
     import tempfile
 
-    dom = ctx.domain(ref)
     original = dom.xml(inactive=True)
     fd, path = tempfile.mkstemp(prefix="pyvirt", suffix=".xml")
     try:
@@ -78,7 +86,7 @@ def edit_domain(ctx: Ctx, ref: str) -> int | None:
             with open(path, encoding="utf-8") as fh:
                 new = fh.read()
             if new == original:
-                ctx.out.message(f"Domain '{dom.name}' XML configuration not changed.")
+                ctx.out.message(f"{label.format(dom.name)} XML configuration not changed.")
                 return None
             try:
                 dom.set_xml(new)
@@ -91,8 +99,8 @@ def edit_domain(ctx: Ctx, ref: str) -> int | None:
                     return 1
                 edit = choice == "y"  # i and f: pyvirt always validates; they retry the definition
                 continue
-            ctx.out.message(f"Domain '{dom.name}' XML configuration edited.",
-                            {"result": f"Domain '{dom.name}' XML configuration edited.", "domain": dom.last.to_dict() if dom.last else None})
+            text = f"{label.format(dom.name)} XML configuration edited."
+            ctx.out.message(text, {"result": text, "object": summary()})
             return None
     finally:
         os.unlink(path)

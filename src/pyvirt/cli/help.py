@@ -17,6 +17,10 @@ GROUPS = {
     "monitor": "Domain Monitoring",
     "events": "Domain Events",
     "host": "Host and Hypervisor",
+    "network": "Networking",
+    "pool": "Storage Pool",
+    "volume": "Storage Volume",
+    "snapshot": "Snapshot",
     "pyvirt": "Pyvirt itself",
 }
 GROUP_ALIASES = {"virsh": "pyvirt"}

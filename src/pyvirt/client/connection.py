@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 from ..errors import ConnectionFailed
 from .domain import Domain, DomainSummary
+from .network import Network
+from .storage import StoragePool, StorageVolume
 from .transport import UnixHTTP, decode_answer, open_socket
 from .uri import default_uri, is_system, quote, socket_path
 
@@ -88,6 +90,57 @@ class Connection:
         """Create and start a transient domain."""
         summary = DomainSummary(self.request("POST", "/v1/domains/create", {"xml": xml, "paused": paused}))
         return Domain(self, summary.name, summary)
+
+    # --- networks -------------------------------------------------------------------------
+    def list_networks(self) -> list[dict[str, Any]]:
+        """All networks by name: name, uuid, active, persistent, autostart, bridge, mode."""
+        return list(self.request("GET", "/v1/networks")["networks"])
+
+    def network(self, ref: str) -> Network:
+        return Network(self, str(ref))
+
+    def define_network(self, xml: str) -> Network:
+        data = self.request("POST", "/v1/networks", {"xml": xml})
+        return Network(self, data["name"], data)
+
+    def create_network(self, xml: str) -> Network:
+        """Create and start a transient network."""
+        data = self.request("POST", "/v1/networks/create", {"xml": xml})
+        return Network(self, data["name"], data)
+
+    # --- storage pools and volumes ------------------------------------------------------
+    def list_pools(self) -> list[dict[str, Any]]:
+        """All pools by name: name, uuid, type, state, active, persistent, autostart, target and sizes."""
+        return list(self.request("GET", "/v1/pools")["pools"])
+
+    def pool(self, ref: str) -> StoragePool:
+        """A handle by name or UUID; nothing is sent until a method is called."""
+        return StoragePool(self, str(ref))
+
+    def define_pool(self, xml: str) -> StoragePool:
+        data = self.request("POST", "/v1/pools", {"xml": xml})
+        return StoragePool(self, data["name"], data)
+
+    def create_pool(self, xml: str, build: bool = False, overwrite: bool = False,
+                    no_overwrite: bool = False) -> StoragePool:
+        """Create and start a transient pool (built first with ``build``)."""
+        data = self.request("POST", "/v1/pools/create", {"xml": xml, "build": build, "overwrite": overwrite,
+                                                         "no_overwrite": no_overwrite})
+        return StoragePool(self, data["name"], data)
+
+    def lookup_volume(self, ref: str, pool: str | None = None) -> StorageVolume:
+        """virsh's volume lookup: by name in ``pool``, else by key, else by path (in any active pool)."""
+        path = f"/v1/volumes?ref={quote(ref)}" + (f"&pool={quote(pool)}" if pool else "")
+        data = self.request("GET", path)
+        return StorageVolume(self, data["pool"], data["name"], data)
+
+    def volume_by_path(self, path: str) -> StorageVolume:
+        data = self.request("GET", f"/v1/volumes?path={quote(path)}")
+        return StorageVolume(self, data["pool"], data["name"], data)
+
+    def volume_by_key(self, key: str) -> StorageVolume:
+        data = self.request("GET", f"/v1/volumes?key={quote(key)}")
+        return StorageVolume(self, data["pool"], data["name"], data)
 
     def events(self, domain: str | None = None) -> Iterator[dict[str, Any]]:
         """Lifecycle events as they happen, on a connection of their own; close the iterator to stop."""

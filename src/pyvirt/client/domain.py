@@ -149,6 +149,40 @@ class Domain:
         """Replace the persistent definition (the edit command): same UUID required."""
         return self._summary_call("PUT", "/xml", {"xml": xml})
 
+    # --- interfaces -----------------------------------------------------------------------
+    def interfaces(self, inactive: bool = False) -> list[dict[str, Any]]:
+        """domiflist rows: {target, type, source, model, mac, link}."""
+        return list(self._conn.request("GET", self._path("/interfaces" + ("?inactive=1" if inactive else "")))["interfaces"])
+
+    def interface_addresses(self, source: str = "lease") -> list[dict[str, Any]]:
+        """domifaddr rows: {name, mac, addrs: [{type, addr, prefix}]} (source: lease)."""
+        return list(self._conn.request("GET", self._path(f"/interfaces/addresses?source={quote(source)}"))["interfaces"])
+
+    def interface_stats(self, device: str) -> dict[str, int]:
+        """domifstat counters, from the guest's side (rx = what the guest received)."""
+        data: dict[str, int] = self._conn.request("GET", self._path(f"/interfaces/{quote(device)}/stats"))
+        return data
+
+    def get_link(self, device: str, inactive: bool = False) -> str:
+        q = "?inactive=1" if inactive else ""
+        return str(self._conn.request("GET", self._path(f"/interfaces/{quote(device)}/link{q}"))["state"])
+
+    def set_link(self, device: str, state: str, *, live: bool = True, config: bool = False) -> None:
+        self._conn.request("PUT", self._path(f"/interfaces/{quote(device)}/link"),
+                           {"state": state, "live": live, "config": config})
+
+    def attach_interface(self, xml: str, *, live: bool = True, config: bool = False) -> dict[str, Any]:
+        """Add an <interface> (live over QMP and/or to the definition); answers its live row."""
+        result: dict[str, Any] = self._conn.request("POST", self._path("/interfaces"),
+                                                    {"xml": xml, "live": live, "config": config})
+        return result
+
+    def detach_interface(self, *, type: str, mac: str | None = None, live: bool = True,
+                         config: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self._conn.request("POST", self._path("/interfaces/detach"),
+                                                    {"type": type, "mac": mac, "live": live, "config": config})
+        return result
+
     # --- streams --------------------------------------------------------------------------
     def console(self, force: bool = False, timeout: float = 10.0) -> ConsoleStream:
         """The guest's serial console over a websocket; ``force`` takes over another session."""

@@ -22,6 +22,7 @@ from ..state.store import DomainRow, RuntimeRecord, Store
 from . import prechecks, runner
 from .eventbus import EventBus
 from .hostinfo import HostService
+from .nics import NicManager
 from .registry import DomainEntry, Registry, acquire_job
 from .states import State, check_transition
 
@@ -40,6 +41,7 @@ class DomainManager:
         self.domains = Registry()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.nics: NicManager | None = None  # set by the daemon once networks exist
 
     # ------------------------------------------------------------------ load
     async def load(self) -> None:
@@ -70,6 +72,7 @@ class DomainManager:
             log.info("domain %s: QEMU pid %d is gone since the last daemon run", entry.name, record.pid)
             self.store.delete_runtime(entry.uuid)
             runner.remove_runtime_files(self.config, live)
+            self._release_host_side(live)
             entry.state, entry.reason = State.SHUTOFF, "daemon"
             if not entry.persistent:
                 self.store.delete_domain(entry.uuid)
@@ -255,15 +258,37 @@ class DomainManager:
         prechecks.check_memory_available(domain)
         self.config.paths.qemu_log.mkdir(parents=True, exist_ok=True)
         dom_id = self.store.next_domain_id()
+        prepared = await self.nics.prepare(entry, domain) if self.nics else None
         try:
-            running = await runner.launch(self.config, domain, dom_id=dom_id, accel=accel, caps=caps, paused=paused)
-        except PyvirtError:
-            self._emit(entry, "stopped", "failed")
+            running = await runner.launch(
+                self.config, prepared.domain if prepared else domain, dom_id=dom_id, accel=accel, caps=caps,
+                paused=paused, nic_fds=prepared.nic_fds if prepared else None)
+        except BaseException as exc:
+            if prepared is not None:
+                prepared.undo()
+            if isinstance(exc, PyvirtError):
+                self._emit(entry, "stopped", "failed")
             raise
+        finally:
+            if prepared is not None:
+                prepared.close_fds()  # QEMU holds its own copies now
         entry.running = running
         self._set_state(entry, State.PAUSED if paused else State.RUNNING, "user" if paused else "booted",
                         "started", "booted")
         self._watch(entry)
+
+    def store_config(self, entry: DomainEntry, domain: Domain) -> None:
+        """Replace the persistent definition after a --config device change (validated by the caller)."""
+        text = format_domain_xml(domain)
+        self.store.put_domain(DomainRow(entry.uuid, entry.name, text, entry.persistent, entry.autostart))
+        entry.config, entry.xml = domain, text
+
+    def record_runtime(self, entry: DomainEntry) -> None:
+        self._record_runtime(entry)
+
+    def _release_host_side(self, live: Domain) -> None:
+        if self.nics is not None:
+            self.nics.release_domain(live)
 
     def _record_runtime(self, entry: DomainEntry) -> None:
         run = entry.running
@@ -434,6 +459,7 @@ class DomainManager:
         entry.running = None
         self.store.delete_runtime(entry.uuid)
         runner.remove_runtime_files(self.config, run.live)
+        self._release_host_side(run.live)
         self._set_state(entry, State.SHUTOFF, transition.reason, "stopped", transition.reason)
         run.ended.set()
         if not entry.persistent:

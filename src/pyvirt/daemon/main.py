@@ -23,6 +23,9 @@ from ..state.store import Store
 from .domains import DomainManager
 from .eventbus import EventBus
 from .hostinfo import HostService
+from .networks import NetworkManager
+from .nics import NicManager
+from .pools import PoolManager, users_from_domains
 
 log = logging.getLogger("pyvirtd")
 
@@ -35,6 +38,11 @@ class Daemon:
         self.bus = EventBus(self.store)
         self.host = HostService(config)
         self.domains = DomainManager(config, self.store, self.bus, self.host)
+        self.networks = NetworkManager(config, self.store, self.bus)
+        self.nics = NicManager(self.domains, self.networks)
+        self.domains.nics = self.nics
+        self.pools = PoolManager(config, self.store)
+        self.pools.users = users_from_domains(self.domains)  # vol-delete refuses volumes a domain uses
         self._runner: object | None = None
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
@@ -43,6 +51,8 @@ class Daemon:
         from ..api.server import Api
 
         self.host.start_probe()
+        await self.networks.load()
+        await self.pools.load()
         await self.domains.load()
         app = Api(self).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -64,7 +74,7 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
         if ready is not None:
             ready.set()
-        autostart = loop.create_task(self.domains.autostart())
+        autostart = loop.create_task(self._autostart())
         try:
             await stop.wait()
         finally:
@@ -75,6 +85,13 @@ class Daemon:
             self.store.close()
             with contextlib.suppress(FileNotFoundError):
                 sock_path.unlink()
+
+
+    async def _autostart(self) -> None:
+        """Networks and pools first: autostart domains may plug into them and use their volumes."""
+        await self.networks.autostart()
+        await self.pools.autostart()
+        await self.domains.autostart()
 
 
 def _lock_pidfile(path: Path) -> int:

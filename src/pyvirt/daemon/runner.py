@@ -22,7 +22,7 @@ from ..errors import QemuError
 from ..host.caps import HostCapabilities
 from ..model.domain import Domain
 from ..qemu import process as qproc
-from ..qemu.argv import LaunchContext, build_argv
+from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ def _free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities) -> LaunchContext:
+def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
+                   nic_fds: dict[int, NicFds] | None = None) -> LaunchContext:
     """Host facts and per-VM paths the pure argv builder needs."""
     paths = config.paths
     wants_spice = any(g.type == "spice" and (g.autoport or g.port in (None, -1)) for g in domain.devices.graphics)
@@ -85,6 +86,7 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         machine_aliases=aliases,
         devices=caps.devices,
         spice_port=_free_tcp_port() if wants_spice else None,
+        nic_fds=dict(nic_fds or {}),
     )
 
 
@@ -106,9 +108,14 @@ def remove_runtime_files(config: Config, domain: Domain) -> None:
 
 
 async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities,
-                 paused: bool) -> Running:
-    """Start QEMU for ``domain``; on any failure undo every step and raise."""
-    ctx = launch_context(config, domain, accel, caps)
+                 paused: bool, nic_fds: dict[int, NicFds] | None = None) -> Running:
+    """Start QEMU for ``domain``; on any failure undo every step and raise.
+
+    ``nic_fds`` are the taps the daemon opened for tap-backed NICs; QEMU inherits
+    them (the caller closes its own copies afterwards).
+    """
+    ctx = launch_context(config, domain, accel, caps, nic_fds)
+    inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)]
     command = build_argv(domain, ctx)
     argv, notes = command.argv, list(command.notes)
     remove_runtime_files(config, domain)
@@ -125,11 +132,15 @@ async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, cap
             log_path=log_path,
             pidfile=config.paths.qemu_pidfile(domain.uuid),
             qmp_socket=config.paths.qmp_socket(domain.uuid),
+            pass_fds=inherited,
         )
         undo.push_async_callback(proc.terminate, 2.0)
         monitor = Monitor(domain.name)
         await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=10.0)
         undo.push_async_callback(monitor.close)
+        for index, nic in enumerate(domain.devices.interfaces):
+            if nic.link_state == "down":  # before the guest runs, so it never sees a carrier
+                await monitor.set_link(f"net{index}", False)
         if not paused:
             await monitor.cont()
         undo.pop_all()

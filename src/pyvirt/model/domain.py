@@ -144,7 +144,7 @@ class Controller:
 
 @dataclass(frozen=True)
 class Interface:
-    """<interface>: type user now; network/bridge/direct/ethernet in the networks issue."""
+    """<interface>: user, network, bridge, direct (macvtap) or ethernet (a tap)."""
 
     type: str  # user | network | bridge | direct | ethernet
     mac: str | None = None  # generated (52:54:00:xx:xx:xx) when missing
@@ -156,6 +156,9 @@ class Interface:
     driver_name: str | None = None  # qemu | vhost
     driver_queues: int | None = None
     address: Address | None = None
+    # QEMU device id (net0...): set by the daemon while running, shown in live XML as <alias name=/>;
+    # it stays fixed across hot-unplug of other NICs.
+    alias: str | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,20 @@ def _err(r: Reader, exc: InvalidArgument) -> InvalidArgument:
 
 
 # ====================================================================== parse
+def parse_device_xml(text: str, tag: str) -> Reader:
+    """A Reader on a standalone device element (attach-interface/-disk XML), checked for its tag."""
+    root, declared = parse_xml(text, what=f"{tag} XML")
+    ctx = Context("device", declared)
+    if root.tag != tag:
+        raise InvalidArgument(f"the root element is <{ctx.show_tag(root.tag)}>, not <{tag}>")
+    return Reader(root, ctx, f"<{tag}>", root=True)
+
+
+def parse_interface_xml(text: str) -> Interface:
+    """One <interface> element, as attach-interface sends it (validated with its domain by the caller)."""
+    return _interface(parse_device_xml(text, "interface"))
+
+
 def parse_domain_xml(text: str) -> Domain:
     """Parse and validate a libvirt <domain> document (see the module docstring)."""
     root, declared = parse_xml(text)
@@ -517,7 +531,9 @@ def _number_controllers(parsed: list[tuple[Controller, bool]]) -> tuple[Controll
     return tuple(out)
 
 
-SOURCE_ATTRS = {"user": (), "ethernet": (), "network": ("network",), "bridge": ("bridge",), "direct": ("dev", "mode")}
+# network: bridge (or dev and mode, on a macvtap network) appear in live XML only
+SOURCE_ATTRS = {"user": (), "ethernet": (), "network": ("network", "bridge", "dev", "mode"), "bridge": ("bridge",),
+                "direct": ("dev", "mode")}
 
 
 def _interface(r: Reader) -> Interface:
@@ -534,7 +550,7 @@ def _interface(r: Reader) -> Interface:
     s = r.child("source")
     if s is not None:
         if kind == "network":
-            s.ignore_attrs("portid", "bridge")  # added by libvirt to live XML
+            s.ignore_attrs("portid")  # added by libvirt to live XML
         allowed = SOURCE_ATTRS.get(kind, ())
         source = tuple((k, v) for k, v in s.elem.items() if k in allowed)
         for k, _ in source:
@@ -554,9 +570,13 @@ def _interface(r: Reader) -> Interface:
     if (x := r.child("driver")) is not None:
         driver_name, queues = x.attr("name"), x.int_attr("queues", minimum=1)
         x.done()
+    alias = None
+    if (x := r.child("alias")) is not None:
+        alias = x.req_attr("name")
+        x.done()
     iface = Interface(
         type=kind, mac=mac, model=model, source=source, target_dev=target, link_state=link,
-        boot_order=_boot_order(r), driver_name=driver_name, driver_queues=queues, address=_info(r),
+        boot_order=_boot_order(r), driver_name=driver_name, driver_queues=queues, address=_info(r), alias=alias,
     )
     r.done()
     return iface

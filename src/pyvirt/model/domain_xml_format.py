@@ -157,6 +157,7 @@ def _fmt_devices(dv: Devices) -> Node:
             if i.driver_name is not None or i.driver_queues is not None else None,
             node("link", ("state", i.link_state)) if i.link_state is not None else None,
             _boot(i.boot_order),
+            node("alias", ("name", i.alias)) if i.alias is not None else None,
             _addr(i.address),
         ]))
     for dev in (*dv.serials, *dv.consoles, *dv.channels):

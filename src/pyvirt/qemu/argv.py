@@ -37,7 +37,7 @@ from collections.abc import Callable
 from ..errors import InvalidArgument, UnsupportedConfig
 from ..model.domain import Domain, Graphics
 from .argv_chardev import chardev_options, need_spice
-from .argv_common import Build, LaunchContext, Machine, QemuCommand
+from .argv_common import Build, LaunchContext, Machine, NicFds, QemuCommand
 from .argv_controllers import controller_options
 from .argv_devices import (
     balloon_options,
@@ -53,7 +53,7 @@ from .argv_devices import (
 from .argv_disks import DiskNames, disk_names, disk_options
 from .argv_render import Option, Value, escape, kv, render
 
-__all__ = ["DiskNames", "LaunchContext", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
+__all__ = ["DiskNames", "LaunchContext", "NicFds", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 BOOT_DEVS = {"hd": "c", "cdrom": "d", "network": "n", "fd": "a"}

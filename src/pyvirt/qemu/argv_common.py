@@ -16,6 +16,14 @@ MACHINE_FAMILIES = ("q35", "pc", "microvm")
 
 
 @dataclass(frozen=True)
+class NicFds:
+    """File descriptors the daemon opened for one tap-backed NIC (inherited by QEMU)."""
+
+    taps: tuple[int, ...]  # one per queue; a tap or a macvtap (/dev/tapN) fd
+    vhost: tuple[int, ...] = ()  # /dev/vhost-net fds, one per queue, when vhost is used
+
+
+@dataclass(frozen=True)
 class LaunchContext:
     """What the host and the daemon supply for one start of one domain.
 
@@ -36,6 +44,8 @@ class LaunchContext:
     machine_aliases: dict[str, str] = field(default_factory=dict)  # {"q35": "pc-q35-7.2"}
     devices: frozenset[str] = frozenset()  # QEMU device names available; empty = don't check
     spice_port: int | None = None  # free TCP port the daemon picked for spice autoport
+    # interface index -> fds of its tap/macvtap; every non-user NIC needs an entry
+    nic_fds: dict[int, NicFds] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ..model.domain import Interface
 from .argv_chardev import need_spice
 from .argv_common import Build, boot_props, pci_placement
 from .argv_controllers import usb_placements
-from .argv_render import Json, Option, Value, kv
+from .argv_render import Json, KeyVal, Option, Value, kv
 
 NIC_MODELS = {"virtio": None, "e1000": "e1000", "e1000e": "e1000e", "rtl8139": "rtl8139"}
 SOUND_MODELS = {"ich9": "ich9-intel-hda", "ich6": "intel-hda", "ac97": "AC97", "es1370": "ES1370", "sb16": "sb16"}
@@ -34,12 +34,13 @@ def interface_options(b: Build) -> list[Option]:
     return out
 
 
+TAP_TYPES = ("network", "bridge", "direct", "ethernet")
+
+
 def _interface(b: Build, i: int, nic: Interface) -> list[Option]:
     who = f"interface {i} ({nic.mac or 'no MAC'})"
-    if nic.type != "user":
-        raise UnsupportedConfig(
-            f"{who}: type '{nic.type}' comes with virtual networks and is not supported yet; use <interface type='user'>"
-        )
+    if nic.type not in ("user", *TAP_TYPES):
+        raise UnsupportedConfig(f"{who}: type '{nic.type}' is not supported; use one of user, {', '.join(TAP_TYPES)}")
     model = nic.model or "virtio"
     if model not in NIC_MODELS:
         raise UnsupportedConfig(f"{who}: model '{model}' is not supported; use one of {', '.join(NIC_MODELS)}")
@@ -52,18 +53,66 @@ def _interface(b: Build, i: int, nic: Interface) -> list[Option]:
         b.note(f"interface {i}: no MAC address given; using {mac}")
     if nic.link_state == "down":
         b.note(f"interface {i}: link state down is applied over QMP (set_link) once QEMU runs")
-    if nic.driver_queues and nic.driver_queues > 1:
-        b.note(f"interface {i}: user networking has a single queue; queues={nic.driver_queues} is ignored")
-    netdev = f"hostnet{i}"
+    alias = nic.alias or f"net{i}"
+    netdev = f"host{alias}"
+    queues = 1
+    if nic.type == "user":
+        if nic.driver_queues and nic.driver_queues > 1:
+            b.note(f"interface {i}: user networking has a single queue; queues={nic.driver_queues} is ignored")
+        backend = kv("user", ("id", netdev))
+    else:
+        backend, queues = _tap_backend(b, i, nic, netdev, who)
+    if queues > 1 and model != "virtio":
+        raise UnsupportedConfig(f"{who}: queues={queues} needs model 'virtio'; model '{model}' has one queue")
     device = kv(
         driver,
-        ("netdev", netdev),
-        ("id", f"net{i}"),
-        ("mac", mac),
+        *nic_device_props(alias, mac, queues, b.microvm),
         *pci_placement(b, nic.address, who),
         *boot_props(nic.boot_order),
     )
-    return [Option("-netdev", kv("user", ("id", netdev))), Option("-device", device)]
+    return [Option("-netdev", backend), Option("-device", device)]
+
+
+def nic_driver(model: str | None, microvm: bool) -> str:
+    """QEMU's device for a NIC model (virtio-net-pci, or -device on microvm)."""
+    name = NIC_MODELS.get(model or "virtio")
+    if name is not None:
+        return name
+    return "virtio-net-device" if microvm else "virtio-net-pci"
+
+
+def nic_device_props(alias: str, mac: str, queues: int, microvm: bool) -> list[tuple[str, Value]]:
+    """A NIC's -device properties after the driver (also used for device_add on hot-plug)."""
+    props: list[tuple[str, Value]] = [("netdev", f"host{alias}"), ("id", alias), ("mac", mac)]
+    if queues > 1:
+        props.append(("mq", "on"))
+        if not microvm:
+            props.append(("vectors", 2 * queues + 2))
+    return props
+
+
+def _tap_backend(b: Build, i: int, nic: Interface, netdev: str, who: str) -> tuple[KeyVal, int]:
+    """-netdev tap on descriptors the daemon opened, so QEMU needs no network privileges."""
+    fds = b.ctx.nic_fds.get(i)
+    if fds is None or not fds.taps:
+        raise InvalidArgument(f"{who}: type '{nic.type}' needs a tap the daemon opens; none was given")
+    wanted = nic.driver_queues or 1
+    if len(fds.taps) != wanted:
+        raise InvalidArgument(f"{who}: {wanted} queue(s) configured but {len(fds.taps)} tap fd(s) given")
+    if nic.driver_name == "vhost" and not fds.vhost:
+        raise InvalidArgument(f"{who}: driver name='vhost' needs /dev/vhost-net fds; none were given")
+    tap: list[tuple[str, Value]] = [("id", netdev)]
+    if len(fds.taps) == 1:
+        tap.append(("fd", fds.taps[0]))
+    else:
+        tap.append(("fds", ":".join(str(fd) for fd in fds.taps)))
+    if fds.vhost:
+        tap.append(("vhost", "on"))
+        if len(fds.vhost) == 1:
+            tap.append(("vhostfd", fds.vhost[0]))
+        else:
+            tap.append(("vhostfds", ":".join(str(fd) for fd in fds.vhost)))
+    return kv("tap", *tap), len(fds.taps)
 
 
 def video_options(b: Build) -> list[Option]:

@@ -146,13 +146,15 @@ def _need_file(path: str | os.PathLike[str]) -> str:
     return text
 
 
-def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-    """Run qemu-img; a status outside ``ok`` becomes a QemuError naming ``path``."""
-    argv = [QEMU_IMG, *args]
+def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,),
+         binary: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run qemu-img (``binary``, default QEMU_IMG); a status outside ``ok`` becomes a QemuError naming ``path``."""
+    exe = binary or QEMU_IMG
+    argv = [exe, *args]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     except FileNotFoundError as exc:
-        raise HostError(f"cannot run {QEMU_IMG}: not installed; install Debian's qemu-utils") from exc
+        raise HostError(f"cannot run {exe}: not installed; install Debian's qemu-utils") from exc
     except subprocess.TimeoutExpired as exc:
         raise QemuError(f"qemu-img {doing} '{path}' did not finish in {TIMEOUT}s") from exc
     if proc.returncode not in ok:
@@ -161,7 +163,8 @@ def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,)) -> 
     return proc
 
 
-def info(path: str | os.PathLike[str], backing_chain: bool = False, *, force_share: bool = False) -> ImageInfo:
+def info(path: str | os.PathLike[str], backing_chain: bool = False, *, force_share: bool = False,
+         qemu_img: str | None = None) -> ImageInfo:
     """`qemu-img info`; ``force_share`` (-U) reads an image a running QEMU holds open."""
     p = _need_file(path)
     args = ["info", "--output=json"]
@@ -169,7 +172,7 @@ def info(path: str | os.PathLike[str], backing_chain: bool = False, *, force_sha
         args.append("--backing-chain")
     if force_share:
         args.append("-U")
-    proc = _run([*args, _file_arg(p)], p, "read")
+    proc = _run([*args, _file_arg(p)], p, "read", binary=qemu_img)
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -181,7 +184,8 @@ def info(path: str | os.PathLike[str], backing_chain: bool = False, *, force_sha
 
 
 def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, backing: str | None = None,
-           backing_fmt: str | None = None, options: dict[str, Any] | None = None) -> None:
+           backing_fmt: str | None = None, options: dict[str, Any] | None = None,
+           qemu_img: str | None = None) -> None:
     """`qemu-img create`; with ``backing`` the size may be None (the backing file's size)."""
     p = os.fspath(path)
     args = ["create", "-q", "-f", _check_fmt(fmt)]
@@ -199,7 +203,7 @@ def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, ba
         if size_bytes < 0:
             raise InvalidArgument(f"size {size_bytes} for '{p}' is negative")
         args.append(str(size_bytes))
-    _run(args, p, "create")
+    _run(args, p, "create", binary=qemu_img)
 
 
 def check(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
@@ -220,16 +224,17 @@ def check(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any
     return report
 
 
-def resize(path: str | os.PathLike[str], size_spec: str, *, shrink: bool = False) -> int:
+def resize(path: str | os.PathLike[str], size_spec: str, *, shrink: bool = False,
+           qemu_img: str | None = None) -> int:
     """`qemu-img resize`; returns the new virtual size. Shrinking needs ``shrink=True``."""
     p = _need_file(path)
-    current = info(p)
+    current = info(p, qemu_img=qemu_img)
     new = resize_target(current.virtual_size, size_spec)
     check_shrink(p, current.virtual_size, new, shrink)
     args = ["resize", "-q", "-f", _check_fmt(current.format)]
     if new < current.virtual_size:
         args.append("--shrink")
-    _run([*args, _file_arg(p), str(new)], p, "resize")
+    _run([*args, _file_arg(p), str(new)], p, "resize", binary=qemu_img)
     return new
 
 
@@ -242,14 +247,14 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _refuse_overwrite(src: str, dst: str) -> None:
+def _refuse_overwrite(src: str, dst: str, qemu_img: str | None = None) -> None:
     """Converting onto the source, or onto a file in its backing chain, destroys the data being read."""
     if _same_file(src, dst):
         raise InvalidArgument(f"cannot convert '{src}' onto itself ('{dst}' is the same file); "
                               "write the converted image to another path, then rename it")
     if not os.path.exists(dst):
         return
-    for layer in info(src, backing_chain=True).chain:
+    for layer in info(src, backing_chain=True, qemu_img=qemu_img).chain:
         if _same_file(layer.filename, dst):
             raise InvalidArgument(f"cannot convert '{src}' onto '{dst}': it is a backing file of '{src}'; "
                                   "choose another destination")
@@ -265,14 +270,14 @@ def _stat_key(path: str) -> tuple[int, int, int] | None:
 
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt: str | None = None,
             dst_fmt: str, compress: bool = False, options: dict[str, Any] | None = None,
-            progress_cb: ProgressCallback | None = None) -> None:
+            progress_cb: ProgressCallback | None = None, qemu_img: str | None = None) -> None:
     """`qemu-img convert -p`: progress percentages go to ``progress_cb`` as qemu-img reports them.
 
     A failed or interrupted convert removes the destination it (re)wrote.
     """
     s = _need_file(src)
     d = os.fspath(dst)
-    _refuse_overwrite(s, d)
+    _refuse_overwrite(s, d, qemu_img)
     args = ["convert", "-p"]
     if src_fmt:
         args += ["-f", _check_fmt(src_fmt)]
@@ -286,10 +291,10 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt
     done = False
     with tempfile.TemporaryFile() as errf:
         try:
-            proc = subprocess.Popen([QEMU_IMG, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=errf)
+            proc = subprocess.Popen([qemu_img or QEMU_IMG, *args], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errf)
         except FileNotFoundError as exc:
-            raise HostError(f"cannot run {QEMU_IMG}: not installed; install Debian's qemu-utils") from exc
+            raise HostError(f"cannot run {qemu_img or QEMU_IMG}: not installed; install Debian's qemu-utils") from exc
         try:
             assert proc.stdout is not None
             _read_progress(proc.stdout, progress_cb)

@@ -251,6 +251,39 @@ class Monitor:
         """Run an HMP command (for what QMP lacks); returns its text output."""
         return str(await self.execute("human-monitor-command", {"command-line": command_line}))
 
+    # -- devices (hot-plug) -------------------------------------------------
+
+    async def set_link(self, name: str, up: bool) -> None:
+        """Carrier of a NIC (by device id, e.g. net0) as the guest sees it."""
+        await self.execute("set_link", {"name": name, "up": up})
+
+    async def send_fd(self, fd: int, fdname: str) -> None:
+        """Pass an open descriptor to QEMU (SCM_RIGHTS + getfd), for netdev_add fd=NAME."""
+        try:
+            self._client.send_fd_scm(fd)
+        except (OSError, QMPError) as exc:
+            raise QemuError(f"cannot pass a file descriptor to {self.name}: {exc}") from exc
+        await self.execute("getfd", {"fdname": fdname})
+
+    async def close_fd(self, fdname: str) -> None:
+        await self.execute("closefd", {"fdname": fdname})
+
+    async def netdev_add(self, **props: Any) -> None:
+        await self.execute("netdev_add", props)
+
+    async def netdev_del(self, netdev_id: str) -> None:
+        await self.execute("netdev_del", {"id": netdev_id})
+
+    async def device_add(self, **props: Any) -> None:
+        await self.execute("device_add", props)
+
+    async def device_del(self, device_id: str) -> None:
+        """Ask the guest to release a device; DEVICE_DELETED says when it is gone."""
+        await self.execute("device_del", {"id": device_id})
+
+    async def qom_list(self, path: str) -> list[dict[str, Any]]:
+        return list(await self.execute("qom-list", {"path": path}))
+
     async def __aenter__(self) -> "Monitor":
         return self
 

@@ -32,6 +32,23 @@ CREATE TABLE IF NOT EXISTS runtime (
     version INTEGER NOT NULL,
     data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    name TEXT NOT NULL,
+    xml TEXT NOT NULL,
+    persistent INTEGER NOT NULL,
+    autostart INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    PRIMARY KEY (kind, uuid),
+    UNIQUE (kind, name)
+);
+CREATE TABLE IF NOT EXISTS object_runtime (
+    kind TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (kind, uuid)
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL,
@@ -44,6 +61,18 @@ CREATE TABLE IF NOT EXISTS events (
 
 @dataclass(frozen=True)
 class DomainRow:
+    uuid: str
+    name: str
+    xml: str
+    persistent: bool
+    autostart: bool
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    """A stored definition of a network or storage pool (``kind``), kept as its XML."""
+
+    kind: str  # "network" | "pool"
     uuid: str
     name: str
     xml: str
@@ -122,6 +151,47 @@ class Store:
 
     def delete_runtime(self, uuid: str) -> None:
         self._db.execute("DELETE FROM runtime WHERE uuid=?", (uuid,))
+
+    # --- networks and pools -----------------------------------------------
+    def objects(self, kind: str) -> list[ObjectRow]:
+        rows = self._db.execute(
+            "SELECT uuid, name, xml, persistent, autostart FROM objects WHERE kind=?", (kind,))
+        return [ObjectRow(kind, u, n, x, bool(p), bool(a)) for u, n, x, p, a in rows]
+
+    def put_object(self, row: ObjectRow) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO objects (kind, uuid, name, xml, persistent, autostart, updated)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(kind, uuid) DO UPDATE SET name=excluded.name,"
+                " xml=excluded.xml, persistent=excluded.persistent, autostart=excluded.autostart,"
+                " updated=excluded.updated",
+                (row.kind, row.uuid, row.name, row.xml, int(row.persistent), int(row.autostart), time.time()),
+            )
+
+    def delete_object(self, kind: str, uuid: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM object_runtime WHERE kind=? AND uuid=?", (kind, uuid))
+            self._db.execute("DELETE FROM objects WHERE kind=? AND uuid=?", (kind, uuid))
+
+    def object_runtimes(self, kind: str) -> dict[str, dict[str, object]]:
+        rows = self._db.execute("SELECT uuid, data FROM object_runtime WHERE kind=?", (kind,))
+        return {u: json.loads(d) for u, d in rows}
+
+    def put_object_runtime(self, kind: str, uuid: str, data: dict[str, object]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO object_runtime (kind, uuid, data) VALUES (?,?,?)",
+                         (kind, uuid, json.dumps(data)))
+
+    def delete_object_runtime(self, kind: str, uuid: str) -> None:
+        self._db.execute("DELETE FROM object_runtime WHERE kind=? AND uuid=?", (kind, uuid))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # --- counters ----------------------------------------------------------
     def next_domain_id(self) -> int:

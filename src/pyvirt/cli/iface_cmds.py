@@ -1,0 +1,169 @@
+"""Domain interface commands: domiflist, domifaddr, domifstat, domif-getlink/-setlink,
+attach-interface and detach-interface, with virsh 9.0's output."""
+from __future__ import annotations
+
+from ..errors import InvalidArgument
+from .spec import BOOL, DOMAIN, STRING, Command, Opt
+from .table import render
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .context import Ctx
+
+IFACE_TYPES = ("network", "bridge", "direct", "ethernet", "user")
+STAT_KEYS = ("rx_bytes", "rx_packets", "rx_errs", "rx_drop", "tx_bytes", "tx_packets", "tx_errs", "tx_drop")
+
+
+def cmd_domiflist(ctx: Ctx, a: dict[str, Any]) -> None:
+    rows = ctx.domain(a["domain"]).interfaces(inactive=a["inactive"])
+    table = [[r.get("target") or "-", r["type"], r.get("source") or "-", r.get("model") or "-", r["mac"]]
+             for r in rows]
+    ctx.out.text(render(["Interface", "Type", "Source", "Model", "MAC"], table, quiet=ctx.out.quiet), rows)
+
+
+def cmd_domifaddr(ctx: Ctx, a: dict[str, Any]) -> None:
+    source = a["source"] or "lease"
+    ifaces = ctx.domain(a["domain"]).interface_addresses(source)
+    if a["interface"]:
+        ifaces = [i for i in ifaces if i["name"] == a["interface"]]
+        if not ifaces:
+            raise InvalidArgument(f"No interface with name '{a['interface']}' was found; see `pyvirt domiflist {a['domain']}`")
+    rows = []
+    for iface in ifaces:
+        for n, addr in enumerate(iface["addrs"]):
+            first = n == 0 or a["full"]
+            rows.append([iface["name"] if first else "-", iface["mac"] if first else "-", addr["type"],
+                         f"{addr['addr']}/{addr['prefix']}"])
+    text = render(["Name", "MAC address", "Protocol", "Address"], rows, quiet=ctx.out.quiet)
+    if not ctx.out.quiet:  # virsh pads the rule of this table to a fixed width
+        lines = text.split("\n")
+        lines[1] = "-" * 79
+        text = "\n".join(lines)
+    ctx.out.text(text, ifaces)
+
+
+def cmd_domifstat(ctx: Ctx, a: dict[str, Any]) -> None:
+    stats = ctx.domain(a["domain"]).interface_stats(a["interface"])
+    dev = stats.get("device", a["interface"])
+    ctx.out.text("".join(f"{dev} {key} {stats[key]}\n" for key in STAT_KEYS if key in stats), stats)
+
+
+def cmd_domif_getlink(ctx: Ctx, a: dict[str, Any]) -> None:
+    state = ctx.domain(a["domain"]).get_link(a["interface"], inactive=a["config"])
+    ctx.out.text(f"{a['interface']} {state}", {"interface": a["interface"], "state": state})
+
+
+def cmd_domif_setlink(ctx: Ctx, a: dict[str, Any]) -> None:
+    state = a["state"].lower()
+    if state not in ("up", "down"):
+        raise InvalidArgument(f"invalid link state '{a['state']}'; use up or down")
+    ctx.domain(a["domain"]).set_link(a["interface"], state, live=not a["config"], config=a["config"])
+    ctx.out.message("Device updated successfully", {"result": "Device updated successfully"})
+
+
+def _scope(ctx: Ctx, a: dict[str, Any]) -> tuple[bool, bool]:
+    """(live, config) from virsh's --live/--config/--persistent/--current."""
+    if a["current"] and (a["live"] or a["config"] or a["persistent"]):
+        raise InvalidArgument("--current is exclusive with --live, --config and --persistent")
+    active = None
+
+    def is_active() -> bool:
+        nonlocal active
+        if active is None:
+            active = ctx.domain(a["domain"]).is_active()
+        return active
+
+    if a["persistent"]:
+        return is_active(), True
+    if a["live"] or a["config"]:
+        return a["live"], a["config"]
+    return (True, False) if is_active() else (False, True)
+
+
+def interface_xml(a: dict[str, Any]) -> str:
+    kind = a["type"]
+    if kind not in IFACE_TYPES:
+        raise InvalidArgument(f"unknown interface type '{kind}'; use one of {', '.join(IFACE_TYPES)}")
+    parts = [f"<interface type='{kind}'>"]
+    source = a["source"]
+    if kind == "network":
+        parts.append(f"  <source network='{source}'/>")
+    elif kind == "bridge":
+        parts.append(f"  <source bridge='{source}'/>")
+    elif kind == "direct":
+        parts.append(f"  <source dev='{source}' mode='{a['source_mode'] or 'vepa'}'/>")
+    if a["mac"]:
+        parts.append(f"  <mac address='{a['mac']}'/>")
+    if a["target"] or (kind == "ethernet" and source):
+        parts.append(f"  <target dev='{a['target'] or source}'/>")
+    if a["model"]:
+        parts.append(f"  <model type='{a['model']}'/>")
+    parts.append("</interface>")
+    return "\n".join(parts) + "\n"
+
+
+def cmd_attach_interface(ctx: Ctx, a: dict[str, Any]) -> None:
+    xml = interface_xml(a)
+    if a["print_xml"]:
+        ctx.out.text(xml.rstrip("\n"), {"xml": xml})
+        return
+    live, config = _scope(ctx, a)
+    result = ctx.domain(a["domain"]).attach_interface(xml, live=live, config=config)
+    ctx.out.message("Interface attached successfully", {"result": "Interface attached successfully", **result})
+
+
+def cmd_detach_interface(ctx: Ctx, a: dict[str, Any]) -> None:
+    live, config = _scope(ctx, a)
+    result = ctx.domain(a["domain"]).detach_interface(type=a["type"], mac=a["mac"], live=live, config=config)
+    ctx.out.message("Interface detached successfully", {"result": "Interface detached successfully", **result})
+
+
+SCOPE = (
+    Opt("persistent", BOOL, "make live change persistent"),
+    Opt("config", BOOL, "affect next boot"),
+    Opt("live", BOOL, "affect running domain"),
+    Opt("current", BOOL, "affect current domain"),
+)
+
+COMMANDS = (
+    Command("attach-interface", "domain", "attach network interface", cmd_attach_interface,
+            (DOMAIN,
+             Opt("type", STRING, "network interface type", required=True, positional=True),
+             Opt("source", STRING, "source of network interface", required=True, positional=True),
+             Opt("target", STRING, "target network name"),
+             Opt("mac", STRING, "MAC address"),
+             Opt("model", STRING, "model type"),
+             *SCOPE,
+             Opt("print-xml", BOOL, "print XML document rather than attach the interface"),
+             Opt("source-mode", STRING, "mode attribute of <source/> element")),
+            "Attach new network interface."),
+    Command("detach-interface", "domain", "detach network interface", cmd_detach_interface,
+            (DOMAIN,
+             Opt("type", STRING, "network interface type", required=True, positional=True),
+             Opt("mac", STRING, "MAC address"),
+             *SCOPE),
+            "Detach network interface."),
+    Command("domif-getlink", "monitor", "get link state of a virtual interface", cmd_domif_getlink,
+            (DOMAIN, Opt("interface", STRING, "interface device (MAC Address)", required=True, positional=True),
+             Opt("config", BOOL, "Get persistent interface state")),
+            "Get link state of a domain's virtual interface."),
+    Command("domif-setlink", "domain", "set link state of a virtual interface", cmd_domif_setlink,
+            (DOMAIN, Opt("interface", STRING, "interface device (MAC Address)", required=True, positional=True),
+             Opt("state", STRING, "new state of the device", required=True, positional=True),
+             Opt("config", BOOL, "affect next boot")),
+            "Set link state of a domain's virtual interface."),
+    Command("domifaddr", "monitor", "Get network interfaces' addresses for a running domain", cmd_domifaddr,
+            (DOMAIN, Opt("interface", STRING, "network interface name"),
+             Opt("full", BOOL, "always display names and MACs of interfaces"),
+             Opt("source", STRING, "address source: 'lease', 'agent', or 'arp'")),
+            "Get network interfaces' addresses for a running domain"),
+    Command("domiflist", "monitor", "list all domain virtual interfaces", cmd_domiflist,
+            (DOMAIN, Opt("inactive", BOOL, "get inactive rather than running configuration")),
+            "Get network interfaces of a domain."),
+    Command("domifstat", "monitor", "get network interface stats for a domain", cmd_domifstat,
+            (DOMAIN, Opt("interface", STRING, "interface device specified by name or MAC Address",
+                         required=True, positional=True)),
+            "Get network interface stats for a running domain."),
+)

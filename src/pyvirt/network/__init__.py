@@ -1,0 +1,1 @@
+"""Virtual networks on the host: bridges, dnsmasq (DHCP/DNS), leases and the nftables table."""

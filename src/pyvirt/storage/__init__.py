@@ -1,0 +1,9 @@
+"""Storage pool backends (libvirt's storage driver): one module per pool type.
+
+``backend_for(pool)`` gives the ``PoolBackend`` for a ``model.storage.Pool``.
+"""
+from __future__ import annotations
+
+from .base import PoolBackend, ProgressCallback, backend_for
+
+__all__ = ["PoolBackend", "ProgressCallback", "backend_for"]

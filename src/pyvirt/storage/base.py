@@ -1,0 +1,267 @@
+"""What every pool backend offers (``PoolBackend``) and the pieces they share.
+
+A backend is the host side of one pool: build/start/stop/delete map to
+pool-build, pool-start, pool-destroy and pool-delete; the volume calls map to
+vol-create, vol-create-from/vol-clone, vol-delete, vol-resize, vol-wipe,
+vol-upload and vol-download. Backends hold no state of their own beyond the
+``Pool`` they were made for: whether a pool counts as running is the
+daemon's record, ``is_active`` only says what the host shows.
+
+Shared here: the out-of-space error (one wording everywhere), free-space
+figures from statvfs, chunked streaming into and out of a volume, and zeroing
+a block device.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import struct
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import HostError, InvalidArgument
+from ..model.storage import Pool, PoolInfo, Volume
+
+CHUNK = 4 * 1024 * 1024  # bytes per read/write when streaming
+ProgressCallback = Callable[[float], None]  # percent done, 0..100 (qemu.img uses the same)
+DEFAULT_VOLUME_MODE = 0o600  # libvirt's default for new volumes
+DEFAULT_POOL_MODE = 0o711  # libvirt's default for a pool directory it builds
+_BLKZEROOUT = 0x127F  # _IO(0x12, 127): zero a byte range of a block device
+_BLKGETSIZE64 = 0x80081272  # _IOR(0x12, 114, size_t)
+
+
+class Reader(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+class Writer(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class PoolBackend(Protocol):
+    """The host side of one storage pool; every call raises a ``PyvirtError`` saying what went wrong."""
+
+    pool: Pool
+
+    def build(self, overwrite: bool = False) -> None:
+        """pool-build: make the storage (directory, filesystem, VG, partition table).
+
+        Without ``overwrite`` a device that already holds data is refused."""
+
+    def start(self) -> None:
+        """pool-start: make the pool usable (mount, activate the VG, check the target)."""
+
+    def stop(self) -> None:
+        """pool-destroy: undo start (unmount, deactivate); volumes are kept."""
+
+    def delete(self) -> None:
+        """pool-delete: remove what build made (directory, VG and PV labels, partition table)."""
+
+    def is_active(self) -> bool:
+        """Whether the host shows the pool as started (mounted, VG active, directory present)."""
+
+    def info(self) -> PoolInfo:
+        """Capacity, allocation and available bytes as the host reports them now."""
+
+    def list_volumes(self) -> list[Volume]:
+        """Every volume with its live facts (path, key, capacity, allocation, format), sorted by name."""
+
+    def volume(self, name: str) -> Volume:
+        """One volume's live facts; NotFound when the pool has no such volume."""
+
+    def volume_path(self, name: str) -> str:
+        """The host path of volume ``name``, checked to stay inside the pool (no '/', no escaping links)."""
+
+    def create_volume(self, vol: Volume, progress: ProgressCallback | None = None) -> Volume:
+        """vol-create: a new empty volume (or a linked clone when ``vol.backing`` is set)."""
+
+    def create_volume_from(self, vol: Volume, source_path: str, source_format: str | None = None,
+                           progress: ProgressCallback | None = None) -> Volume:
+        """vol-create-from / vol-clone: a new volume holding a full copy of ``source_path``."""
+
+    def delete_volume(self, name: str) -> None:
+        """vol-delete."""
+
+    def resize_volume(self, name: str, capacity: int, shrink: bool = False) -> Volume:
+        """vol-resize to ``capacity`` bytes; making it smaller needs ``shrink=True``."""
+
+    def wipe_volume(self, name: str) -> None:
+        """vol-wipe: the volume reads as zeros afterwards; its size and format stay."""
+
+    def upload_volume(self, name: str, reader: Reader, length: int, offset: int = 0,
+                      progress: ProgressCallback | None = None) -> int:
+        """vol-upload: write ``length`` bytes read from ``reader`` at ``offset``; returns bytes written."""
+
+    def download_volume(self, name: str, writer: Writer, offset: int = 0, length: int | None = None,
+                        progress: ProgressCallback | None = None) -> int:
+        """vol-download: send ``length`` bytes (default: to the end) from ``offset``; returns bytes sent."""
+
+
+# ---------------------------------------------------------------- space
+def out_of_space(pool: str, needed: int, available: int) -> HostError:
+    """The one wording for a pool that cannot hold what is asked."""
+    return HostError(f"out of space in pool '{pool}' (needed {needed} bytes, available {available} bytes); "
+                     "free space in the pool, delete volumes, or use another pool")
+
+
+def is_enospc(exc: BaseException) -> bool:
+    """An OSError ENOSPC, or a tool's error whose text says the disk is full."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    text = f"{getattr(exc, 'message', '')} {getattr(exc, 'detail', '') or ''}"
+    return "No space left on device" in text or "insufficient free space" in text
+
+
+def statvfs_info(path: str) -> PoolInfo:
+    """libvirt's figures for a filesystem pool: allocation is what the filesystem has in use."""
+    st = os.statvfs(path)
+    capacity = st.f_blocks * st.f_frsize
+    return PoolInfo(capacity=capacity, allocation=(st.f_blocks - st.f_bfree) * st.f_frsize,
+                    available=st.f_bavail * st.f_frsize)
+
+
+# ---------------------------------------------------------------- devices
+def block_size(path: str) -> int:
+    """Size in bytes of a block device (or of a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if stat.S_ISBLK(os.fstat(fd).st_mode):
+            buf = fcntl.ioctl(fd, _BLKGETSIZE64, b"\0" * 8)
+            return int(struct.unpack("Q", buf)[0])
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def zero_device(path: str) -> None:
+    """Make a whole block device read as zeros: BLKZEROOUT, or plain zero writes where unsupported."""
+    size = block_size(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.ioctl(fd, _BLKZEROOUT, struct.pack("QQ", 0, size))
+        except OSError:
+            zeros = bytes(CHUNK)
+            done = 0
+            while done < size:
+                done += os.pwrite(fd, zeros[: min(CHUNK, size - done)], done)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def zero_range(path: str, offset: int, length: int) -> None:
+    """Write zeros over ``length`` bytes at ``offset`` (partition tables at a disk's ends)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        zeros = bytes(min(CHUNK, length))
+        done = 0
+        while done < length:
+            done += os.pwrite(fd, zeros[: min(CHUNK, length - done)], offset + done)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- streaming
+def check_range(name: str, size: int, offset: int, length: int, doing: str) -> None:
+    if offset < 0 or length < 0:
+        raise InvalidArgument(f"cannot {doing} volume '{name}': offset {offset} and length {length} "
+                              "must not be negative")
+    if offset + length > size:
+        raise InvalidArgument(f"cannot {doing} volume '{name}': {length} bytes at offset {offset} run past its "
+                              f"end ({size} bytes); resize the volume first or send less")
+
+
+def _report(progress: ProgressCallback | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(100.0 if total == 0 else done * 100.0 / total)
+
+
+def stream_in(path: str, reader: Reader, length: int, offset: int, *, pool: str, volume: str,
+              available: Callable[[], int], progress: ProgressCallback | None = None) -> int:
+    """Write ``length`` bytes from ``reader`` into the existing ``path`` at ``offset``, in CHUNK pieces.
+
+    ENOSPC becomes ``out_of_space`` (what was written so far stays: the
+    volume existed before, so it is not removed). A reader that ends early is
+    an error naming how much arrived.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    done = 0
+    try:
+        while done < length:
+            want = min(CHUNK, length - done)
+            data = reader.read(want)
+            if not data:
+                raise InvalidArgument(f"upload to volume '{volume}' in pool '{pool}' ended after {done} of "
+                                      f"{length} bytes; the volume holds partial data: upload it again")
+            if len(data) > want:
+                raise InvalidArgument(f"upload stream for volume '{volume}' gave {len(data)} bytes when "
+                                      f"{want} were asked for")
+            view = memoryview(data)
+            pos = offset + done
+            try:
+                while view:
+                    n = os.pwrite(fd, view, pos)
+                    view, pos = view[n:], pos + n
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise out_of_space(pool, length - done, available()) from None
+                raise HostError(f"cannot write volume '{volume}' in pool '{pool}': {exc.strerror}") from None
+            done += len(data)
+            _report(progress, done, length)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise out_of_space(pool, length, available()) from None
+            raise
+        if length == 0:
+            _report(progress, 0, 0)
+    finally:
+        os.close(fd)
+    return done
+
+
+def stream_out(path: str, writer: Writer, offset: int, length: int, *,
+               progress: ProgressCallback | None = None) -> int:
+    """Send ``length`` bytes of ``path`` from ``offset`` to ``writer`` in CHUNK pieces."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    done = 0
+    try:
+        while done < length:
+            data = os.pread(fd, min(CHUNK, length - done), offset + done)
+            if not data:
+                raise HostError(f"'{path}' ended after {done} of {length} bytes while reading it; "
+                                "it shrank during the download")
+            writer.write(data)
+            done += len(data)
+            _report(progress, done, length)
+        if length == 0:
+            _report(progress, 0, 0)
+    finally:
+        os.close(fd)
+    return done
+
+
+# ---------------------------------------------------------------- factory
+def backend_for(pool: Pool, qemu_img: str | None = None) -> PoolBackend:
+    """The backend for ``pool.type``; ``qemu_img`` is the qemu-img binary (Config.settings.qemu_img)."""
+    from . import dir as dir_backend
+    from . import disk, fs, iscsi, logical, netfs
+
+    makers: dict[str, Callable[[Pool, str | None], PoolBackend]] = {
+        "dir": dir_backend.DirBackend,
+        "fs": fs.FsBackend,
+        "netfs": netfs.NetfsBackend,
+        "logical": logical.LogicalBackend,
+        "disk": disk.DiskBackend,
+        "iscsi": iscsi.make_iscsi_backend,
+    }
+    maker = makers.get(pool.type)
+    if maker is None:
+        raise InvalidArgument(f"pool '{pool.name}' has type '{pool.type}', which pyvirt has no backend for; "
+                              f"use one of {', '.join(makers)}")
+    return maker(pool, qemu_img)
