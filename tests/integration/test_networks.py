@@ -1,7 +1,9 @@
 """Virtual networks end to end: real bridges, taps, dnsmasq, nftables and tiny guests.
 
 One daemon for the module; networks use bridges named pvn* and subnets
-10.123-10.126.x.0/24 so they do not collide with anything else on the host.
+10.123-10.126.x.0/24 so they do not collide with anything else on the host. STP is off
+on them (a new port on an STP bridge forwards only after 4 s); the ping helper still
+retries for that case.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ LEASE = "PYVIRT-GUEST-LEASE"
 NAT_XML = """<network>
   <name>pvnat</name>
   <forward mode='nat'/>
-  <bridge name='pvnb0'/>
+  <bridge name='pvnb0' stp='off' delay='0'/>
   <ip address='10.123.0.1' netmask='255.255.255.0'>
     <dhcp>
       <range start='10.123.0.10' end='10.123.0.100'/>
@@ -33,7 +35,7 @@ NAT_XML = """<network>
 
 ISO_XML = """<network>
   <name>pviso</name>
-  <bridge name='pvnb1'/>
+  <bridge name='pvnb1' stp='off' delay='0'/>
   <ip address='10.124.0.1' prefix='24'>
     <dhcp>
       <range start='10.124.0.10' end='10.124.0.100'/>

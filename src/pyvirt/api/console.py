@@ -28,6 +28,7 @@ class ConsoleHub:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=30)
+        transport = request.transport  # gone from the request once upgraded
         await ws.prepare(request)
         try:
             entry = self.daemon.domains.lookup(request.match_info["ref"])
@@ -44,6 +45,10 @@ class ConsoleHub:
         finally:
             if self._sessions.get(entry.uuid) is ws:
                 del self._sessions[entry.uuid]
+            # Drop the connection now: a client completing the close handshake waits for the
+            # server to end the socket, which aiohttp 3.14 may not do until much later.
+            if transport is not None:
+                transport.close()
         return ws
 
     async def _take(self, entry: Any, ws: web.WebSocketResponse, force: bool) -> None:

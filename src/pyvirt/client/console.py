@@ -91,6 +91,13 @@ class ConsoleStream:
                 raise ConnectionFailed(f"the console of domain '{self.name}' is closed: {_reason(exc)}") from exc
 
     def close(self) -> None:
+        """End the session. Unread output is dropped first: the websockets reader stops taking
+        frames once its queue is full, and would then miss the daemon's close (a 10 s wait)."""
+        try:
+            while True:
+                self._ws.recv(timeout=0.05)  # lets the reader thread hand over what it holds
+        except (TimeoutError, *self._closed_exc):
+            pass
         self._ws.close()
 
     def __enter__(self) -> ConsoleStream:
