@@ -25,7 +25,8 @@ pytestmark = [
 
 
 def probe_processes() -> list[int]:
-    """PIDs of QEMU processes started by a KVM probe (their drive lives in a pyvirt-kvmprobe- dir)."""
+    """PIDs of QEMU processes this test process started for a KVM probe (their drive lives in a
+    pyvirt-kvmprobe- dir); probes of other processes running at the same time do not count."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -35,7 +36,12 @@ def probe_processes() -> list[int]:
         except OSError:
             continue
         if b"pyvirt-kvmprobe-" in cmdline and b"isa-debug-exit" in cmdline:
-            found.append(int(entry.name))
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == os.getpid():
+                found.append(int(entry.name))
     return found
 
 

@@ -171,3 +171,71 @@ def test_cli_resize_shrink_and_convert_progress(tmp_path):
     r = run_cli("img", "convert", "-p", "-O", "raw", str(disk), str(out))
     assert r.returncode == 0, r.stderr
     assert "100.00%" in r.stderr and img.info(out).format == "raw"
+
+
+def run_img(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYVIRT, "img", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def write_at(path: Path, offset: int, data: bytes, fmt: str = "qcow2") -> None:
+    subprocess.run(["qemu-io", "-f", fmt, "-c", f"write -P {data[0]} {offset} {len(data)}", str(path)],
+                   check=True, capture_output=True)
+
+
+def test_internal_snapshots_create_list_apply_delete(tmp_path):
+    disk = tmp_path / "s.qcow2"
+    img.create(disk, "qcow2", 16 * M)
+    write_at(disk, 0, b"\x41" * 65536)
+    assert run_img("snapshot", "-c", "before", "s.qcow2", cwd=tmp_path).returncode == 0
+    write_at(disk, 0, b"\x42" * 65536)
+    listing = run_img("snapshot", "-l", "s.qcow2", cwd=tmp_path).stdout
+    assert "before" in listing and listing.startswith("Snapshot list:")
+    again = run_img("snapshot", "-c", "before", "s.qcow2", cwd=tmp_path)
+    assert again.returncode == 1 and "already has a snapshot named 'before'" in again.stderr
+    raw = tmp_path / "at-before.raw"
+    assert run_img("convert", "-O", "raw", "-s", "before", "s.qcow2", "at-before.raw", cwd=tmp_path).returncode == 0
+    assert raw.read_bytes()[:4] == b"AAAA"  # extracted the snapshot, not the current data
+    assert run_img("snapshot", "-a", "before", "s.qcow2", cwd=tmp_path).returncode == 0
+    current = tmp_path / "now.raw"
+    img.convert(disk, current, dst_fmt="raw")
+    assert current.read_bytes()[:4] == b"AAAA"
+    assert run_img("snapshot", "-d", "before", "s.qcow2", cwd=tmp_path).returncode == 0
+    missing = run_img("snapshot", "-a", "before", "s.qcow2", cwd=tmp_path)
+    assert missing.returncode == 1 and "has no snapshot 'before'" in missing.stderr
+
+
+def test_snapshot_of_a_raw_image_is_refused_with_the_reason(tmp_path):
+    img.create(tmp_path / "r.raw", "raw", M)
+    r = run_img("snapshot", "-c", "x", "r.raw", cwd=tmp_path)
+    assert r.returncode == 1 and "only qcow2 images hold internal snapshots" in r.stderr
+
+
+def test_commit_and_rebase(tmp_path):
+    base, top = tmp_path / "base.qcow2", tmp_path / "top.qcow2"
+    img.create(base, "qcow2", 16 * M)
+    img.create(top, "qcow2", None, backing=str(base), backing_fmt="qcow2")
+    write_at(top, 0, b"\x43" * 65536)
+    assert run_img("commit", "top.qcow2", cwd=tmp_path).returncode == 0
+    out = tmp_path / "base.raw"
+    img.convert(base, out, dst_fmt="raw")
+    assert out.read_bytes()[:2] == b"CC"  # the overlay's write reached the base
+    assert run_img("rebase", "-b", "", "top.qcow2", cwd=tmp_path).returncode == 0  # safe: copies data in
+    assert img.info(top).backing_filename is None
+    base.unlink()
+    img.convert(top, tmp_path / "top.raw", dst_fmt="raw")
+    assert (tmp_path / "top.raw").read_bytes()[:2] == b"CC"
+    no_backing = run_img("commit", "top.qcow2", cwd=tmp_path)
+    assert no_backing.returncode == 1 and "has no backing file" in no_backing.stderr
+
+
+def test_map_and_measure(tmp_path):
+    disk = tmp_path / "m.qcow2"
+    img.create(disk, "qcow2", 16 * M)
+    write_at(disk, M, b"\x44" * 65536)
+    extents = img.map_image(disk)
+    data = [e for e in extents if e["data"]]
+    assert data and data[0]["start"] == M and data[0]["length"] == 65536
+    measured = img.measure(size_bytes=G, out_fmt="qcow2")
+    assert measured["fully-allocated"] > G > measured["required"] > 0
+    text = run_img("measure", "-O", "raw", "m.qcow2", cwd=tmp_path).stdout
+    assert f"required size: {16 * M}" in text

@@ -19,7 +19,12 @@ pyvirt img create -f FMT [-b BACKING -F BACKING_FMT] [-o k=v,...] FILE [SIZE]
 pyvirt img info [--json] [-U] [--backing-chain] FILE
 pyvirt img check [-f FMT] FILE
 pyvirt img resize [--shrink] FILE [+|-]SIZE
-pyvirt img convert [-f FMT] -O FMT [-c] [-p] [-o k=v,...] SRC DST
+pyvirt img convert [-f FMT] -O FMT [-c] [-p] [-s SNAPSHOT] [-o k=v,...] SRC DST
+pyvirt img snapshot [-c | -l | -d | -a] [TAG] FILE
+pyvirt img commit FILE
+pyvirt img rebase [-u] -b BACKING [-F FMT] FILE
+pyvirt img map FILE
+pyvirt img measure [-O FMT] [--size SIZE | FILE]
 SIZE takes qemu-img's suffixes: k, M, G, T (powers of 1024); none means bytes."""
 
 # verb -> (getopt short options, long options, positional names)
@@ -28,8 +33,14 @@ VERBS: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
     "info": ("U", ["backing-chain", "force-share"], ("file",)),
     "check": ("f:q", [], ("file",)),
     "resize": ("q", ["shrink"], ("file", "size")),
-    "convert": ("f:O:cpo:q", [], ("src", "dst")),
+    "convert": ("f:O:cpo:qs:", [], ("src", "dst")),
+    "snapshot": ("c:d:a:lq", [], ("file",)),
+    "commit": ("q", [], ("file",)),
+    "rebase": ("ub:F:q", [], ("file",)),
+    "map": ("", ["output="], ("file",)),
+    "measure": ("O:o:", ["size=", "output="], ("file?",)),
 }
+VERB_NAMES = ", ".join(VERBS)
 
 
 class ImgCommand(Command):
@@ -47,10 +58,10 @@ def parse_verb(argv: list[str]) -> tuple[str, dict[str, str | bool], dict[str, s
     import getopt
 
     if not argv:
-        raise InvalidArgument(f"img needs a verb: create, info, check, resize or convert\n{USAGE}")
+        raise InvalidArgument(f"img needs a verb: {VERB_NAMES}\n{USAGE}")
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
-        raise InvalidArgument(f"unknown img verb '{verb}': use create, info, check, resize or convert")
+        raise InvalidArgument(f"unknown img verb '{verb}': use one of {VERB_NAMES}")
     short, long, names = VERBS[verb]
     # sizes such as '-512M' are data, not options: hide their dash from getopt, restore it after
     rest = ["\0" + t if len(t) > 1 and t[0] == "-" and t[1].isdigit() else t for t in rest]
@@ -60,6 +71,7 @@ def parse_verb(argv: list[str]) -> tuple[str, dict[str, str | bool], dict[str, s
     except getopt.GetoptError as exc:
         raise InvalidArgument(f"img {verb}: {exc}\n{USAGE}") from exc
     takes_arg = {f"-{c}" for c, nxt in zip(short, short[1:] + " ") if nxt == ":" and c != ":"}
+    takes_arg |= {f"--{name[:-1]}" for name in long if name.endswith("=")}
     opts: dict[str, str | bool] = {k: (v if k in takes_arg else True) for k, v in pairs}
     required = [n for n in names if not n.endswith("?")]
     if not len(required) <= len(data) <= len(names):
@@ -106,17 +118,29 @@ def info_text(i: Any) -> str:
 
 
 class ProgressBar:
-    """A one-line bar on stderr, redrawn in place: `[#######.......]  50.00%`."""
+    """A one-line bar on stderr, redrawn in place: `[#######.......]  50.00%  ETA 0:12`."""
 
     WIDTH = 40
 
     def __init__(self, stream: Any) -> None:
+        import time
+
         self.stream = stream
+        self.clock = time.monotonic
+        self.started = self.clock()
 
     def __call__(self, percent: float) -> None:
         filled = int(self.WIDTH * percent / 100)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:6.2f}%")
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:6.2f}%{self.eta(percent)}")
         self.stream.flush()
+
+    def eta(self, percent: float) -> str:
+        """Time left at the rate so far (shown once there is a rate to go by)."""
+        elapsed = self.clock() - self.started
+        if percent <= 0 or percent >= 100 or elapsed < 0.5:
+            return "  ETA --:--" if percent < 100 else "  done     "
+        left = int(elapsed * (100 - percent) / percent)
+        return f"  ETA {left // 60}:{left % 60:02d}"
 
     def end(self) -> None:
         self.stream.write("\n")
@@ -160,25 +184,106 @@ def cmd_img(ctx: Ctx, a: dict[str, Any]) -> int:
     elif verb == "resize":
         new = img.resize(pos["file"] or "", pos["size"] or "", shrink="--shrink" in o)
         out.message("Image resized.", {"file": pos["file"], "virtual_size": new})
-    else:
+    elif verb == "convert":
         dst_fmt = o.get("-O")
         if not isinstance(dst_fmt, str):
             raise InvalidArgument("img convert needs the output format: -O qcow2 or -O raw")
-        src_fmt = o.get("-f")
+        src_fmt, snap = o.get("-f"), o.get("-s")
         bar = ProgressBar(out.stderr) if "-p" in o else None
         try:
             img.convert(pos["src"] or "", pos["dst"] or "", src_fmt=src_fmt if isinstance(src_fmt, str) else None,
-                        dst_fmt=dst_fmt, compress="-c" in o, options=_options(o.get("-o")), progress_cb=bar)
+                        dst_fmt=dst_fmt, compress="-c" in o, options=_options(o.get("-o")), progress_cb=bar,
+                        snapshot=snap if isinstance(snap, str) else None)
         finally:
             if bar is not None:
                 bar.end()
         out.message(f"Converted '{pos['src']}' to '{pos['dst']}' ({dst_fmt})",
                     {"src": pos["src"], "dst": pos["dst"], "format": dst_fmt})
+    else:
+        return _other_verb(ctx, verb, o, pos)
+    return 0
+
+
+def _other_verb(ctx: Ctx, verb: str, o: dict[str, str | bool], pos: dict[str, str | None]) -> int:
+    """snapshot, commit, rebase, map and measure."""
+    from ..model.units import parse_size
+    from ..qemu import img
+
+    out, path = ctx.out, pos.get("file") or ""
+    if verb == "snapshot":
+        return _snapshot_verb(ctx, o, path)
+    if verb == "commit":
+        img.commit(path)
+        out.message("Image committed.", {"file": path})
+    elif verb == "rebase":
+        backing, bfmt = o.get("-b"), o.get("-F")
+        if not isinstance(backing, str):
+            raise InvalidArgument("img rebase needs -b BACKING (-b '' removes the backing file)")
+        img.rebase(path, backing, backing_fmt=bfmt if isinstance(bfmt, str) else None, unsafe="-u" in o)
+        out.message(f"Rebased '{path}' onto '{backing}'" if backing else f"'{path}' has no backing file now",
+                    {"file": path, "backing": backing})
+    elif verb == "map":
+        extents = img.map_image(path)
+        lines = [f"{'Offset':<20}{'Length':<20}{'Mapped to':<20}File"]
+        lines += [f"{e['start']:<#20x}{e['length']:<#20x}{e.get('offset', 0):<#20x}{path}"
+                  for e in extents if e.get("data")]
+        out.text("\n".join(lines), extents)
+    else:  # measure
+        size = o.get("--size")
+        fmt = o.get("-O") if isinstance(o.get("-O"), str) else "qcow2"
+        result = img.measure(path=pos.get("file") or None, out_fmt=str(fmt), options=_options(o.get("-o")),
+                             size_bytes=parse_size(size, default_unit="b") if isinstance(size, str) else None)
+        out.text(f"required size: {result['required']}\nfully allocated size: {result['fully-allocated']}", result)
+    return 0
+
+
+def _snapshot_verb(ctx: Ctx, o: dict[str, str | bool], path: str) -> int:
+    from ..qemu import img
+
+    out = ctx.out
+    fmt = img.info(path).format
+    ops = [k for k in ("-c", "-d", "-a", "-l") if k in o]
+    if len(ops) > 1:
+        raise InvalidArgument("img snapshot takes one of -c, -l, -d, -a")
+    if fmt != "qcow2":
+        raise InvalidArgument(f"image '{path}' is {fmt}: only qcow2 images hold internal snapshots; convert it "
+                              "with `pyvirt img convert -O qcow2`")
+    op = ops[0] if ops else "-l"
+    if op == "-l":
+        snaps = img.snapshot_list(path, fmt=fmt)
+        lines = ["Snapshot list:", f"{'ID':<8}{'TAG':<24}{'VM SIZE':>10}"]
+        lines += [f"{s.id:<8}{s.name:<24}{img.human_size(s.vm_state_size):>10}" for s in snaps]
+        out.text("\n".join(lines) if snaps else "", [s.__dict__ for s in snaps])
+        return 0
+    tag = str(o[op])
+    if op == "-c":
+        if any(s.name == tag for s in img.snapshot_list(path, fmt=fmt)):
+            raise InvalidArgument(f"image '{path}' already has a snapshot named '{tag}'; pick another name")
+        img.snapshot_create(path, tag, fmt=fmt)
+        out.message(f"Snapshot '{tag}' created.", {"file": path, "snapshot": tag})
+    elif op == "-d":
+        _need_snapshot(path, tag, fmt)
+        img.snapshot_delete(path, tag, fmt=fmt)
+        out.message(f"Snapshot '{tag}' deleted.", {"file": path, "snapshot": tag})
+    else:
+        _need_snapshot(path, tag, fmt)
+        img.snapshot_apply(path, tag, fmt=fmt)
+        out.message(f"Snapshot '{tag}' applied.", {"file": path, "snapshot": tag})
+    return 0
+
+
+def _need_snapshot(path: str, tag: str, fmt: str) -> None:
+    from ..errors import NotFound
+    from ..qemu import img
+
+    names = [s.name for s in img.snapshot_list(path, fmt=fmt)]
+    if tag not in names:
+        raise NotFound(f"image '{path}' has no snapshot '{tag}'" + (f"; it has: {', '.join(names)}" if names else ""))
     return 0
 
 
 COMMANDS = (
-    ImgCommand("img", "pyvirt", "create, inspect, check, resize or convert disk images (qemu-img)", cmd_img,
-               (Opt("verb", STRING, "create, info, check, resize or convert", required=True, positional=True),),
+    ImgCommand("img", "pyvirt", "create, inspect, check, resize, convert and snapshot disk images (qemu-img)",
+               cmd_img, (Opt("verb", STRING, VERB_NAMES, required=True, positional=True),),
                "Runs qemu-img on local image files; no daemon needed.\n" + USAGE, needs_conn=False),
 )

@@ -270,8 +270,11 @@ def _stat_key(path: str) -> tuple[int, int, int] | None:
 
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt: str | None = None,
             dst_fmt: str, compress: bool = False, options: dict[str, Any] | None = None,
-            progress_cb: ProgressCallback | None = None, qemu_img: str | None = None) -> None:
+            progress_cb: ProgressCallback | None = None, qemu_img: str | None = None,
+            snapshot: str | None = None) -> None:
     """`qemu-img convert -p`: progress percentages go to ``progress_cb`` as qemu-img reports them.
+
+    ``snapshot`` extracts that internal snapshot (-l snapshot.name=...) instead of the current data.
 
     A failed or interrupted convert removes the destination it (re)wrote.
     """
@@ -286,6 +289,12 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt
         args.append("-c")
     if options:
         args += ["-o", encode_options(options)]
+    if snapshot:
+        known = [x.name for x in info(s, qemu_img=qemu_img).snapshots]
+        if snapshot not in known:
+            raise NotFound(f"image '{s}' has no internal snapshot '{snapshot}'"
+                           + (f"; it has: {', '.join(known)}" if known else "; it has none"))
+        args += ["-l", f"snapshot.name={snapshot}"]
     args += [_file_arg(s), _file_arg(d)]
     before = _stat_key(d)
     done = False
@@ -344,3 +353,111 @@ def human_size(n: int) -> str:
     while i + 1 < len(units) and n >= 1000 * 1024**i:
         i += 1
     return f"{n / 1024**i:.3g} {units[i]}"
+
+
+# ---------------------------------------------------------------- internal snapshots (qemu-img snapshot)
+def image_opts(path: str | os.PathLike[str], fmt: str = "qcow2", file_driver: str = "file") -> str:
+    """An --image-opts string that names the format: `qemu-img snapshot` has no -f, and probing is unsafe.
+
+    Commas in the path are doubled (qemu's option syntax); ``file_driver`` is 'file' or 'host_device'.
+    """
+    if file_driver not in ("file", "host_device"):
+        raise InvalidArgument(f"image protocol driver '{file_driver}' is not supported; use file or host_device")
+    return f"driver={_check_fmt(fmt)},file.driver={file_driver},file.filename={os.fspath(path).replace(',', ',,')}"
+
+
+def snapshot_list(path: str | os.PathLike[str], *, fmt: str = "qcow2", file_driver: str = "file",
+                  force_share: bool = False, qemu_img: str | None = None) -> list[Snapshot]:
+    """The internal snapshots an image holds (from `qemu-img info --output=json`, format given)."""
+    p = _need_file(path)
+    args = ["info", "--output=json", "--image-opts"]
+    if force_share:
+        args.append("-U")
+    proc = _run([*args, image_opts(p, fmt, file_driver)], p, "read", binary=qemu_img)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise QemuError(f"qemu-img info '{p}' printed no JSON", detail=proc.stdout[:500]) from exc
+    return [_snapshot(s) for s in data.get("snapshots", [])]
+
+
+def _snapshot_op(flag: str, doing: str, path: str | os.PathLike[str], tag: str, fmt: str, file_driver: str,
+                 qemu_img: str | None) -> None:
+    p = _need_file(path)
+    if not tag:
+        raise InvalidArgument(f"cannot {doing} in '{p}': the snapshot name is empty")
+    _run(["snapshot", "-q", "--image-opts", flag, tag, image_opts(p, fmt, file_driver)], p,
+         f"{doing} '{tag}' in", binary=qemu_img)
+
+
+def snapshot_create(path: str | os.PathLike[str], tag: str, *, fmt: str = "qcow2", file_driver: str = "file",
+                    qemu_img: str | None = None) -> None:
+    """`qemu-img snapshot -c TAG`: qemu-img allows a second snapshot of the same tag; callers check first."""
+    _snapshot_op("-c", "create snapshot", path, tag, fmt, file_driver, qemu_img)
+
+
+def snapshot_apply(path: str | os.PathLike[str], tag: str, *, fmt: str = "qcow2", file_driver: str = "file",
+                   qemu_img: str | None = None) -> None:
+    """`qemu-img snapshot -a TAG`: the image's data becomes what it was at the snapshot."""
+    _snapshot_op("-a", "apply snapshot", path, tag, fmt, file_driver, qemu_img)
+
+
+def snapshot_delete(path: str | os.PathLike[str], tag: str, *, fmt: str = "qcow2", file_driver: str = "file",
+                    qemu_img: str | None = None) -> None:
+    """`qemu-img snapshot -d TAG` (the first snapshot whose id or name is TAG)."""
+    _snapshot_op("-d", "delete snapshot", path, tag, fmt, file_driver, qemu_img)
+
+
+# ---------------------------------------------------------------- commit, rebase, map, measure
+def commit(path: str | os.PathLike[str], *, qemu_img: str | None = None) -> None:
+    """`qemu-img commit`: write an overlay's data into its backing file (the overlay stays, emptied)."""
+    p = _need_file(path)
+    if info(p, qemu_img=qemu_img).backing_filename is None:
+        raise InvalidArgument(f"image '{p}' has no backing file, so there is nothing to commit into")
+    _run(["commit", "-q", _file_arg(p)], p, "commit", binary=qemu_img)
+
+
+def rebase(path: str | os.PathLike[str], backing: str | None, *, backing_fmt: str | None = None,
+           unsafe: bool = False, qemu_img: str | None = None) -> None:
+    """`qemu-img rebase -b BACKING [-F FMT] [-u]`: give an overlay another backing file ("" or None: none).
+
+    Safe mode copies what differs so the guest-visible data stays the same; -u only rewrites the header.
+    """
+    p = _need_file(path)
+    if backing:
+        base = backing if os.path.isabs(backing) else os.path.join(os.path.dirname(p), backing)
+        if not os.path.exists(base):
+            raise NotFound(f"new backing file '{backing}' does not exist (relative names are relative to "
+                           f"the image's directory)")
+    args = ["rebase", "-q"]
+    if unsafe:
+        args.append("-u")
+    args += ["-b", backing or ""]
+    if backing and backing_fmt:
+        args += ["-F", _check_fmt(backing_fmt, "backing format")]
+    _run([*args, _file_arg(p)], p, "rebase", binary=qemu_img)
+
+
+def map_image(path: str | os.PathLike[str], *, qemu_img: str | None = None) -> list[dict[str, Any]]:
+    """`qemu-img map --output=json`: extents with start, length, data, zero, offset."""
+    p = _need_file(path)
+    proc = _run(["map", "--output=json", _file_arg(p)], p, "map", binary=qemu_img)
+    return list(json.loads(proc.stdout))
+
+
+def measure(*, path: str | os.PathLike[str] | None = None, size_bytes: int | None = None, out_fmt: str = "qcow2",
+            options: dict[str, Any] | None = None, qemu_img: str | None = None) -> dict[str, int]:
+    """`qemu-img measure`: bytes a new image needs ("required") and at most ("fully-allocated")."""
+    args = ["measure", "--output=json", "-O", _check_fmt(out_fmt)]
+    if options:
+        args += ["-o", encode_options(options)]
+    if path is not None:
+        p = _need_file(path)
+        args.append(_file_arg(p))
+    elif size_bytes is not None:
+        p = f"{size_bytes} bytes"
+        args += ["--size", str(size_bytes)]
+    else:
+        raise InvalidArgument("measure needs an image file or --size")
+    proc = _run(args, p, "measure", binary=qemu_img)
+    return {k: int(v) for k, v in json.loads(proc.stdout).items()}
