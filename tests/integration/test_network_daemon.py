@@ -203,3 +203,26 @@ def test_bridge_name_in_use_or_too_long_and_missing_forward_dev(daemon: DaemonHa
     assert not Path("/sys/class/net/pvdb5").exists()
     daemon.cli("net-undefine", "pvfwd", check=True)
     assert daemon.host_leftovers() == []
+
+
+def test_vhost_request_without_dev_vhost_net_is_a_clear_error(daemon: DaemonHandle, guest: GuestImage,
+                                                              tmp_path: Path) -> None:
+    if Path("/dev/vhost-net").exists():
+        pytest.skip("this host has /dev/vhost-net, so a vhost request is not an error here")
+    define(daemon, tmp_path, NET.format(name="pvvh", bridge="pvdb6", prefix="10.131.30"))
+    try:
+        iface = ("<interface type='network'><source network='pvvh'/><mac address='52:54:00:83:00:01'/>"
+                 "<model type='virtio'/><driver name='vhost' queues='2'/></interface>")
+        (tmp_path / "v.xml").write_text(domain_xml("vh", guest, extra_devices=iface))
+        r = daemon.cli("create", str(tmp_path / "v.xml"))
+        assert r.returncode == 1 and "/dev/vhost-net" in r.stderr and "remove the driver name" in r.stderr
+        assert "vh" not in daemon.cli("list", "--all", check=True).stdout
+        assert not any(Path("/sys/class/net/pvdb6/brif").iterdir())  # the taps it opened are gone
+        # the default backend (no driver name) works with the same two queues
+        (tmp_path / "v.xml").write_text(domain_xml("vh", guest, extra_devices=iface.replace("name='vhost' ", "")))
+        daemon.cli("create", str(tmp_path / "v.xml"), check=True)
+        assert "mq=on" in (daemon.root / "var/log/pyvirt/qemu/vh.log").read_text()
+        daemon.cli("destroy", "vh", check=True)
+    finally:
+        daemon.cli("net-destroy", "pvvh")
+        daemon.cli("net-undefine", "pvvh")

@@ -92,7 +92,13 @@ def test_on_crash_restart(daemon: DaemonHandle, tmp_path) -> None:  # type: igno
             break
         time.sleep(0.05)
     assert qemu_pids_under(daemon.root) and qemu_pids_under(daemon.root) != [pid]
-    assert daemon.cli("domstate", "crash2", check=True).stdout.strip() == "running"
+    state = ""
+    while time.monotonic() < deadline:  # the new QEMU exists before its start has finished
+        state = daemon.cli("domstate", "crash2", check=True).stdout.strip()
+        if state == "running":
+            break
+        time.sleep(0.05)
+    assert state == "running"
     daemon.cli("destroy", "crash2", check=True)
     daemon.cli("undefine", "crash2", check=True)
 
