@@ -323,6 +323,43 @@ def q35_extras(img: Img) -> Case:
     return d, {}
 
 
+# A real character device: QEMU's host_device/host_cdrom accept it, so the integration
+# run of these cases (tests/integration/test_argv_qemu.py) starts without a spare block device.
+BLOCK_DEV = "/dev/null"
+
+
+def q35_storage(img: Img) -> Case:
+    """Block and pool-volume disks as the daemon hands them over after resolving the volumes at start."""
+    d = Domain(
+        name="stor",
+        uuid=UUID,
+        type="qemu",
+        memory_kib=262144,
+        vcpus=1,
+        os=OS(machine="q35"),
+        features=Features(acpi=True),
+        devices=Devices(
+            disks=(
+                Disk(target_dev="vda", bus="virtio", source_type="volume", source=img("root.qcow2"),
+                     source_pool="default", source_volume="root.qcow2", source_index=3, volume_type="file",
+                     format="qcow2", discard="ignore", boot_order=1),
+                Disk(target_dev="vdb", bus="virtio", source_type="block", source=BLOCK_DEV, source_index=1,
+                     format="raw", cache="writethrough", io="threads", discard="unmap", shareable=True,
+                     serial="DATA-1"),  # not cache='none': /dev/null takes no O_DIRECT
+                Disk(target_dev="sda", bus="sata", device="cdrom", source_type="volume", source=BLOCK_DEV,
+                     source_pool="lvm", source_volume="cd", source_index=4, volume_type="block", format="raw",
+                     readonly=True),
+                Disk(target_dev="sdb", bus="sata", device="cdrom", source_type="block", source=BLOCK_DEV,
+                     source_index=2, readonly=True, cache="default", io="default"),
+                Disk(target_dev="sdc", bus="scsi", source=img("scratch.raw"), format="raw", source_index=5),
+            ),
+            controllers=(Controller("pci", 0, "pcie-root"), Controller("scsi", 0, "virtio-scsi")),
+            serials=(SERIAL,),
+        ),
+    )
+    return d, {}
+
+
 CASES: dict[str, Callable[[Img], Case]] = {
     "minimal_q35_tcg": minimal_q35_tcg,
     "microvm_direct_kernel": microvm_direct_kernel,
@@ -333,4 +370,5 @@ CASES: dict[str, Callable[[Img], Case]] = {
     "host_passthrough_kvm": host_passthrough_kvm,
     "uefi_custom_cpu": uefi_custom_cpu,
     "q35_extras": q35_extras,
+    "q35_storage": q35_storage,
 }

@@ -262,12 +262,65 @@ def test_disk_without_format_is_raw_with_note() -> None:
         ("q35", Disk("vda", "virtio"), "needs <source"),
         ("q35", Disk("vda", "virtio", source="/a", format="iso"), "driver type 'iso'"),
         ("q35", Disk("vda", "virtio", source="/a", io="native"), "io='native' needs cache"),
-        ("q35", Disk("vda", "virtio", source="/a", source_type="volume"), "source type 'volume'"),
+        ("q35", Disk("vda", "virtio", source_type="volume", source_pool="p", source_volume="v"),
+         "source type 'volume'.*not resolved"),
+        ("q35", Disk("vda", "virtio", source="/a", source_type="nvme"), "source type 'nvme'"),
     ],
 )
 def test_disk_errors(machine: str, disk: Disk, error: str) -> None:
     with pytest.raises(InvalidArgument, match=error):
         argv(dom(os=OS(machine=machine), devices=Devices(disks=(disk,))))
+
+
+def test_disk_node_names_follow_source_index() -> None:
+    """Live disks keep their node numbers (hot-plug and unplug never rename another disk's nodes)."""
+    disks = (Disk("vdb", "virtio", source="/b", format="raw", source_index=7),
+             Disk("vda", "virtio", source="/a", format="raw"),
+             Disk("sda", "sata", device="cdrom", source_index=9))
+    names = disk_names(dom(devices=Devices(disks=disks)))
+    assert [(n.storage_node, n.format_node) for n in names] == [
+        ("libvirt-7-storage", "libvirt-7-format"), ("libvirt-2-storage", "libvirt-2-format"), (None, None)]
+    args = " ".join(argv(dom(devices=Devices(disks=disks))))
+    assert "libvirt-7-storage" in args and "virtio-blk-pci,drive=libvirt-7-format,id=virtio-disk1" in args
+
+
+@pytest.mark.parametrize(("disk", "driver"), [
+    (Disk("vda", "virtio", source_type="block", source="/dev/sdx"), "host_device"),
+    (Disk("sda", "sata", device="cdrom", source_type="block", source="/dev/sr0"), "host_cdrom"),
+    (Disk("vda", "virtio", source_type="volume", source="/dev/vg/lv", source_pool="vg", source_volume="lv",
+          volume_type="block"), "host_device"),
+    (Disk("vda", "virtio", source_type="volume", source="/p/v.img", source_pool="p", source_volume="v.img",
+          volume_type="file"), "file"),
+])
+def test_block_and_volume_storage_drivers(disk: Disk, driver: str) -> None:
+    blockdevs = value(argv(dom(devices=Devices(disks=(disk,)))), "-blockdev")
+    assert blockdevs[0].startswith(f'{{"driver":"{driver}","filename":"{disk.source}"')
+
+
+def test_default_cache_and_io_leave_qemu_defaults() -> None:
+    args = argv(dom(devices=Devices(disks=(Disk("vda", "virtio", source="/a", cache="default", io="default"),))))
+    joined = " ".join(args)
+    assert '"cache"' not in joined and '"aio"' not in joined and "write-cache" not in joined
+
+
+def test_hotplug_pieces_match_the_command_line() -> None:
+    """device_add and blockdev-add get what -device/-blockdev get (QEMU's JSON types for device_add)."""
+    from pyvirt.qemu.argv_common import Machine
+    from pyvirt.qemu.argv_disks import blockdev_props, check_disk, device_add_props, frontend, names_for
+
+    disk = Disk("vdb", "virtio", source="/i/b.qcow2", format="qcow2", cache="writethrough", shareable=True,
+                serial="S1", source_index=4)
+    names = names_for(disk, 99)
+    check_disk(disk, Machine("q35", "q35"))
+    storage, fmt = blockdev_props(disk, names)
+    assert (storage["node-name"], fmt["node-name"], fmt["file"]) == ("libvirt-4-storage", "libvirt-4-format",
+                                                                      "libvirt-4-storage")
+    front = frontend(disk, names, "virtio-blk-pci", (("bus", "pci.2"), ("addr", "0x0")))
+    assert device_add_props(front) == {"driver": "virtio-blk-pci", "bus": "pci.2", "addr": "0x0",
+                                       "drive": "libvirt-4-format", "id": "virtio-disk1", "serial": "S1",
+                                       "share-rw": True, "write-cache": "off"}
+    with pytest.raises(UnsupportedConfig, match="no IDE bus"):
+        check_disk(Disk("hda", "ide", source="/a"), Machine("q35", "pc-q35-7.2"))
 
 
 def test_two_disks_in_one_place() -> None:

@@ -352,6 +352,9 @@ def test_help_command_and_group():
     assert main(["help", "monitor"], stdout=out, stderr=io.StringIO()) == 0
     assert out.getvalue() == (
         " Domain Monitoring (help keyword 'monitor'):\n"
+        "    domblkinfo                     domain block device size information\n"
+        "    domblklist                     list all domain blocks\n"
+        "    domblkstat                     get device block stats for a domain\n"
         "    domif-getlink                  get link state of a virtual interface\n"
         "    domifaddr                      Get network interfaces' addresses for a running domain\n"
         "    domiflist                      list all domain virtual interfaces\n"

@@ -116,9 +116,13 @@ class Api:
         r.add_post("/v1/networks/{ref}/update", self.update_network)
         r.add_get("/v1/events", self.events)
         r.add_get("/v1/events/history", self.history)
+        from .disk_routes import add_disk_routes
+        from .snapshot_routes import add_snapshot_routes
         from .storage_routes import add_storage_routes
 
         add_storage_routes(r, self.daemon)
+        add_disk_routes(r, self.daemon)
+        add_snapshot_routes(r, self.daemon)
         return app
 
     # ------------------------------------------------------------------ host
@@ -163,7 +167,8 @@ class Api:
         return web.json_response(await self.domains.info(request.match_info["ref"]))
 
     async def undefine(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.domains.undefine(request.match_info["ref"]))
+        return web.json_response(await self.domains.undefine(
+            request.match_info["ref"], snapshots_metadata=_flag(request, "snapshots_metadata")))
 
     async def state(self, request: web.Request) -> web.Response:
         entry = self.domains.lookup(request.match_info["ref"])

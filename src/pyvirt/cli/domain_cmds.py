@@ -84,7 +84,7 @@ def _simple(action: str, template: str) -> Any:
 
 
 def cmd_undefine(ctx: Ctx, a: dict[str, Any]) -> None:
-    result = ctx.domain(a["domain"]).undefine()
+    result = ctx.domain(a["domain"]).undefine(snapshots_metadata=a["snapshots_metadata"])
     text = f"Domain '{a['domain']}' has been undefined"
     ctx.out.message(text, {"result": text, **result})
 
@@ -164,5 +164,6 @@ COMMANDS = (
     Command("suspend", "domain", "suspend a domain", _simple("suspend", "Domain '{}' suspended"),
             (DOMAIN,), "Suspend a running domain."),
     Command("undefine", "domain", "undefine a domain", cmd_undefine,
-            (DOMAIN,), "Undefine an inactive domain, or convert persistent to transient."),
+            (DOMAIN, Opt("snapshots-metadata", BOOL, "remove all domain snapshot metadata (vm must be inactive)")),
+            "Undefine an inactive domain, or convert persistent to transient."),
 )

@@ -12,13 +12,17 @@ import sys
 
 from .. import __version__
 from ..errors import PyvirtError
-from . import domain_cmds, help, host_cmds, iface_cmds, img_cmds, monitor_cmds, net_cmds, pool_cmds, vol_cmds
+from . import (
+    disk_cmds, domain_cmds, help, host_cmds, iface_cmds, img_cmds, monitor_cmds, net_cmds, pool_cmds, snapshot_cmds,
+    vol_cmds,
+)
 from .context import Ctx
 from .output import Output
 from .spec import Command, UsageError
 
 COMMANDS: dict[str, Command] = {
-    c.name: c for group in (domain_cmds, iface_cmds, monitor_cmds, net_cmds, pool_cmds, vol_cmds, host_cmds, img_cmds, help) for c in group.COMMANDS
+    c.name: c for group in (domain_cmds, disk_cmds, iface_cmds, monitor_cmds, net_cmds, pool_cmds, vol_cmds, host_cmds,
+                                   snapshot_cmds, img_cmds, help) for c in group.COMMANDS
 }
 OUTPUT_FORMATS = ("text", "json")
 OWN_DASH_O = {"img"}  # commands whose `-o` is their own option (qemu-img's -o k=v), not --output

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from .connection import Connection
     from .console import ConsoleStream
+    from .snapshot import DomainSnapshot
 
 ACTIVE_STATES = frozenset({"running", "paused", "in shutdown", "pmsuspended", "blocked", "idle"})
 
@@ -106,9 +107,13 @@ class Domain:
     def resume(self) -> Domain:
         return self._action("resume")
 
-    def undefine(self) -> dict[str, Any]:
-        """Remove the definition; a running domain goes on as a transient one."""
-        result: dict[str, Any] = self._conn.request("DELETE", self._path())
+    def undefine(self, snapshots_metadata: bool = False) -> dict[str, Any]:
+        """Remove the definition; a running domain goes on as a transient one.
+
+        A shut-off domain with snapshots is refused unless ``snapshots_metadata`` (their metadata goes too).
+        """
+        tail = "?snapshots_metadata=1" if snapshots_metadata else ""
+        result: dict[str, Any] = self._conn.request("DELETE", self._path(tail))
         return result
 
     def set_autostart(self, enabled: bool) -> Domain:
@@ -182,6 +187,92 @@ class Domain:
         result: dict[str, Any] = self._conn.request("POST", self._path("/interfaces/detach"),
                                                     {"type": type, "mac": mac, "live": live, "config": config})
         return result
+
+    # --- disks ----------------------------------------------------------------------------
+    def disks(self, inactive: bool = False) -> list[dict[str, Any]]:
+        """domblklist rows: {type, device, target, source (path, or volume name), bus, format, pool, path}."""
+        return list(self._conn.request("GET", self._path("/disks" + ("?inactive=1" if inactive else "")))["disks"])
+
+    def attach_disk(self, xml: str, *, live: bool = True, config: bool = False) -> dict[str, Any]:
+        """Add a <disk> (hot-plugged over QMP and/or to the definition)."""
+        result: dict[str, Any] = self._conn.request("POST", self._path("/disks/attach"),
+                                                    {"xml": xml, "live": live, "config": config})
+        return result
+
+    def detach_disk(self, target: str, *, live: bool = True, config: bool = False) -> dict[str, Any]:
+        """Remove a disk by target dev or source path."""
+        result: dict[str, Any] = self._conn.request("POST", self._path("/disks/detach"),
+                                                    {"target": target, "live": live, "config": config})
+        return result
+
+    def attach_device(self, xml: str, *, live: bool = True, config: bool = False) -> dict[str, Any]:
+        """attach-device: a <disk> or an <interface> element."""
+        result: dict[str, Any] = self._conn.request("POST", self._path("/devices/attach"),
+                                                    {"xml": xml, "live": live, "config": config})
+        return result
+
+    def detach_device(self, xml: str, *, live: bool = True, config: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self._conn.request("POST", self._path("/devices/detach"),
+                                                    {"xml": xml, "live": live, "config": config})
+        return result
+
+    def block_info(self, target: str | None = None) -> list[dict[str, Any]]:
+        """domblkinfo: [{target, capacity, allocation, physical}] in bytes, of one disk or of all."""
+        query = f"?target={quote(target)}" if target else ""
+        return list(self._conn.request("GET", self._path(f"/disks/info{query}"))["disks"])
+
+    def block_stats(self, target: str | None = None) -> dict[str, Any]:
+        """domblkstat: {device, rd_req, rd_bytes, wr_req, wr_bytes, flush_operations, *_total_times}."""
+        query = f"?target={quote(target)}" if target else ""
+        data: dict[str, Any] = self._conn.request("GET", self._path(f"/disks/stats{query}"))
+        return data
+
+    def change_media(self, target: str, action: str, source: str | None = None, *, live: bool = True,
+                     config: bool = False, force: bool = False, block: bool = False) -> dict[str, Any]:
+        """Eject, insert or update (eject + insert) the medium of a CD-ROM."""
+        result: dict[str, Any] = self._conn.request("POST", self._path("/disks/media"), {
+            "target": target, "action": action, "source": source, "live": live, "config": config,
+            "force": force, "block": block})
+        return result
+
+    def block_resize(self, target: str, size: int) -> dict[str, Any]:
+        """Grow a running domain's disk to ``size`` bytes."""
+        result: dict[str, Any] = self._conn.request("POST", self._path("/disks/resize"),
+                                                    {"target": target, "size": int(size)})
+        return result
+
+    # --- snapshots ------------------------------------------------------------------------
+    def snapshots(self) -> list[dict[str, Any]]:
+        """snapshot-list rows, by name: name, state, parent, creation_time, current, location, children..."""
+        from .snapshot import list_snapshots
+
+        return list(list_snapshots(self)["snapshots"])
+
+    def snapshot(self, name: str) -> DomainSnapshot:
+        """A handle on snapshot ``name`` (nothing is sent until it is used)."""
+        from .snapshot import DomainSnapshot
+
+        return DomainSnapshot(self, name)
+
+    def current_snapshot(self) -> DomainSnapshot:
+        """The current snapshot (the last one taken or reverted to); NotFound when there is none."""
+        from ..errors import NotFound
+        from .snapshot import DomainSnapshot, list_snapshots
+
+        data = list_snapshots(self)
+        row = next((r for r in data["snapshots"] if r["name"] == data.get("current")), None)
+        if row is None:
+            raise NotFound(f"domain '{self.name}' has no current snapshot")
+        return DomainSnapshot(self, row["name"], row)
+
+    def create_snapshot(self, xml: str | None = None, *, disk_only: bool = False, no_metadata: bool = False,
+                        halt: bool = False, live: bool = False, atomic: bool = False, quiesce: bool = False,
+                        reuse_external: bool = False) -> DomainSnapshot:
+        """Take an internal snapshot from <domainsnapshot> XML (None: the defaults, named by epoch seconds)."""
+        from .snapshot import create_snapshot
+
+        return create_snapshot(self, xml, disk_only=disk_only, no_metadata=no_metadata, halt=halt, live=live,
+                               atomic=atomic, quiesce=quiesce, reuse_external=reuse_external)
 
     # --- streams --------------------------------------------------------------------------
     def console(self, force: bool = False, timeout: float = 10.0) -> ConsoleStream:

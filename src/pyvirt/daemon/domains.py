@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..config import Config
@@ -22,6 +23,7 @@ from ..state.store import DomainRow, RuntimeRecord, Store
 from . import prechecks, runner
 from .eventbus import EventBus
 from .hostinfo import HostService
+from .disks import DiskManager
 from .nics import NicManager
 from .registry import DomainEntry, Registry, acquire_job
 from .states import State, check_transition
@@ -42,6 +44,11 @@ class DomainManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.nics: NicManager | None = None  # set by the daemon once networks exist
+        self.disks: DiskManager | None = None  # set by the daemon once pools exist
+        # Set by the daemon's SnapshotManager: how many snapshots (with metadata) a domain has, and
+        # dropping that metadata; undefine refuses an inactive domain that still has snapshots.
+        self.snapshot_count: Callable[[DomainEntry], int] = lambda e: 0
+        self.snapshot_forget: Callable[[DomainEntry], None] = lambda e: None
 
     # ------------------------------------------------------------------ load
     async def load(self) -> None:
@@ -216,11 +223,20 @@ class DomainManager:
             raise
         return entry
 
-    async def undefine(self, ref: str) -> dict[str, object]:
+    async def undefine(self, ref: str, snapshots_metadata: bool = False) -> dict[str, object]:
         entry = self.lookup(ref)
         async with _job(entry, "undefine"):
             if not entry.persistent:
                 raise OperationInvalid(f"cannot undefine transient domain '{entry.name}'; destroy it instead")
+            snapshots = self.snapshot_count(entry)
+            if snapshots and not entry.active and not snapshots_metadata:
+                raise OperationInvalid(
+                    f"cannot undefine domain '{entry.name}': it has {snapshots} snapshot(s); delete them with "
+                    f"`pyvirt snapshot-delete {entry.name} NAME`, or pass --snapshots-metadata to drop only their "
+                    "metadata (the disk images keep the internal snapshots)"
+                )
+            if snapshots and snapshots_metadata:
+                self.snapshot_forget(entry)
             if entry.active:
                 entry.persistent = False
                 entry.autostart = False
@@ -258,6 +274,7 @@ class DomainManager:
         prechecks.check_memory_available(domain)
         self.config.paths.qemu_log.mkdir(parents=True, exist_ok=True)
         dom_id = self.store.next_domain_id()
+        domain = await self.disks.prepare(entry, domain) if self.disks else domain
         prepared = await self.nics.prepare(entry, domain) if self.nics else None
         try:
             running = await runner.launch(

@@ -25,7 +25,9 @@ from .eventbus import EventBus
 from .hostinfo import HostService
 from .networks import NetworkManager
 from .nics import NicManager
-from .pools import PoolManager, users_from_domains
+from .disks import DiskManager
+from .pools import PoolManager
+from .snapshots import SnapshotManager
 
 log = logging.getLogger("pyvirtd")
 
@@ -42,7 +44,11 @@ class Daemon:
         self.nics = NicManager(self.domains, self.networks)
         self.domains.nics = self.nics
         self.pools = PoolManager(config, self.store)
-        self.pools.users = users_from_domains(self.domains)  # vol-delete refuses volumes a domain uses
+        self.disks = DiskManager(self.domains, self.pools)
+        self.disks.nics = self.nics
+        self.domains.disks = self.disks
+        self.pools.users = self.disks.users  # vol-delete refuses volumes a domain uses (file, block or volume disks)
+        self.snapshots = SnapshotManager(self.domains, self.store, config)
         self._runner: object | None = None
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
@@ -54,6 +60,7 @@ class Daemon:
         await self.networks.load()
         await self.pools.load()
         await self.domains.load()
+        self.snapshots.start()
         app = Api(self).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -81,6 +88,7 @@ class Daemon:
             log.info("pyvirtd stopping; guests keep running")
             autostart.cancel()
             await runner.cleanup()
+            await self.snapshots.close()
             await self.domains.close()
             self.store.close()
             with contextlib.suppress(FileNotFoundError):

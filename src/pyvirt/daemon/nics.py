@@ -362,7 +362,9 @@ class NicManager:
                 netdev.update({"fd": names[0]} if len(names) == 1 else {"fds": ":".join(names)})
             await run.monitor.netdev_add(**netdev)
             try:
-                props = dict(nic_device_props(alias, nic.mac or "", nic.driver_queues or 1, False))
+                # QMP's device_add takes JSON types: the command line's "on" is a boolean here
+                props = {k: (True if v == "on" else v)
+                         for k, v in nic_device_props(alias, nic.mac or "", nic.driver_queues or 1, False)}
                 await run.monitor.device_add(driver=nic_driver(nic.model, False), **props, **dict(placement))
             except BaseException:
                 with contextlib.suppress(QemuError):

@@ -6,10 +6,11 @@ what we can first and say which check failed and what to do.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ..errors import HostError, InvalidArgument
-from ..model.domain import Domain
+from ..model.domain import Disk, Domain
 
 
 def read_meminfo() -> dict[str, int]:
@@ -61,6 +62,11 @@ def _check_readable(domain: Domain, what: str, path: str | None) -> None:
 
 
 def check_paths(domain: Domain) -> None:
+    """Before start: every path QEMU opens exists with the right kind and permissions.
+
+    A volume disk has no path in the definition: the daemon checks it once it
+    has resolved the volume (``check_disk_source`` from daemon/disks.py).
+    """
     os_ = domain.os
     _check_readable(domain, "emulator", domain.devices.emulator)
     _check_readable(domain, "kernel", os_.kernel)
@@ -68,12 +74,45 @@ def check_paths(domain: Domain) -> None:
     if os_.loader is not None:
         _check_readable(domain, "loader", os_.loader.path)
     for disk in domain.devices.disks:
-        _check_readable(domain, f"disk {disk.target_dev} source", disk.source)
-        if disk.source and not disk.readonly and not os.access(disk.source, os.W_OK):
-            raise HostError(
-                f"cannot start domain '{domain.name}': disk {disk.target_dev} source '{disk.source}' is not "
-                "writable; fix its permissions or mark the disk <readonly/>"
-            )
+        check_disk_source(disk, f"cannot start domain '{domain.name}'", f"pyvirt edit {domain.name}")
+
+
+def check_disk_source(disk: Disk, doing: str, fix: str = "") -> None:
+    """The disk's path exists, is a file or a block device as its type says, and can be opened as it will be.
+
+    ``doing`` starts the message ("cannot start domain 'x'"); ``fix`` is the command that fixes the path.
+    """
+    path = disk.source
+    if not path:
+        return
+    what = f"disk {disk.target_dev} source '{path}'"
+    if disk.source_type == "volume":
+        what = f"disk {disk.target_dev} (volume '{disk.source_volume}' of pool '{disk.source_pool}') path '{path}'"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        how = f"; fix the path with `{fix}`" if fix else "; check the path"
+        if disk.source_type == "volume":
+            how = f"; see `pyvirt vol-list {disk.source_pool}` (refresh the pool with `pyvirt pool-refresh " \
+                  f"{disk.source_pool}`)"
+        raise InvalidArgument(f"{doing}: {what} does not exist{how}") from None
+    except OSError as exc:
+        raise HostError(f"{doing}: {what} cannot be read: {exc.strerror}") from None
+    block = stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)
+    if disk.source_type == "block" and not block:
+        raise InvalidArgument(f"{doing}: {what} is not a block device; use <disk type='file'> with "
+                              "<source file=...> for an image file")
+    if disk.source_type == "file" and stat.S_ISBLK(st.st_mode):
+        raise InvalidArgument(f"{doing}: {what} is a block device; use <disk type='block'> with "
+                              "<source dev=...> (attach-disk --sourcetype block)")
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidArgument(f"{doing}: {what} is a directory, not an image or a block device")
+    if not os.access(path, os.R_OK):
+        raise HostError(f"{doing}: {what} is not readable by the user QEMU runs as (uid {os.geteuid()}); "
+                        "fix its permissions")
+    writes = not disk.readonly and disk.device != "cdrom"
+    if writes and not os.access(path, os.W_OK):
+        raise HostError(f"{doing}: {what} is not writable; fix its permissions or mark the disk <readonly/>")
 
 
 def check_machine(domain: Domain, machine_names: set[str]) -> None:

@@ -111,13 +111,24 @@ class PM:
 
 @dataclass(frozen=True)
 class Disk:
-    """<disk type="file" device="disk|cdrom">."""
+    """<disk type="file|block|volume" device="disk|cdrom">.
+
+    ``source`` is the path QEMU opens: <source file=...> or <source dev=...>.
+    A volume disk names <source pool=... volume=...> instead; the daemon
+    resolves it at start into ``source`` and ``volume_type`` of the live
+    domain, which the XML never shows (libvirt's live XML keeps pool/volume).
+    """
 
     target_dev: str  # vda, sda, hdc
     bus: str  # virtio | sata | ide | scsi
     device: str = "disk"  # disk | cdrom
-    source_type: str = "file"  # file (block/volume come with the storage issue)
-    source: str | None = None  # path; a cdrom may be empty
+    source_type: str = "file"  # file | block | volume
+    source: str | None = None  # file or block device path; a cdrom may be empty
+    source_pool: str | None = None  # volume disks: the storage pool ...
+    source_volume: str | None = None  # ... and the volume in it
+    # <source index=N>: live XML only, N of the QEMU node names libvirt-N-storage/-format
+    source_index: int | None = None
+    volume_type: str | None = None  # live only, not in XML: file | block, what a volume resolved to
     driver_name: str | None = "qemu"
     format: str | None = None  # raw | qcow2
     cache: str | None = None

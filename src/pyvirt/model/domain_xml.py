@@ -7,7 +7,7 @@ Accepted and ignored, because they carry no setting: ``<alias>`` on devices
 (live-only names), the ``id`` attribute of <domain>, a pty's ``<source path>``
 and ``tty``, a channel target's ``state``, an empty ``<backingStore/>``, the
 ``portid``/``bridge`` that libvirt adds to a network interface's live source,
-``<source index>`` of disks, ``clusters='1'`` of a CPU topology, and
+``clusters='1'`` of a CPU topology, and
 ``<resource><partition>/machine</partition></resource>`` (libvirt's default
 placement; any other partition is an error).
 
@@ -63,7 +63,7 @@ from .units import parse_xml_size_kib
 from .xml_util import Context, Hint, Reader, parse_xml, serialize_foreign
 
 
-__all__ = ["LiveInfo", "format_domain_xml", "parse_domain_xml"]
+__all__ = ["LiveInfo", "format_domain_xml", "parse_disk_xml", "parse_domain_xml"]
 
 T = TypeVar("T")
 
@@ -451,13 +451,17 @@ def _boot_order(r: Reader) -> int | None:
 DISK_BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "scsi"), ("hd", "ide"))
 
 
+# <disk type=...> -> the <source> attribute that holds its path
+DISK_SOURCE_ATTR = {"file": "file", "block": "dev"}
+
+
 def _disk(r: Reader) -> Disk:
     kind = r.attr("type") or "file"
-    if kind in ("block", "volume", "network", "dir", "nvme", "vhostuser"):
-        raise r.error(f"<disk type='{kind}'> is not supported yet; it comes with storage pools",
-                      "use type='file' with <source file='PATH'/>", UnsupportedConfig)
-    if kind != "file":
-        raise r.error(f"disk type '{kind}' is unknown", "use type='file'", UnsupportedConfig)
+    if kind in ("network", "dir", "nvme", "vhostuser"):
+        raise r.error(f"<disk type='{kind}'> is not supported",
+                      "use type='file', 'block' or 'volume' (a volume of a storage pool)", UnsupportedConfig)
+    if kind not in ("file", "block", "volume"):
+        raise r.error(f"disk type '{kind}' is unknown", "use type='file', 'block' or 'volume'", UnsupportedConfig)
     device = r.attr("device") or "disk"
     driver = r.child("driver")
     name = fmt = cache = discard = io = None
@@ -465,11 +469,26 @@ def _disk(r: Reader) -> Disk:
         name, fmt = driver.attr("name"), driver.attr("type")
         cache, discard, io = driver.attr("cache"), driver.attr("discard"), driver.attr("io")
         driver.done()
-    source = None
+    source = pool = volume = None
+    index = None
     s = r.child("source")
     if s is not None:
-        source = s.attr("file")
-        s.ignore_attrs("index")
+        if kind == "volume":
+            pool, volume = s.attr("pool"), s.attr("volume")
+            if s.attr("mode") is not None:
+                raise s.error("attribute 'mode' (iSCSI LUN access) is not supported",
+                              "remove it: pyvirt opens the volume's path", UnsupportedConfig)
+            if (pool is None) != (volume is None):
+                raise s.error("a volume source needs both 'pool' and 'volume'",
+                              "write <source pool='default' volume='NAME'/>")
+        else:
+            source = s.attr(DISK_SOURCE_ATTR[kind])
+            other = "dev" if kind == "file" else "file"
+            if s.attr(other) is not None:
+                raise s.error(f"a <disk type='{kind}'> takes its path in <source {DISK_SOURCE_ATTR[kind]}=...>, "
+                              f"not {other}=", f"use <disk type='{'block' if kind == 'file' else 'file'}'> "
+                              f"with <source {other}=...>, or write {DISK_SOURCE_ATTR[kind]}=", UnsupportedConfig)
+        index = s.int_attr("index", minimum=1)
         s.done()
     backing = r.child("backingStore")
     if backing is not None:
@@ -486,12 +505,18 @@ def _disk(r: Reader) -> Disk:
         raise t.error(f"cannot tell the bus of disk '{dev}'", "add bus='virtio' (or sata, scsi, ide)")
     t.done()
     disk = Disk(
-        target_dev=dev, bus=bus, device=device, source_type=kind, source=source, driver_name=name, format=fmt,
+        target_dev=dev, bus=bus, device=device, source_type=kind, source=source, source_pool=pool,
+        source_volume=volume, source_index=index, driver_name=name, format=fmt,
         cache=cache, discard=discard, io=io, readonly=r.flag("readonly"), shareable=r.flag("shareable"),
         serial=r.child_text("serial"), boot_order=_boot_order(r), address=_info(r),
     )
     r.done()
     return disk
+
+
+def parse_disk_xml(text: str) -> Disk:
+    """One <disk> element, as attach-disk and attach-device send it (validated with its domain by the caller)."""
+    return _disk(parse_device_xml(text, "disk"))
 
 
 def _controller(r: Reader) -> tuple[Controller, bool]:

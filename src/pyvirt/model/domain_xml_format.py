@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .domain import CPU, OS, Address, CharDev, Devices, Domain, Features, Graphics
+from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Features, Graphics
 from .xml_util import Node, node, on_off, render, yes_no
 
 
@@ -131,7 +131,7 @@ def _fmt_devices(dv: Devices) -> Node:
                       ("io", d.io), ("discard", d.discard))
         out.add(node("disk", ("type", d.source_type), ("device", d.device), children=[
             driver if any(v is not None for _, v in driver.attrs) else None,
-            node("source", ("file", d.source)) if d.source is not None else None,
+            _disk_source(d),
             node("target", ("dev", d.target_dev), ("bus", d.bus)),
             node("readonly") if d.readonly else None,
             node("shareable") if d.shareable else None,
@@ -196,6 +196,19 @@ def _fmt_devices(dv: Devices) -> Node:
     for p in dv.panics:
         out.add(node("panic", ("model", p.model), children=[_addr(p.address)]))
     return out
+
+
+def _disk_source(d: Disk) -> Node | None:
+    """<source file=/dev=/pool= volume=>; a resolved volume's path is live state, never written."""
+    if d.source_type == "volume":
+        if d.source_pool is None:
+            return None
+        attrs: list[tuple[str, str | int | None]] = [("pool", d.source_pool), ("volume", d.source_volume)]
+    elif d.source is not None:
+        attrs = [("dev" if d.source_type == "block" else "file", d.source)]
+    else:
+        return None
+    return node("source", *attrs, ("index", d.source_index))
 
 
 def _fmt_chardev(c: CharDev) -> Node:

@@ -15,7 +15,8 @@ from typing import NoReturn
 from ..errors import InvalidArgument, UnsupportedConfig
 from .domain import Address, CharDev, Devices, Disk, Domain, Interface
 from .ids import parse_mac, parse_uuid
-from .names import check_name
+from .names import check_name, name_problem
+from .storage_xml import volume_name_problem
 
 DOMAIN_TYPES = ("kvm", "qemu")
 ARCHES = ("x86_64",)  # qemu-system-x86_64 only; i686 guests run as x86_64
@@ -34,6 +35,7 @@ CLOCK_OFFSETS = ("utc", "localtime")
 TIMER_NAMES = ("platform", "pit", "rtc", "hpet", "tsc", "kvmclock", "hypervclock")
 TICK_POLICIES = ("delay", "catchup", "merge", "discard")
 DISK_DEVICES = ("disk", "cdrom")
+DISK_TYPES = ("file", "block", "volume")
 DISK_BUSES = ("virtio", "sata", "scsi", "ide")
 DISK_FORMATS = ("raw", "qcow2")
 DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
@@ -332,7 +334,7 @@ def _disk(c: _Check, disk: Disk) -> None:
         c.fail(path, "floppy disks are not supported", "use a cdrom or a disk", UnsupportedConfig)
     c.one_of(path, "device", disk.device, DISK_DEVICES, optional=False)
     c.one_of(path + "/<target>", "bus", disk.bus, DISK_BUSES, optional=False)
-    c.one_of(path, "type", disk.source_type, ("file",), optional=False)
+    c.one_of(path, "type", disk.source_type, DISK_TYPES, optional=False)
     c.one_of(path + "/<driver>", "driver name", disk.driver_name, ("qemu",))
     if disk.format is not None and disk.format not in DISK_FORMATS:
         c.fail(path + "/<driver>", f"image format '{disk.format}' is not supported",
@@ -343,11 +345,42 @@ def _disk(c: _Check, disk: Disk) -> None:
     if disk.io == "native" and disk.cache not in ("none", "directsync"):
         c.fail(path + "/<driver>", "io='native' needs cache='none' or cache='directsync'",
                "set one of those caches or use io='threads'")
-    if disk.device == "disk" and disk.source is None:
-        c.fail(path, "the disk has no <source file=...>", "give the image path; only a cdrom may be empty")
+    _disk_source(c, path, disk)
     if disk.device == "cdrom" and disk.bus == "virtio":
         c.fail(path, "a cdrom cannot be on the virtio bus", "use bus='sata' (q35), 'ide' (pc) or 'scsi'")
     c.absolute(path + "/<source>", "image", disk.source)
+
+
+def _disk_source(c: _Check, path: str, disk: Disk) -> None:
+    if disk.source_type == "volume":
+        if (disk.source_pool is None) != (disk.source_volume is None):
+            c.fail(path + "/<source>", "a volume source needs both 'pool' and 'volume'",
+                   "write <source pool='default' volume='NAME'/>")
+        if disk.source_pool is None and disk.device == "disk":
+            c.fail(path, "the disk has no <source pool=... volume=...>",
+                   "name the storage pool and volume; only a cdrom may be empty")
+        if disk.source_pool is not None:
+            problem = name_problem(disk.source_pool)
+            if problem is not None:
+                c.fail(path + "/<source>", f"pool name '{disk.source_pool}' is invalid: {problem}",
+                       "see `pyvirt pool-list --all`")
+            problem = volume_name_problem(disk.source_volume or "")
+            if problem is not None:
+                c.fail(path + "/<source>", f"volume name '{disk.source_volume}' is invalid: {problem}",
+                       "see `pyvirt vol-list POOL`")
+        c.one_of(path, "resolved volume type", disk.volume_type, ("file", "block"))
+    else:
+        if disk.source_pool is not None or disk.source_volume is not None:
+            c.fail(path + "/<source>", f"pool/volume belong to <disk type='volume'>, not type '{disk.source_type}'",
+                   "write <disk type='volume'>, or give the path")
+        if disk.volume_type is not None:
+            c.fail(path, "only a volume disk has a resolved volume type", "leave volume_type unset")
+        attr = "dev" if disk.source_type == "block" else "file"
+        if disk.device == "disk" and disk.source is None:
+            c.fail(path, f"the disk has no <source {attr}=...>",
+                   "give the " + ("block device" if attr == "dev" else "image") + " path; only a cdrom may be empty")
+    if disk.source_index is not None and disk.source_index < 1:
+        c.fail(path + "/<source>", f"index {disk.source_index} is below 1", "remove index (it is live-only)")
 
 
 def _interface(c: _Check, iface: Interface) -> None:

@@ -4,20 +4,30 @@ Like libvirt we never use -drive for disks: every image is a "storage" node
 (file or host_device) under a "format" node (raw, qcow2), named
 ``libvirt-N-storage`` / ``libvirt-N-format`` with N the disk's position from 1,
 so block jobs and media changes over QMP can address them by name
-(``disk_names``). A CD-ROM without a source gets a front-end with no
-backend: QMP ``blockdev-change-medium`` with the device id inserts one later.
+(``disk_names``). N is the disk's live ``source_index`` when it has one (the
+daemon numbers disks at start and gives hot-plugged ones new numbers, so a
+name never moves to another disk), else its position. A CD-ROM without a
+source gets a front-end with no backend: QMP ``blockdev-insert-medium``
+with the device id inserts one later.
+
+A block disk (or a volume that resolved to a block device) uses the
+host_device driver, a block CD-ROM host_cdrom. A volume disk must have been
+resolved by the daemon (``source`` and ``volume_type`` set) before this runs.
+The pieces hot-plug needs (``check_disk``, ``blockdev_props``,
+``frontend``, ``device_add_props``) are public.
 
 Cache modes map to libvirt's: cache.direct / cache.no-flush on both nodes
 plus the device's write-cache (writethrough and directsync turn it off).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from ..model.domain import Disk, Domain
-from .argv_common import Build, boot_props, parse_int, pci_placement, target_index
+from .argv_common import Build, Machine, boot_props, parse_int, pci_placement, target_index
 from .argv_render import Json, KeyVal, Option, Value, kv
 
 FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx", "qed")
@@ -77,6 +87,11 @@ def _slot(disk: Disk) -> _Slot:
     )
 
 
+def device_id(disk: Disk) -> str:
+    """The QEMU device id of a disk's front-end (virtio-disk1, sata0-0-2, scsi0-0-0-1)."""
+    return _device_id(disk)
+
+
 def _device_id(disk: Disk) -> str:
     if disk.bus == "virtio":
         return f"virtio-disk{target_index(disk.target_dev)}"
@@ -86,20 +101,20 @@ def _device_id(disk: Disk) -> str:
     return f"{disk.bus}{s.controller}-{s.bus}-{s.unit}"
 
 
+def names_for(disk: Disk, n: int) -> DiskNames:
+    """Device id and node names of ``disk`` with node number ``n`` (its source_index wins).
+
+    A volume disk has nodes once it names a volume, even when this domain object does not carry the
+    resolved path (the live XML of a running domain does not)."""
+    if disk.source is None and (disk.source_type != "volume" or disk.source_pool is None):
+        return DiskNames(disk.target_dev, _device_id(disk), None, None)
+    n = disk.source_index or n
+    return DiskNames(disk.target_dev, _device_id(disk), f"libvirt-{n}-storage", f"libvirt-{n}-format")
+
+
 def disk_names(domain: Domain) -> list[DiskNames]:
     """Device ids and node names of every disk, in definition order."""
-    out = []
-    for n, disk in enumerate(domain.devices.disks, start=1):
-        empty = disk.source is None
-        out.append(
-            DiskNames(
-                disk.target_dev,
-                _device_id(disk),
-                None if empty else f"libvirt-{n}-storage",
-                None if empty else f"libvirt-{n}-format",
-            )
-        )
-    return out
+    return [names_for(disk, n) for n, disk in enumerate(domain.devices.disks, start=1)]
 
 
 def disk_options(b: Build) -> list[Option]:
@@ -112,19 +127,25 @@ def disk_options(b: Build) -> list[Option]:
                 "change a target dev or address"
             )
         seen[names.device_id] = disk.target_dev
-        _check(b, disk)
+        check_disk(disk, b.machine, b.note)
         if names.storage_node is not None:
-            out += _blockdevs(disk, names)
+            out += [Option("-blockdev", Json(props)) for props in blockdev_props(disk, names)]
         out.append(Option("-device", _frontend(b, disk, names)))
     return out
 
 
-def _check(b: Build, disk: Disk) -> None:
+def check_disk(disk: Disk, machine: Machine, note: Callable[[str], None] | None = None) -> None:
+    """What QEMU could not run for ``disk`` on ``machine``, as an error with the way out."""
     who = f"disk {disk.target_dev}"
     if disk.device not in ("disk", "cdrom"):
         raise UnsupportedConfig(f"{who}: device '{disk.device}' is not supported; use disk or cdrom")
-    if disk.source_type not in ("file", "block"):
-        raise UnsupportedConfig(f"{who}: source type '{disk.source_type}' is not supported yet; use type='file'")
+    if disk.source_type not in ("file", "block", "volume"):
+        raise UnsupportedConfig(f"{who}: source type '{disk.source_type}' is not supported; use file, block or volume")
+    if disk.source_type == "volume" and disk.source_pool is not None and disk.volume_type is None:
+        raise InvalidArgument(
+            f"{who}: source type 'volume' (pool '{disk.source_pool}', volume '{disk.source_volume}') was not "
+            "resolved to a path; pyvirtd does that when it starts the domain"
+        )
     if disk.driver_name not in (None, "qemu"):
         raise UnsupportedConfig(f"{who}: driver name '{disk.driver_name}' is not supported; use name='qemu'")
     if disk.bus not in ("virtio", "sata", "ide", "scsi"):
@@ -133,23 +154,23 @@ def _check(b: Build, disk: Disk) -> None:
         raise InvalidArgument(f"{who}: a disk needs <source file=.../>; only a cdrom may be empty")
     if disk.device == "cdrom" and disk.bus == "virtio":
         raise UnsupportedConfig(f"{who}: a cdrom cannot be on bus virtio; use sata (q35), ide (pc) or scsi")
-    if b.microvm and disk.bus not in ("virtio", "scsi"):
+    if machine.family == "microvm" and disk.bus not in ("virtio", "scsi"):
         raise UnsupportedConfig(
             f"{who}: machine 'microvm' has no {disk.bus.upper()} bus; use bus='virtio' or 'scsi'"
         )
-    if disk.bus == "ide" and b.machine.family != "pc":
-        raise UnsupportedConfig(f"{who}: machine '{b.machine.type}' has no IDE bus; use bus='sata' on q35")
-    if disk.bus == "sata" and b.machine.family != "q35":
+    if disk.bus == "ide" and machine.family != "pc":
+        raise UnsupportedConfig(f"{who}: machine '{machine.type}' has no IDE bus; use bus='sata' on q35")
+    if disk.bus == "sata" and machine.family != "q35":
         raise UnsupportedConfig(
-            f"{who}: machine '{b.machine.type}' has no SATA (AHCI) bus; use bus='ide' on pc or machine q35"
+            f"{who}: machine '{machine.type}' has no SATA (AHCI) bus; use bus='ide' on pc or machine q35"
         )
     if disk.format is not None and disk.format not in FORMATS:
         raise UnsupportedConfig(f"{who}: driver type '{disk.format}' is not supported; use one of {', '.join(FORMATS)}")
-    if disk.format is None and disk.source is not None:
-        b.note(f"disk {disk.target_dev}: no <driver type=...> given; the image is opened as raw (no probing)")
-    if disk.cache is not None and disk.cache not in CACHE_MODES:
+    if disk.format is None and disk.source is not None and note is not None:
+        note(f"disk {disk.target_dev}: no <driver type=...> given; the image is opened as raw (no probing)")
+    if disk.cache is not None and disk.cache not in CACHE_MODES and disk.cache != "default":
         raise UnsupportedConfig(f"{who}: cache mode '{disk.cache}' is unknown; use one of {', '.join(CACHE_MODES)}")
-    if disk.io is not None and disk.io not in AIO_MODES:
+    if disk.io is not None and disk.io not in AIO_MODES and disk.io != "default":
         raise UnsupportedConfig(f"{who}: io mode '{disk.io}' is unknown; use native, threads or io_uring")
     if disk.io == "native" and disk.cache not in ("none", "directsync"):
         raise InvalidArgument(f"{who}: io='native' needs cache='none' or 'directsync' (O_DIRECT)")
@@ -157,24 +178,39 @@ def _check(b: Build, disk: Disk) -> None:
         raise UnsupportedConfig(f"{who}: discard '{disk.discard}' is unknown; use unmap or ignore")
 
 
+def _cache_mode(disk: Disk) -> tuple[bool, bool, bool] | None:
+    """(cache.direct, cache.no-flush, write-cache), or None for QEMU's default ('default' or none given)."""
+    return CACHE_MODES.get(disk.cache) if disk.cache is not None else None
+
+
 def _cache(disk: Disk) -> dict[str, Any]:
-    if disk.cache is None:
+    mode = _cache_mode(disk)
+    if mode is None:
         return {}
-    direct, no_flush, _ = CACHE_MODES[disk.cache]
+    direct, no_flush, _ = mode
     return {"cache": {"direct": direct, "no-flush": no_flush}}
 
 
-def _blockdevs(disk: Disk, names: DiskNames) -> list[Option]:
+def storage_driver(disk: Disk) -> str:
+    """file, or host_device/host_cdrom for a block device (given as such or a volume that is one)."""
+    block = disk.source_type == "block" or (disk.source_type == "volume" and disk.volume_type == "block")
+    if not block:
+        return "file"
+    return "host_cdrom" if disk.device == "cdrom" else "host_device"
+
+
+def blockdev_props(disk: Disk, names: DiskNames) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The storage and format node of ``disk`` (-blockdev at start, QMP blockdev-add on hot-plug)."""
     discard = {"discard": "unmap"} if disk.discard == "unmap" else {}
     storage: dict[str, Any] = {
-        "driver": "host_device" if disk.source_type == "block" else "file",
+        "driver": storage_driver(disk),
         "filename": disk.source,
         "node-name": names.storage_node,
         "auto-read-only": True,
         **discard,
         **_cache(disk),
     }
-    if disk.io is not None:
+    if disk.io in AIO_MODES:
         storage["aio"] = AIO_MODES[disk.io]
     fmt: dict[str, Any] = {
         "node-name": names.format_node,
@@ -184,22 +220,32 @@ def _blockdevs(disk: Disk, names: DiskNames) -> list[Option]:
         "driver": disk.format or "raw",
         "file": names.storage_node,
     }
-    return [Option("-blockdev", Json(storage)), Option("-blockdev", Json(fmt))]
+    return storage, fmt
 
 
 def _frontend(b: Build, disk: Disk, names: DiskNames) -> KeyVal:
+    if disk.bus == "virtio":
+        place = pci_placement(b, disk.address, f"disk {disk.target_dev}")
+        return frontend(disk, names, b.virtio("blk"), place)
+    if disk.bus in ("sata", "scsi"):
+        _need_controller(b, disk.bus, _slot(disk).controller, disk)
+    return frontend(disk, names, b.virtio("blk"), ())
+
+
+def frontend(disk: Disk, names: DiskNames, virtio_driver: str, place: tuple[tuple[str, Value], ...]) -> KeyVal:
+    """The -device of ``disk``; ``place`` is where a virtio disk sits (bus/addr), unused by the other buses."""
     cd = disk.device == "cdrom"
     drive = (("drive", names.format_node),)
+    mode = _cache_mode(disk)
     tail: tuple[tuple[str, Value], ...] = (
         ("id", names.device_id),
         *boot_props(disk.boot_order),
         ("serial", disk.serial),
         ("share-rw", True if disk.shareable else None),
-        ("write-cache", CACHE_MODES[disk.cache][2] if disk.cache else None),
+        ("write-cache", mode[2] if mode else None),
     )
     if disk.bus == "virtio":
-        place = pci_placement(b, disk.address, f"disk {disk.target_dev}")
-        return kv(b.virtio("blk"), *place, *drive, *tail)
+        return kv(virtio_driver, *place, *drive, *tail)
     s = _slot(disk)
     if disk.bus == "ide":
         if s.controller != 0 or s.bus > 1 or s.unit > 1 or s.target != 0:
@@ -208,10 +254,8 @@ def _frontend(b: Build, disk: Disk, names: DiskNames) -> KeyVal:
     if disk.bus == "sata":
         if s.unit > 5 or s.bus != 0:
             raise InvalidArgument(f"disk {disk.target_dev}: a SATA controller has units 0-5 on bus 0")
-        _need_controller(b, "sata", s.controller, disk)
         bus = f"ide.{s.unit}" if s.controller == 0 else f"sata{s.controller}.{s.unit}"
         return kv("ide-cd" if cd else "ide-hd", ("bus", bus), *drive, *tail)
-    _need_controller(b, "scsi", s.controller, disk)
     return kv(
         "scsi-cd" if cd else "scsi-hd",
         ("bus", f"scsi{s.controller}.0"),
@@ -221,6 +265,25 @@ def _frontend(b: Build, disk: Disk, names: DiskNames) -> KeyVal:
         *drive,
         *tail,
     )
+
+
+# device_add (QMP, JSON) wants these as QEMU's on/off enum strings, not JSON booleans
+_ON_OFF_PROPS = ("write-cache",)
+
+
+def device_add_props(front: KeyVal) -> dict[str, Any]:
+    """A -device KeyVal as QMP device_add arguments (driver first, None left out)."""
+    out: dict[str, Any] = {"driver": front.head}
+    for key, value in front.props:
+        if value is None:
+            continue
+        out[key] = ("on" if value else "off") if key in _ON_OFF_PROPS and isinstance(value, bool) else value
+    return out
+
+
+def scsi_controller_index(disk: Disk) -> int:
+    """Index of the SCSI controller a scsi disk sits on (its drive address, default 0)."""
+    return _slot(disk).controller
 
 
 def _need_controller(b: Build, kind: str, index: int, disk: Disk) -> None:

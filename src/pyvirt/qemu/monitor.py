@@ -284,6 +284,43 @@ class Monitor:
     async def qom_list(self, path: str) -> list[dict[str, Any]]:
         return list(await self.execute("qom-list", {"path": path}))
 
+    # -- block devices ------------------------------------------------------
+
+    async def blockdev_add(self, props: Mapping[str, Any]) -> None:
+        """Open one block node (the same JSON as -blockdev)."""
+        await self.execute("blockdev-add", props)
+
+    async def blockdev_del(self, node_name: str) -> None:
+        """Close a node no device or other node uses any more."""
+        await self.execute("blockdev-del", {"node-name": node_name})
+
+    async def query_block(self) -> list[dict[str, Any]]:
+        """Every block backend: qdev (device id or QOM path), tray_open, inserted {node-name, file, image}."""
+        return list(await self.execute("query-block"))
+
+    async def query_blockstats(self) -> list[dict[str, Any]]:
+        """I/O counters per block backend (qdev, node-name, stats {rd_bytes, rd_operations, ...})."""
+        return list(await self.execute("query-blockstats"))
+
+    async def block_resize(self, node_name: str, size: int) -> None:
+        """Grow (or shrink) the image under ``node_name`` to ``size`` bytes; the guest sees a capacity change."""
+        await self.execute("block_resize", {"node-name": node_name, "size": int(size)})
+
+    async def blockdev_open_tray(self, device_id: str, force: bool = True) -> None:
+        """Open a removable drive's tray (``force``: even when the guest has locked it)."""
+        await self.execute("blockdev-open-tray", {"id": device_id, "force": force})
+
+    async def blockdev_close_tray(self, device_id: str) -> None:
+        await self.execute("blockdev-close-tray", {"id": device_id})
+
+    async def blockdev_remove_medium(self, device_id: str) -> None:
+        """Take the medium out of a drive whose tray is open (its nodes stay until blockdev-del)."""
+        await self.execute("blockdev-remove-medium", {"id": device_id})
+
+    async def blockdev_insert_medium(self, device_id: str, node_name: str) -> None:
+        """Put node ``node_name`` into an empty drive whose tray is open."""
+        await self.execute("blockdev-insert-medium", {"id": device_id, "node-name": node_name})
+
     async def __aenter__(self) -> "Monitor":
         return self
 

@@ -1,0 +1,92 @@
+"""REST routes for domain snapshots (virsh's snapshot-* verbs); thin, as server.py.
+
+    GET    /v1/domains/{ref}/snapshots                  {"snapshots": [row...], "current": name|null}
+    POST   /v1/domains/{ref}/snapshots/create           {"xml"?, "disk_only", "no_metadata", "halt", ...}
+    GET    /v1/domains/{ref}/snapshots/{name}           one row
+    GET    /v1/domains/{ref}/snapshots/{name}/xml       {"xml": <domainsnapshot>}
+    POST   /v1/domains/{ref}/snapshots/{name}/revert    {"running", "paused", "force"}
+    PUT    /v1/domains/{ref}/snapshots/{name}/current   make it the current snapshot
+    DELETE /v1/domains/{ref}/snapshots/{name}?children=1|children_only=1&metadata=1
+
+A row: name, domain, description, state, parent, creation_time (epoch seconds),
+location, current, memory, metadata, children, descendants, disks. Creation
+is under /create because POST /v1/domains/{ref}/{action} is the domain's own.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import InvalidArgument
+
+CREATE_FLAGS = ("disk_only", "no_metadata", "halt", "live", "atomic", "quiesce", "reuse_external")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    return data
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "0") not in ("0", "", "false")
+
+
+class _SnapshotRoutes:
+    def __init__(self, daemon: Any) -> None:
+        self.snapshots = daemon.snapshots
+
+    async def list(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshots.list(request.match_info["ref"]))
+
+    async def create(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        xml = body.get("xml")
+        if xml is not None and not isinstance(xml, str):
+            raise InvalidArgument("'xml' must be a string with the domain snapshot XML")
+        flags = {k: bool(body.get(k)) for k in CREATE_FLAGS}
+        row = await self.snapshots.create(request.match_info["ref"], xml, **flags)
+        return web.json_response(row, status=201)
+
+    async def info(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshots.info(request.match_info["ref"], request.match_info["name"]))
+
+    async def xml(self, request: web.Request) -> web.Response:
+        xml = self.snapshots.get_xml(request.match_info["ref"], request.match_info["name"])
+        return web.json_response({"xml": xml})
+
+    async def revert(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        row = await self.snapshots.revert(request.match_info["ref"], request.match_info["name"],
+                                          running=bool(body.get("running")), paused=bool(body.get("paused")),
+                                          force=bool(body.get("force")))
+        return web.json_response(row)
+
+    async def set_current(self, request: web.Request) -> web.Response:
+        row = await self.snapshots.set_current(request.match_info["ref"], request.match_info["name"])
+        return web.json_response(row)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        result = await self.snapshots.delete(
+            request.match_info["ref"], request.match_info["name"], children=_flag(request, "children"),
+            children_only=_flag(request, "children_only"), metadata_only=_flag(request, "metadata"))
+        return web.json_response(result)
+
+
+def add_snapshot_routes(router: web.UrlDispatcher, daemon: Any) -> None:
+    h = _SnapshotRoutes(daemon)
+    router.add_get("/v1/domains/{ref}/snapshots", h.list)
+    router.add_post("/v1/domains/{ref}/snapshots/create", h.create)
+    router.add_get("/v1/domains/{ref}/snapshots/{name}", h.info)
+    router.add_delete("/v1/domains/{ref}/snapshots/{name}", h.delete)
+    router.add_get("/v1/domains/{ref}/snapshots/{name}/xml", h.xml)
+    router.add_post("/v1/domains/{ref}/snapshots/{name}/revert", h.revert)
+    router.add_put("/v1/domains/{ref}/snapshots/{name}/current", h.set_current)

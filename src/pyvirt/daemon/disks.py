@@ -1,0 +1,690 @@
+"""Guest disks on the host: pool volumes resolved before QEMU starts, one writer
+per image, and the disk verbs (attach-disk, detach-disk, attach-/detach-device,
+domblklist, domblkinfo, domblkstat, change-media, blockresize) on running and
+defined domains.
+
+Hot-plug follows libvirt: blockdev-add of the storage and format nodes, then
+device_add of the front-end; unplug is device_del, waiting for the guest to
+let go (DEVICE_DELETED), then blockdev-del of both nodes. A CD-ROM changes
+media through its tray: open, remove the medium and delete its nodes, add
+the new nodes and insert them, close. Every node pair has its own number
+(the disk's ``source_index``), so no disk's node names ever move to another.
+
+A volume disk keeps <source pool= volume=> in the live XML; its path and
+kind (file/block) ride along in the live domain only, and after a daemon
+restart they are looked up again in the pool when needed.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    AlreadyExists,
+    HostError,
+    InvalidArgument,
+    NotFound,
+    OperationInvalid,
+    PyvirtError,
+    QemuError,
+    UnsupportedConfig,
+)
+from ..model.domain import Disk, Domain
+from ..model.domain_xml import parse_disk_xml, parse_interface_xml
+from ..model.validate import DISK_FORMATS, validate_domain
+from ..model.xml_util import parse_xml, split_tag
+from ..qemu.argv_common import Machine
+from ..qemu.argv_disks import (
+    DiskNames,
+    blockdev_props,
+    check_disk,
+    device_add_props,
+    disk_names,
+    frontend,
+    names_for,
+    scsi_controller_index,
+)
+from ..qemu.img import info as image_info
+from ..storage.base import block_size
+from .hotplug import hotplug_slot, machine_family
+from .prechecks import check_disk_source
+from .registry import DomainEntry, acquire_job
+
+if TYPE_CHECKING:
+    from .domains import DomainManager
+    from .nics import NicManager
+    from .pools import PoolManager
+
+log = logging.getLogger(__name__)
+
+UNPLUG_TIMEOUT = 10.0
+TRAY_TIMEOUT = 5.0
+MEDIA_ACTIONS = ("eject", "insert", "update")
+# query-blockstats counter -> virsh's domblkstat field (libvirt's VIR_DOMAIN_BLOCK_STATS_*)
+STAT_FIELDS = (
+    ("rd_operations", "rd_req"),
+    ("rd_bytes", "rd_bytes"),
+    ("wr_operations", "wr_req"),
+    ("wr_bytes", "wr_bytes"),
+    ("flush_operations", "flush_operations"),
+    ("rd_total_time_ns", "rd_total_times"),
+    ("wr_total_time_ns", "wr_total_times"),
+    ("flush_total_time_ns", "flush_total_times"),
+)
+
+
+def writes(disk: Disk) -> bool:
+    return not disk.readonly and disk.device != "cdrom"
+
+
+def has_media(disk: Disk) -> bool:
+    return disk.source is not None or disk.source_pool is not None
+
+
+def source_text(disk: Disk) -> str | None:
+    """What domblklist shows as the source: the path, or the volume name of a volume disk (as virsh)."""
+    return disk.source_volume if disk.source_type == "volume" else disk.source
+
+
+def same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _machine(domain: Domain) -> Machine:
+    return Machine(machine_family(domain), domain.os.machine or "q35")
+
+
+def _prefixed(exc: PyvirtError, prefix: str) -> PyvirtError:
+    return type(exc)(f"{prefix}: {exc.message}", detail=exc.detail)
+
+
+def _matches_qdev(qdev: str, device_id: str) -> bool:
+    """query-block/-blockstats name a front-end by its id, or by a QOM path under it (virtio's backend)."""
+    peripheral = f"/machine/peripheral/{device_id}"
+    return qdev in (device_id, peripheral) or qdev.startswith(peripheral + "/")
+
+
+class DiskManager:
+    def __init__(self, domains: DomainManager, pools: PoolManager | None = None) -> None:
+        self.domains = domains
+        self.pools = pools
+        self.nics: NicManager | None = None  # attach-/detach-device of an <interface> goes there
+
+    # ------------------------------------------------------------ resolution
+    async def resolve(self, disk: Disk, who: str) -> Disk:
+        """A volume disk with the path and kind of its volume (and the volume's format if none is given)."""
+        if disk.source_type != "volume" or disk.source_pool is None:
+            return disk
+        if self.pools is None:
+            raise OperationInvalid(f"{who}: disk {disk.target_dev} uses a storage pool, and this daemon has none")
+        try:
+            vol = await self.pools.find_volume(disk.source_volume or "", disk.source_pool)
+        except PyvirtError as exc:
+            raise _prefixed(exc, f"{who}: disk {disk.target_dev}") from None
+        kind = vol.get("type")
+        if kind not in ("file", "block"):
+            raise UnsupportedConfig(
+                f"{who}: disk {disk.target_dev}: volume '{disk.source_volume}' of pool '{disk.source_pool}' is a "
+                f"{kind} volume; only file and block volumes can back a disk")
+        fmt = disk.format or (vol.get("format") if vol.get("format") in DISK_FORMATS else "raw")
+        return replace(disk, source=vol["path"], volume_type=kind, format=fmt)
+
+    def path_of(self, disk: Disk) -> str | None:
+        """The host path a disk opens: its source, or (a volume not resolved in this daemon's life) the pool's."""
+        if disk.source is not None:
+            return disk.source
+        if disk.source_type != "volume" or disk.source_pool is None or self.pools is None:
+            return None
+        entry = self.pools.pools.get(disk.source_pool)
+        if entry is None or entry.backend is None:
+            return None
+        try:
+            return entry.backend.volume(disk.source_volume or "").path
+        except (PyvirtError, OSError):
+            return None
+
+    async def prepare(self, entry: DomainEntry, domain: Domain) -> Domain:
+        """Before QEMU starts: volumes resolved and checked, node numbers given, no second writer anywhere."""
+        who = f"cannot start domain '{entry.name}'"
+        disks = []
+        for n, disk in enumerate(domain.devices.disks, start=1):
+            if disk.source_type == "volume":
+                disk = await self.resolve(disk, who)
+                await asyncio.to_thread(check_disk_source, disk, who)
+            disks.append(replace(disk, source_index=n if disk.source is not None else None))
+        self._check_writers(entry.name, disks, 0, who)
+        return replace(domain, devices=replace(domain.devices, disks=tuple(disks)))
+
+    def _open_disks(self, exclude: str) -> Iterator[tuple[str, Disk, str]]:
+        """(domain, disk, path) of every disk a running domain other than ``exclude`` has open."""
+        for other in self.domains.domains:
+            if other.running is None or other.name == exclude:
+                continue
+            for disk in other.running.live.devices.disks:
+                path = self.path_of(disk)
+                if path is not None:
+                    yield other.name, disk, path
+
+    def _check_writers(self, name: str, disks: list[Disk], first_new: int, who: str) -> None:
+        """``disks[first_new:]`` are about to be opened: refuse an image another disk has open, unless both
+        disks only read it or both are <shareable/> (QEMU would refuse too, with its image lock)."""
+        for i in range(first_new, len(disks)):
+            disk = disks[i]
+            if disk.source is None:
+                continue
+            for j, mine in enumerate(disks):
+                path = self.path_of(mine) if j != i else None
+                if path is not None and _clash(disk, mine) and same_file(disk.source, path):
+                    one, two = sorted((i, j))
+                    raise InvalidArgument(
+                        f"{who}: disks {disks[one].target_dev} and {disks[two].target_dev} both use '{disk.source}' "
+                        "and one of them writes to it; use the image once, or mark both disks <shareable/>")
+            for other, theirs, path in self._open_disks(name):
+                if _clash(disk, theirs) and same_file(disk.source, path):
+                    doing = "writes to" if writes(theirs) else "reads"
+                    raise OperationInvalid(
+                        f"{who}: disk {disk.target_dev} would use '{disk.source}', which running domain '{other}' "
+                        f"{doing} (its disk {theirs.target_dev}); two domains may share an image only if both disks "
+                        f"are <shareable/> (or both <readonly/>): stop '{other}' or use another image")
+
+    def users(self, path: str) -> list[str]:
+        """Domains whose defined or running disks use ``path`` (pools refuse to delete their volumes)."""
+        found = set()
+        for entry in self.domains.domains:
+            disks = list(entry.config.devices.disks)
+            if entry.running is not None:
+                disks += list(entry.running.live.devices.disks)
+            for disk in disks:
+                mine = self.path_of(disk)
+                if mine is not None and (mine == path or same_file(mine, path)):
+                    found.add(entry.name)
+        return sorted(found)
+
+    # --------------------------------------------------------------- queries
+    @staticmethod
+    def _domain(entry: DomainEntry, inactive: bool = False) -> Domain:
+        return entry.running.live if entry.running is not None and not inactive else entry.config
+
+    def _find(self, entry: DomainEntry, domain: Domain, ref: str) -> tuple[int, Disk]:
+        """A disk by target name, else by source path (virsh's rule for detach-disk, change-media, ...)."""
+        for i, disk in enumerate(domain.devices.disks):
+            if disk.target_dev == ref:
+                return i, disk
+        for i, disk in enumerate(domain.devices.disks):
+            path = disk.source
+            if path is not None and "/" in ref and (path == ref or same_file(path, ref)):
+                return i, disk
+        raise NotFound(f"No disk found whose source path or target is {ref} in domain '{entry.name}'; see "
+                       f"`pyvirt domblklist {entry.name}`")
+
+    def list(self, ref: str, inactive: bool = False) -> list[dict[str, Any]]:
+        """domblklist rows: type, device, target, source (a volume disk shows its volume, as virsh)."""
+        entry = self.domains.lookup(ref)
+        rows = []
+        for disk in self._domain(entry, inactive).devices.disks:
+            rows.append({"type": disk.source_type, "device": disk.device, "target": disk.target_dev,
+                         "source": source_text(disk), "bus": disk.bus, "format": disk.format,
+                         "pool": disk.source_pool, "path": disk.source})
+        return rows
+
+    async def block_info(self, ref: str, target: str | None) -> list[dict[str, Any]]:
+        """domblkinfo: capacity (guest-visible), allocation (host bytes used) and physical (host size), in bytes."""
+        entry = self.domains.lookup(ref)
+        domain = self._domain(entry)
+        picked = [self._find(entry, domain, target)] if target else list(enumerate(domain.devices.disks))
+        virtual: dict[str, int] = {}
+        highest: dict[str, int] = {}
+        run = entry.running
+        if run is not None:
+            for row in await run.monitor.query_block():
+                image = (row.get("inserted") or {}).get("image") or {}
+                if "virtual-size" in image:
+                    virtual[str(row.get("qdev"))] = int(image["virtual-size"])
+            for row in await run.monitor.query_blockstats():
+                highest[str(row.get("qdev"))] = int((row.get("stats") or {}).get("wr_highest_offset", 0))
+        names = disk_names(domain)
+        out = []
+        for i, disk in picked:
+            path = disk.source
+            if path is None and disk.source_type == "volume" and disk.source_pool is not None:
+                path = (await self.resolve(disk, f"domain '{entry.name}'")).source
+            dev_id = names[i].device_id
+            capacity = next((v for q, v in virtual.items() if _matches_qdev(q, dev_id)), None)
+            wr_high = next((v for q, v in highest.items() if _matches_qdev(q, dev_id)), None)
+            sizes = (0, 0, 0) if path is None else await asyncio.to_thread(
+                _host_sizes, entry.name, disk, path, capacity, wr_high)
+            out.append({"target": disk.target_dev, "capacity": sizes[0], "allocation": sizes[1],
+                        "physical": sizes[2]})
+        return out
+
+    async def block_stats(self, ref: str, target: str | None) -> dict[str, Any]:
+        """domblkstat: I/O counters of one disk, or summed over every disk when ``target`` is None."""
+        entry = self.domains.lookup(ref)
+        run = entry.running
+        if run is None:
+            raise OperationInvalid(f"domain '{entry.name}' is not running; block statistics exist only while it runs")
+        domain = run.live
+        names = disk_names(domain)
+        picked = [self._find(entry, domain, target)] if target else list(enumerate(domain.devices.disks))
+        rows = await run.monitor.query_blockstats()
+        totals = {field: 0 for _, field in STAT_FIELDS}
+        for i, disk in picked:
+            row = next((r for r in rows if _matches_qdev(str(r.get("qdev", "")), names[i].device_id)), None)
+            if row is None:
+                if target:
+                    raise NotFound(f"QEMU reports no statistics for disk {disk.target_dev} of domain '{entry.name}'")
+                continue
+            stats = row.get("stats") or {}
+            for qemu_key, field in STAT_FIELDS:
+                totals[field] += int(stats.get(qemu_key, 0))
+        return {"device": target or "", **totals}
+
+    # --------------------------------------------------------------- changes
+    def _scope(self, entry: DomainEntry, live: bool, config: bool, verb: str) -> tuple[bool, bool]:
+        if not live and not config:
+            raise InvalidArgument(f"nothing to {verb}: give --live, --config or both")
+        if live and entry.running is None:
+            if not config:
+                raise OperationInvalid(f"domain '{entry.name}' is not running; use --config to {verb} in its "
+                                       "definition")
+            live = False
+        if config and not entry.persistent:
+            raise OperationInvalid(f"domain '{entry.name}' is transient: it has no definition to {verb} in; "
+                                   "leave out --config")
+        return live, config
+
+    async def attach(self, ref: str, xml: str, *, live: bool, config: bool) -> dict[str, Any]:
+        """attach-disk / attach-device of a <disk>: hot-plug over QMP and/or add to the definition."""
+        entry = self.domains.lookup(ref)
+        disk = replace(parse_disk_xml(xml), source_index=None, volume_type=None)
+        async with _job(entry, "attach a disk to"):
+            live, config = self._scope(entry, live, config, "attach the disk")
+            new_config = self._with_disk(entry, entry.config, disk) if config else None
+            row: dict[str, Any] = {"target": disk.target_dev, "source": source_text(disk), "live": live,
+                                   "config": config}
+            if live:
+                plugged = await self._hotplug(entry, disk)
+                row["path"] = plugged.source
+            if new_config is not None:
+                self.domains.store_config(entry, new_config)
+        return row
+
+    def _with_disk(self, entry: DomainEntry, domain: Domain, disk: Disk) -> Domain:
+        if any(d.target_dev == disk.target_dev for d in domain.devices.disks):
+            raise AlreadyExists(f"domain '{entry.name}' already has a disk with target {disk.target_dev}; choose "
+                                f"another target (see `pyvirt domblklist {entry.name}`)")
+        new = replace(domain, devices=replace(domain.devices, disks=(*domain.devices.disks, disk)))
+        validate_domain(new)
+        return new
+
+    async def detach(self, ref: str, target: str, *, live: bool, config: bool) -> dict[str, Any]:
+        """detach-disk (by target or source path) / detach-device of a <disk> (by its target)."""
+        entry = self.domains.lookup(ref)
+        async with _job(entry, "detach a disk from"):
+            live, config = self._scope(entry, live, config, "detach the disk")
+            found: Disk | None = None
+            if config:
+                self._find(entry, entry.config, target)  # before any change: all or nothing
+            if live:
+                run = entry.running
+                assert run is not None
+                index_live, disk = self._find(entry, run.live, target)
+                await self._unplug(entry, index_live, disk)
+                found = disk
+            if config:
+                index, conf_disk = self._find(entry, entry.config, target)
+                disks = tuple(d for i, d in enumerate(entry.config.devices.disks) if i != index)
+                self.domains.store_config(entry, replace(entry.config, devices=replace(entry.config.devices,
+                                                                                       disks=disks)))
+                found = found or conf_disk
+        assert found is not None
+        return {"target": found.target_dev, "source": source_text(found), "live": live, "config": config}
+
+    async def attach_device(self, ref: str, xml: str, *, live: bool, config: bool) -> dict[str, Any]:
+        """attach-device: a <disk> here, an <interface> through the NicManager."""
+        tag = _device_tag(xml)
+        if tag == "disk":
+            return {"device": "disk", **await self.attach(ref, xml, live=live, config=config)}
+        if self.nics is None:
+            raise OperationInvalid("this daemon has no network support to attach an <interface>")
+        return {"device": "interface", **await self.nics.attach(ref, xml, live=live, config=config)}
+
+    async def detach_device(self, ref: str, xml: str, *, live: bool, config: bool) -> dict[str, Any]:
+        """detach-device: a <disk> by its target dev, an <interface> by its type and MAC."""
+        tag = _device_tag(xml)
+        if tag == "disk":
+            disk = parse_disk_xml(xml)
+            return {"device": "disk", **await self.detach(ref, disk.target_dev, live=live, config=config)}
+        if self.nics is None:
+            raise OperationInvalid("this daemon has no network support to detach an <interface>")
+        nic = parse_interface_xml(xml)
+        row = await self.nics.detach(ref, nic.type, nic.mac, live=live, config=config)
+        return {"device": "interface", **row}
+
+    async def change_media(self, ref: str, target: str, action: str, source: str | None = None, *, live: bool,
+                           config: bool, force: bool = False, block: bool = False) -> dict[str, Any]:
+        """change-media: eject, insert or update the medium of a CD-ROM (live through its tray, and/or config)."""
+        if action not in MEDIA_ACTIONS:
+            raise InvalidArgument(f"media action '{action}' is unknown; use one of {', '.join(MEDIA_ACTIONS)}")
+        if action == "insert" and not source:
+            raise InvalidArgument("inserting media needs a source (the path of the image or device)")
+        if action == "eject" and source:
+            raise InvalidArgument("--eject takes no source; use --update to change the media")
+        if source is not None and not source.startswith("/"):
+            raise InvalidArgument(f"media source '{source}' is not an absolute path; write the full path")
+        entry = self.domains.lookup(ref)
+        async with _job(entry, "change the media of"):
+            live, config = self._scope(entry, live, config, "change the media")
+            changes: list[tuple[Domain, int, Disk, Disk]] = []
+            for domain in ([entry.running.live] if live and entry.running else []) + ([entry.config] if config else []):
+                index, disk = self._find(entry, domain, target)
+                changes.append((domain, index, disk, _new_media(entry, disk, action, source, block)))
+            if config:
+                _, index, _, new = changes[-1]
+                validate_domain(self._replace_disk(entry.config, index, new))
+            if live:
+                _, index, old, new = changes[0]
+                await self._swap_media(entry, index, old, new, force)
+            if config:
+                _, index, _, new = changes[-1]
+                self.domains.store_config(entry, self._replace_disk(entry.config, index, new))
+        new = changes[0][3]
+        return {"target": new.target_dev, "action": action, "source": source_text(new), "live": live,
+                "config": config}
+
+    async def resize(self, ref: str, target: str, size: int) -> dict[str, Any]:
+        """blockresize: grow the image of a running domain's disk; the guest sees the new capacity."""
+        entry = self.domains.lookup(ref)
+        if size <= 0:
+            raise InvalidArgument(f"new size {size} must be positive")
+        async with _job(entry, "resize a disk of"):
+            run = entry.running
+            if run is None:
+                raise OperationInvalid(f"domain '{entry.name}' is not running; resize the image itself with "
+                                       "`pyvirt vol-resize` or `pyvirt img resize`")
+            index, disk = self._find(entry, run.live, target)
+            names = disk_names(run.live)[index]
+            if names.format_node is None:
+                raise OperationInvalid(f"disk {disk.target_dev} of domain '{entry.name}' has no media to resize")
+            if disk.device == "cdrom" or disk.readonly:
+                raise OperationInvalid(f"disk {disk.target_dev} of domain '{entry.name}' is read-only; it cannot be "
+                                       "resized")
+            size = -(-size // 512) * 512  # QEMU takes whole sectors
+            current = next((int(((r.get("inserted") or {}).get("image") or {}).get("virtual-size", 0))
+                            for r in await run.monitor.query_block()
+                            if _matches_qdev(str(r.get("qdev", "")), names.device_id)), 0)
+            if current and size < current:
+                raise InvalidArgument(
+                    f"disk {disk.target_dev} of domain '{entry.name}' is {current} bytes; shrinking it to {size} "
+                    "under a running guest would cut off its data, so pyvirt only grows disks")
+            await run.monitor.block_resize(names.format_node, size)
+        return {"target": disk.target_dev, "size": size}
+
+    # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _replace_disk(domain: Domain, index: int, disk: Disk | None) -> Domain:
+        disks = list(domain.devices.disks)
+        if disk is None:
+            del disks[index]
+        else:
+            disks[index] = disk
+        return replace(domain, devices=replace(domain.devices, disks=tuple(disks)))
+
+    def _update_live(self, entry: DomainEntry, index: int | None, disk: Disk | None) -> None:
+        """Replace (index, disk), append (None, disk) or remove (index, None) a disk of the live domain."""
+        run = entry.running
+        assert run is not None
+        live = _pin_indexes(run.live)
+        if index is None:
+            assert disk is not None
+            live = replace(live, devices=replace(live.devices, disks=(*live.devices.disks, disk)))
+        else:
+            live = self._replace_disk(live, index, disk)
+        run.live = live
+        self.domains.record_runtime(entry)
+
+    @staticmethod
+    def _next_index(live: Domain) -> int:
+        used = [int(n.storage_node.split("-")[1]) for n in disk_names(live) if n.storage_node is not None]
+        return max(used, default=0) + 1
+
+    async def _open_medium(self, entry: DomainEntry, disk: Disk, who: str) -> Disk:
+        """The disk with a resolved, checked source, its own node number, and no clash with another writer."""
+        run = entry.running
+        assert run is not None
+        disk = await self.resolve(disk, who)
+        await asyncio.to_thread(check_disk_source, disk, who)
+        disks = [*run.live.devices.disks, disk]
+        self._check_writers(entry.name, disks, len(disks) - 1, who)
+        return replace(disk, source_index=self._next_index(run.live) if disk.source is not None else None)
+
+    async def _add_nodes(self, entry: DomainEntry, disk: Disk, names: DiskNames) -> None:
+        run = entry.running
+        assert run is not None
+        storage, fmt = blockdev_props(disk, names)
+        await run.monitor.blockdev_add(storage)
+        try:
+            await run.monitor.blockdev_add(fmt)
+        except BaseException:
+            with contextlib.suppress(QemuError):
+                await run.monitor.blockdev_del(str(storage["node-name"]))
+            raise
+
+    async def _del_nodes(self, entry: DomainEntry, names: DiskNames) -> None:
+        """Close a disk's nodes; a failure leaves them open in QEMU (logged), the disk is gone all the same."""
+        run = entry.running
+        assert run is not None
+        for node in (names.format_node, names.storage_node):
+            if node is None:
+                continue
+            try:
+                await run.monitor.blockdev_del(node)
+            except QemuError as exc:
+                log.warning("domain %s: cannot close block node %s: %s", entry.name, node, exc)
+
+    async def _hotplug(self, entry: DomainEntry, disk: Disk) -> Disk:
+        run = entry.running
+        assert run is not None
+        who = f"cannot attach disk {disk.target_dev} to domain '{entry.name}'"
+        self._with_disk(entry, run.live, disk)  # target free, and the disk valid in the live domain
+        if disk.bus in ("sata", "ide"):
+            raise OperationInvalid(f"{who}: {disk.bus.upper()} disks cannot be hot-plugged (QEMU's "
+                                   f"{'AHCI' if disk.bus == 'sata' else 'IDE'} controller has no hot-plug); use "
+                                   "bus virtio or scsi, or --config and restart the domain")
+        if disk.address is not None:
+            raise UnsupportedConfig(f"{who}: a hot-plugged disk takes no <address>: pyvirt picks a free place; "
+                                    "remove it, or use --config")
+        check_disk(disk, _machine(run.live))
+        disk = await self._open_medium(entry, disk, who)
+        placement: list[tuple[str, str]] = []
+        if disk.bus == "virtio":
+            placement, address = hotplug_slot(run.live, who)
+            disk = replace(disk, address=address)
+        else:
+            await self._need_scsi_controller(entry, disk, who)
+        names = names_for(disk, 0)
+        front = frontend(disk, names, "virtio-blk-pci", tuple(placement))
+        if disk.source is not None:
+            await self._add_nodes(entry, disk, names)
+        try:
+            await run.monitor.device_add(**device_add_props(front))
+        except BaseException:
+            await self._del_nodes(entry, names)
+            raise
+        self._update_live(entry, None, disk)
+        return disk
+
+    async def _need_scsi_controller(self, entry: DomainEntry, disk: Disk, who: str) -> None:
+        run = entry.running
+        assert run is not None
+        ctrl = f"scsi{scsi_controller_index(disk)}"
+        present = {str(p.get("name")) for p in await run.monitor.qom_list("/machine/peripheral")}
+        if ctrl not in present:
+            raise OperationInvalid(f"{who}: the domain has no SCSI controller {ctrl} to plug the disk into; add "
+                                   "<controller type='scsi' model='virtio-scsi'/> to its definition and restart it, "
+                                   "or use bus virtio")
+
+    async def _unplug(self, entry: DomainEntry, index: int, disk: Disk) -> None:
+        run = entry.running
+        assert run is not None
+        if disk.bus in ("sata", "ide"):
+            raise OperationInvalid(f"cannot detach disk {disk.target_dev} from running domain '{entry.name}': "
+                                   f"{disk.bus.upper()} disks cannot be hot-unplugged; use --config and restart it")
+        names = disk_names(run.live)[index]
+        gone = asyncio.get_running_loop().create_future()
+
+        def on_event(event) -> None:  # type: ignore[no-untyped-def]
+            if event.name == "DEVICE_DELETED" and event.data.get("device") == names.device_id and not gone.done():
+                gone.set_result(True)
+
+        unregister = run.monitor.on_event(on_event)
+        try:
+            await run.monitor.device_del(names.device_id)
+            try:
+                await asyncio.wait_for(gone, UNPLUG_TIMEOUT)
+            except TimeoutError as exc:
+                raise OperationInvalid(
+                    f"domain '{entry.name}': the guest did not release disk {disk.target_dev} within "
+                    f"{UNPLUG_TIMEOUT:g} s (does it support hot-unplug?); it may still go later") from exc
+        finally:
+            unregister()
+        self._update_live(entry, index, None)
+        await self._del_nodes(entry, names)
+
+    async def _swap_media(self, entry: DomainEntry, index: int, old: Disk, new: Disk, force: bool) -> None:
+        run = entry.running
+        assert run is not None
+        who = f"cannot change the media of disk {old.target_dev} of domain '{entry.name}'"
+        old_names = disk_names(run.live)[index]
+        if has_media(new):
+            new = await self._open_medium(entry, new, who)
+        new_names = names_for(new, 0)
+        if old_names.format_node is None and new_names.format_node is None:
+            return  # an empty drive stays empty
+        await self._open_tray(entry, old_names.device_id, force, who)
+        if old_names.format_node is not None:
+            await run.monitor.blockdev_remove_medium(old_names.device_id)
+            self._update_live(entry, index, _emptied(old))
+            await self._del_nodes(entry, old_names)
+        if new_names.format_node is not None:
+            await self._add_nodes(entry, new, new_names)
+            try:
+                await run.monitor.blockdev_insert_medium(new_names.device_id, new_names.format_node)
+            except BaseException:
+                await self._del_nodes(entry, new_names)
+                raise
+        with contextlib.suppress(QemuError):  # an already closed tray is fine
+            await run.monitor.blockdev_close_tray(new_names.device_id)
+        self._update_live(entry, index, new)
+
+    async def _open_tray(self, entry: DomainEntry, device_id: str, force: bool, who: str) -> None:
+        """Open the tray; without ``force`` a guest that locked it is asked and gets TRAY_TIMEOUT to agree."""
+        run = entry.running
+        assert run is not None
+        moved = asyncio.get_running_loop().create_future()
+
+        def on_event(event) -> None:  # type: ignore[no-untyped-def]
+            if event.name == "DEVICE_TRAY_MOVED" and event.data.get("id") == device_id \
+                    and event.data.get("tray-open") and not moved.done():
+                moved.set_result(True)
+
+        unregister = run.monitor.on_event(on_event)
+        try:
+            await run.monitor.blockdev_open_tray(device_id, force=force)
+            if await self._tray_open(entry, device_id):
+                return
+            try:
+                await asyncio.wait_for(moved, TRAY_TIMEOUT)
+            except TimeoutError as exc:
+                raise OperationInvalid(f"{who}: the guest keeps the tray locked and did not open it within "
+                                       f"{TRAY_TIMEOUT:g} s; eject the media in the guest, or use --force") from exc
+        finally:
+            unregister()
+
+    async def _tray_open(self, entry: DomainEntry, device_id: str) -> bool:
+        run = entry.running
+        assert run is not None
+        for row in await run.monitor.query_block():
+            if _matches_qdev(str(row.get("qdev", "")), device_id):
+                return bool(row.get("tray_open"))
+        return False
+
+
+def _clash(a: Disk, b: Disk) -> bool:
+    """Two disks on one image conflict when one of them writes, unless both are <shareable/>."""
+    return (writes(a) or writes(b)) and not (a.shareable and b.shareable)
+
+
+def _pin_indexes(live: Domain) -> Domain:
+    """Give every disk with media its current node number, so removing one disk renames no other."""
+    disks = tuple(replace(d, source_index=int(n.storage_node.split("-")[1]))
+                  if n.storage_node is not None and d.source_index is None else d
+                  for d, n in zip(live.devices.disks, disk_names(live)))
+    return replace(live, devices=replace(live.devices, disks=disks))
+
+
+def _new_media(entry: DomainEntry, disk: Disk, action: str, source: str | None, block: bool) -> Disk:
+    """The CD-ROM after eject/insert/update (virsh's rules and messages)."""
+    if disk.device != "cdrom":
+        raise OperationInvalid(f"The disk device '{disk.target_dev}' of domain '{entry.name}' is not removable; "
+                               "only a cdrom changes media")
+    present = has_media(disk)
+    if action == "eject" and not present:
+        raise OperationInvalid(f"The disk device '{disk.target_dev}' doesn't have media")
+    if action == "insert" and present:
+        raise OperationInvalid(f"The disk device '{disk.target_dev}' already has media; use --update to change it")
+    empty = _emptied(disk)
+    if source is None:
+        return empty
+    return replace(empty, source_type="block" if block else "file", source=source)
+
+
+def _emptied(disk: Disk) -> Disk:
+    return replace(disk, source=None, source_pool=None, source_volume=None, volume_type=None, source_index=None)
+
+
+def _device_tag(xml: str) -> str:
+    root, _ = parse_xml(xml, what="device XML")
+    _, tag = split_tag(root.tag)
+    if tag not in ("disk", "interface"):
+        raise UnsupportedConfig(f"attaching or detaching a <{tag}> device is not supported; pyvirt handles "
+                                "<disk> and <interface> devices")
+    return tag
+
+
+def _host_sizes(name: str, disk: Disk, path: str, capacity: int | None, wr_high: int | None) -> tuple[int, int, int]:
+    """(capacity, allocation, physical) as libvirt's virDomainGetBlockInfo: the guest's size, the host bytes
+    in use (du; for a qcow2 on a block device its highest written offset), the container's size (ls)."""
+    try:
+        st = os.stat(path)
+        is_block = stat.S_ISBLK(st.st_mode)
+        physical = block_size(path) if is_block else st.st_size
+    except OSError as exc:
+        raise HostError(f"domain '{name}': cannot read disk {disk.target_dev} source '{path}': {exc.strerror}") from None
+    if is_block:
+        allocation = wr_high if disk.format == "qcow2" and wr_high else physical
+    else:
+        allocation = st.st_blocks * 512
+    if capacity is None:
+        capacity = physical
+        if disk.format not in (None, "raw"):
+            capacity = image_info(path, force_share=True).virtual_size
+    return capacity, allocation, physical
+
+
+@contextlib.asynccontextmanager
+async def _job(entry: DomainEntry, verb: str):  # type: ignore[no-untyped-def]
+    await acquire_job(entry, verb)
+    try:
+        yield
+    finally:
+        entry.lock.release()
