@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up, start pyvirtd if it is not running, build the tiny guest,
-# define and start a VM from it, show its serial console up to the ready line,
-# list it, show its info, shut it down through ACPI and undefine it.
+# define and start a VM from it on the `default` NAT network, show its serial
+# console up to the ready line and its DHCP address, list it, show its info,
+# shut it down through ACPI and undefine it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -33,7 +34,7 @@ cat > "$XML" <<XMLEOF
   <features><acpi/><apic/></features>
   <cpu mode='host-passthrough'/>
   <devices>
-    <interface type='user'><model type='virtio'/></interface>
+    <interface type='network'><source network='default'/><model type='virtio'/></interface>
     <serial type='pty'><target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
@@ -55,7 +56,11 @@ echo "--- serial console of 'demo' until the guest is ready ---"
 timeout 120 bash -c "until tail -c +$((SIZE + 1)) '$LOG' 2>/dev/null | grep -q PYVIRT-GUEST-READY; do sleep 0.2; done"
 tail -c +$((SIZE + 1)) "$LOG" | sed -n '1,/PYVIRT-GUEST-READY/p' | tail -n 25
 echo "--- end of console ---"
+# the guest asks DHCP on the `default` NAT network (virbr0, dnsmasq, nftables), as under libvirt
+timeout 60 bash -c "until tail -c +$((SIZE + 1)) '$LOG' 2>/dev/null | grep -q PYVIRT-GUEST-LEASE; do sleep 0.2; done"
 set -x
+pyvirt net-list --all
+pyvirt domifaddr demo
 pyvirt list --all
 pyvirt dominfo demo
 pyvirt shutdown demo --timeout 60

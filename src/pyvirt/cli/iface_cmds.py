@@ -30,18 +30,13 @@ def cmd_domifaddr(ctx: Ctx, a: dict[str, Any]) -> None:
         ifaces = [i for i in ifaces if i["name"] == a["interface"]]
         if not ifaces:
             raise InvalidArgument(f"No interface with name '{a['interface']}' was found; see `pyvirt domiflist {a['domain']}`")
-    rows = []
+    lines = [] if ctx.out.quiet else [f" {'Name':<10} {'MAC address':<17}    {'Protocol':<12} Address", "-" * 79]
     for iface in ifaces:
         for n, addr in enumerate(iface["addrs"]):
             first = n == 0 or a["full"]
-            rows.append([iface["name"] if first else "-", iface["mac"] if first else "-", addr["type"],
-                         f"{addr['addr']}/{addr['prefix']}"])
-    text = render(["Name", "MAC address", "Protocol", "Address"], rows, quiet=ctx.out.quiet)
-    if not ctx.out.quiet:  # virsh pads the rule of this table to a fixed width
-        lines = text.split("\n")
-        lines[1] = "-" * 79
-        text = "\n".join(lines)
-    ctx.out.text(text, ifaces)
+            name, mac = (iface["name"] or "-", iface["mac"]) if first else ("-", "-")
+            lines.append(f" {name:<10} {mac:<17}    {addr['type']:<12} {addr['addr']}/{addr['prefix']}")
+    ctx.out.text("".join(line + "\n" for line in lines), ifaces)  # virsh's fixed-width printf layout
 
 
 def cmd_domifstat(ctx: Ctx, a: dict[str, Any]) -> None:

@@ -60,6 +60,10 @@ class Daemon:
         await self.networks.load()
         await self.pools.load()
         await self.domains.load()
+        # Networks and pools come up before the socket opens (about 0.1 s each), so a client's
+        # first `start` never races their autostart; domains start in the background.
+        await self.networks.autostart()
+        await self.pools.autostart()
         self.snapshots.start()
         app = Api(self).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -96,9 +100,7 @@ class Daemon:
 
 
     async def _autostart(self) -> None:
-        """Networks and pools first: autostart domains may plug into them and use their volumes."""
-        await self.networks.autostart()
-        await self.pools.autostart()
+        """Domains marked autostart (networks and pools are already up)."""
         await self.domains.autostart()
 
 
