@@ -174,7 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net"), help="run one group of rows")
+    parser.add_argument("--only", choices=("domains", "net", "storage"), help="run one group of rows")
     args = parser.parse_args()
     guest = build()
     rows: list[Row] = []
@@ -190,17 +190,19 @@ def main() -> int:
         load_or_probe(config.paths, config.settings.qemu_binary, kvm_timeout=config.settings.kvm_probe_timeout)
         caps = config.paths.cache / "host-caps.json"
         from bench.net import bench_net
+        from bench.storage import bench_storage
 
-        steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,)}
-        chosen = steps[args.only] if args.only else (*steps["domains"], *steps["net"])
+        steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
+                 "storage": (bench_storage,)}
+        chosen = steps[args.only] if args.only else tuple(s for group in steps.values() for s in group)
         for step in chosen:
             d = make_daemon(caps)
             tmp = Path(tempfile.mkdtemp(prefix="pvb"))
             try:
                 if step is bench_start:
                     step(d, guest, tmp, rows, args.runs)
-                elif step is bench_net:
-                    bench_net(d, guest, rows, args.runs)
+                elif step in (bench_net, bench_storage):
+                    step(d, guest, rows, args.runs)
                 elif step is bench_list and args.quick:
                     continue
                 else:

@@ -60,23 +60,8 @@ def caps_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def qemu_pids_under(root: Path) -> list[int]:
-    """QEMU processes whose command line mentions this daemon root (its sockets live there)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline.split(b"\0")[0] and str(root).encode() in cmdline:
-            pids.append(int(entry))
-    return pids
-
-
 def pids_under(root: Path, program: bytes) -> list[int]:
-    """Processes named ``program`` whose command line mentions ``root``."""
+    """Processes whose program name contains ``program`` and whose command line mentions ``root``."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -85,9 +70,14 @@ def pids_under(root: Path, program: bytes) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if cmdline.split(b"\0")[0].endswith(program) and str(root).encode() in cmdline:
+        if program in cmdline.split(b"\0")[0] and str(root).encode() in cmdline:
             pids.append(int(entry))
     return pids
+
+
+def qemu_pids_under(root: Path) -> list[int]:
+    """QEMU processes of this daemon root (their sockets live there)."""
+    return pids_under(root, b"qemu-system")
 
 
 def _network_runtimes(root: Path) -> list[dict[str, object]]:

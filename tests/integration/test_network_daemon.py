@@ -226,3 +226,14 @@ def test_vhost_request_without_dev_vhost_net_is_a_clear_error(daemon: DaemonHand
     finally:
         daemon.cli("net-destroy", "pvvh")
         daemon.cli("net-undefine", "pvvh")
+
+
+def test_net_define_again_without_uuid_updates_the_definition(daemon: DaemonHandle, tmp_path: Path) -> None:
+    xml = NET.format(name="pvre", bridge="pvdb7", prefix="10.131.40")
+    assert define(daemon, tmp_path, xml, start=False).returncode == 0
+    uuid = daemon.cli("net-uuid", "pvre", check=True).stdout.strip()
+    r = define(daemon, tmp_path, xml.replace("10.131.40.50", "10.131.40.60"), start=False)
+    assert r.returncode == 0 and "Network pvre defined from" in r.stdout, r.stderr
+    assert daemon.cli("net-uuid", "pvre", check=True).stdout.strip() == uuid
+    assert "10.131.40.60" in daemon.cli("net-dumpxml", "pvre", check=True).stdout
+    daemon.cli("net-undefine", "pvre", check=True)

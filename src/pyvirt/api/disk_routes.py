@@ -17,31 +17,16 @@ query or the body, never in the URL path. Paths have five segments: POST
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from ..errors import InvalidArgument
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return data
+from .http import json_body as _body, xml_field
 
 
 def _xml(body: dict[str, Any]) -> str:
-    xml = body.get("xml")
-    if not isinstance(xml, str) or not xml.strip():
-        raise InvalidArgument("request needs a non-empty 'xml' string with the device XML")
-    return xml
+    return xml_field(body, "device")
 
 
 def _scope(body: dict[str, Any]) -> dict[str, bool]:

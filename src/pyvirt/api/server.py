@@ -16,6 +16,7 @@ from ..errors import InternalError, InvalidArgument, PyvirtError
 from ..host.caps import capabilities_xml
 from ..host.validate import host_validate
 from .console import ConsoleHub
+from .http import json_body as _body, query_flag as _flag, xml_field as _xml_field
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +37,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response({"error": err.to_dict()}, status=500)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return data
-
-
-def _xml_field(body: dict[str, Any]) -> str:
-    xml = body.get("xml")
-    if not isinstance(xml, str) or not xml.strip():
-        raise InvalidArgument("request needs a non-empty 'xml' string with the domain XML")
-    return xml
 
 
 def _lease(lease: Any) -> dict[str, Any]:
@@ -62,10 +46,6 @@ def _lease(lease: Any) -> dict[str, Any]:
     return {"expiry": lease.expiry, "expiry_time": format_expiry(lease.expiry), "mac": lease.mac,
             "type": lease.family, "ipaddr": lease.ip, "prefix": lease.prefix, "hostname": lease.hostname,
             "clientid": lease.client_id, "iaid": lease.iaid}
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "0") not in ("0", "", "false")
 
 
 class Api:

@@ -14,30 +14,14 @@ is under /create because POST /v1/domains/{ref}/{action} is the domain's own.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from ..errors import InvalidArgument
+from .http import json_body as _body, query_flag as _flag
 
 CREATE_FLAGS = ("disk_only", "no_metadata", "halt", "live", "atomic", "quiesce", "reuse_external")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return data
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "0") not in ("0", "", "false")
 
 
 class _SnapshotRoutes:

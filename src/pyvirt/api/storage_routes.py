@@ -8,38 +8,17 @@ thread, a download is written to a ``StreamResponse`` the same way.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
 from ..errors import InvalidArgument
+from .http import json_body as _body, query_flag as _flag, xml_field as _xml
 
 log = logging.getLogger(__name__)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return data
-
-
-def _xml(body: dict[str, Any], what: str) -> str:
-    xml = body.get("xml")
-    if not isinstance(xml, str) or not xml.strip():
-        raise InvalidArgument(f"request needs a non-empty 'xml' string with the {what} XML")
-    return xml
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "0") not in ("0", "", "false")
 
 
 def _int_query(request: web.Request, name: str) -> int | None:

@@ -54,7 +54,7 @@ from ..qemu.img import info as image_info
 from ..storage.base import block_size
 from .hotplug import hotplug_slot, machine_family
 from .prechecks import check_disk_source
-from .registry import DomainEntry, acquire_job
+from .registry import DomainEntry, job as _job
 
 if TYPE_CHECKING:
     from .domains import DomainManager
@@ -679,12 +679,3 @@ def _host_sizes(name: str, disk: Disk, path: str, capacity: int | None, wr_high:
         if disk.format not in (None, "raw"):
             capacity = image_info(path, force_share=True).virtual_size
     return capacity, allocation, physical
-
-
-@contextlib.asynccontextmanager
-async def _job(entry: DomainEntry, verb: str):  # type: ignore[no-untyped-def]
-    await acquire_job(entry, verb)
-    try:
-        yield
-    finally:
-        entry.lock.release()

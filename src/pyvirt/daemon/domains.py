@@ -25,7 +25,7 @@ from .eventbus import EventBus
 from .hostinfo import HostService
 from .disks import DiskManager
 from .nics import NicManager
-from .registry import DomainEntry, Registry, acquire_job
+from .registry import DomainEntry, Registry, job as _job
 from .states import State, check_transition
 
 log = logging.getLogger(__name__)
@@ -510,13 +510,3 @@ class DomainManager:
     def _emit(self, entry: DomainEntry, event: str, detail: str) -> None:
         self.bus.emit(domain=entry.name, uuid=entry.uuid, event=event, detail=detail,
                       state=entry.state.value, reason=entry.reason)
-
-
-@contextlib.asynccontextmanager
-async def _job(entry: DomainEntry, verb: str):  # type: ignore[no-untyped-def]
-    await acquire_job(entry, verb)
-    try:
-        yield
-    finally:
-        entry.lock.release()
-

@@ -185,7 +185,13 @@ class NetworkManager:
 
     # ------------------------------------------------------------ definition
     def _parse(self, xml: str) -> Network:
+        """Parse and fill the gaps; a definition without uuid for an existing name redefines that network."""
         net = parse_network_xml(xml)
+        existing = self.nets.get(net.name)
+        if not net.uuid and existing is not None:
+            net = replace(net, uuid=existing.uuid)
+        if net.mac is None and existing is not None and existing.config.mac:
+            net = replace(net, mac=existing.config.mac)
         return normalize_network(net, taken_macs=self._taken_macs(exclude=net.name))
 
     def _check_free(self, net: Network) -> NetEntry | None:

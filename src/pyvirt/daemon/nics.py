@@ -23,7 +23,7 @@ from ..network.ports import Attachment, Port
 from ..qemu.argv import NicFds
 from ..qemu.argv_devices import TAP_TYPES, nic_device_props, nic_driver
 from .hotplug import hotplug_slot
-from .registry import DomainEntry, acquire_job
+from .registry import DomainEntry, job as _job
 
 if TYPE_CHECKING:
     from .domains import DomainManager
@@ -409,12 +409,3 @@ class NicManager:
         if nic.type in TAP_TYPES:
             ports.release(nic.target_dev, port_kind(nic))
         self._update_live(entry, index, None)
-
-
-@contextlib.asynccontextmanager
-async def _job(entry: DomainEntry, verb: str):  # type: ignore[no-untyped-def]
-    await acquire_job(entry, verb)
-    try:
-        yield
-    finally:
-        entry.lock.release()

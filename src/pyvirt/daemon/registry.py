@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -101,3 +103,13 @@ async def acquire_job(entry: DomainEntry, job: str) -> None:
         raise OperationBusy(
             f"cannot {job} domain '{entry.name}': another job has held its lock for {JOB_WAIT_SECONDS:.0f} s; try again later"
         ) from exc
+
+
+@contextlib.asynccontextmanager
+async def job(entry: DomainEntry, verb: str) -> AsyncIterator[None]:
+    """Hold the domain's job lock for one verb (acquire_job's wait and busy error)."""
+    await acquire_job(entry, verb)
+    try:
+        yield
+    finally:
+        entry.lock.release()

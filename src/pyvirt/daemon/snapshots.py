@@ -41,7 +41,7 @@ from ..qemu import img
 from ..qemu.argv_disks import DiskNames, disk_names
 from ..state.store import ObjectRow, Store
 from .domains import DomainManager
-from .registry import DomainEntry, acquire_job
+from .registry import DomainEntry, job as _job
 from .runner import Running
 from .states import State
 
@@ -610,12 +610,3 @@ async def _settle(entry: DomainEntry, run: Running, running: bool) -> None:
     deadline = loop.time() + SETTLE_TIMEOUT
     while entry.running is run and entry.state is not want and loop.time() < deadline:
         await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def _job(entry: DomainEntry, verb: str):  # type: ignore[no-untyped-def]
-    await acquire_job(entry, verb)
-    try:
-        yield
-    finally:
-        entry.lock.release()

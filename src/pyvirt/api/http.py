@@ -1,0 +1,33 @@
+"""Request helpers every route module shares: the JSON body, the XML field, query flags."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import InvalidArgument
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object ({} without a body); anything else is a clear InvalidArgument."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    return data
+
+
+def xml_field(body: dict[str, Any], what: str = "domain") -> str:
+    xml = body.get("xml")
+    if not isinstance(xml, str) or not xml.strip():
+        raise InvalidArgument(f"request needs a non-empty 'xml' string with the {what} XML")
+    return xml
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "0") not in ("0", "", "false")
