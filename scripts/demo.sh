@@ -18,6 +18,11 @@ if ! pyvirt -q version >/dev/null 2>&1; then
   for _ in $(seq 100); do [ -S /run/pyvirt/pyvirtd.sock ] && break; sleep 0.1; done
 fi
 
+# `default` autostarts once per host boot; start it if someone stopped it since
+if ! pyvirt net-info default 2>/dev/null | grep -q '^Active: *yes'; then
+  pyvirt net-start default
+fi
+
 XML=$(mktemp --suffix=.xml)
 trap 'rm -f "$XML"' EXIT
 cat > "$XML" <<XMLEOF

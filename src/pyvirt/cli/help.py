@@ -45,9 +45,10 @@ LONG_VERSION = f"pyvirt command line tool {__version__}\n"
 
 
 def group_block(commands: dict[str, Command], key: str, colon: bool = True) -> str:
-    """One group's heading and command lines (commands in table order)."""
+    """One group's heading and command lines, by name as virsh lists them."""
     head = f" {GROUPS[key]} (help keyword '{key}')" + (":" if colon else "")
-    lines = [f"    {c.name:<30} {c.summary}" for c in commands.values() if c.group == key]
+    lines = [f"    {c.name:<30} {c.summary}" for c in sorted(commands.values(), key=lambda c: c.name)
+             if c.group == key]
     return "".join(line + "\n" for line in [head, *lines])
 
 
