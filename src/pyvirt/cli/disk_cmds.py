@@ -4,11 +4,10 @@ domblkstat ('monitor'), with virsh 9.0's options, messages and layouts."""
 from __future__ import annotations
 
 import os
-import re
-import stat
 
 from ..errors import InvalidArgument
 from .domain_cmds import read_file
+from .scope import SCOPE, scope
 from .spec import BOOL, DOMAIN, STRING, Command, Opt
 from .table import render, render_keyvalue
 from .vol_cmds import parse_size, xml_escape
@@ -34,16 +33,6 @@ STAT_FIELDS = (
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-def scope(ctx: Ctx, a: dict[str, Any]) -> tuple[bool, bool]:
-    """(live, config) from virsh's --live/--config/--persistent/--current; default: live if running, else config."""
-    live, config, current, persistent = a["live"], a["config"], a["current"], a.get("persistent", False)
-    if current and (live or config or persistent):
-        raise InvalidArgument("--current is exclusive with --live, --config and --persistent")
-    if persistent:
-        return ctx.domain(a["domain"]).is_active(), True
-    if live or config:
-        return live, config
-    return (True, False) if ctx.domain(a["domain"]).is_active() else (False, True)
 
 
 def _q(value: str) -> str:
@@ -56,6 +45,8 @@ def disk_xml(a: dict[str, Any]) -> str:
     kind = a["sourcetype"]
     if kind is None:
         try:
+            import stat
+
             kind = "block" if stat.S_ISBLK(os.stat(source).st_mode) else "file"
         except OSError:
             kind = "file"
@@ -109,6 +100,8 @@ def media_xml(element: str, source: str | None, block: bool) -> str:
     """change-media --print-xml: the disk element with its new source (none after an eject)."""
     kept = [line for line in element.splitlines() if not line.lstrip().startswith("<source")]
     if source is not None:
+        import re
+
         kept[0] = re.sub(r"type='[^']*'", f"type='{'block' if block else 'file'}'", kept[0], count=1)
         at = next(i for i, line in enumerate(kept) if line.lstrip().startswith("<target"))
         kept.insert(at, f"  <source {'dev' if block else 'file'}={_q(source)}/>")
@@ -257,12 +250,6 @@ def cmd_blockresize(ctx: Ctx, a: dict[str, Any]) -> None:
     ctx.out.message(text, {"result": text, **result})
 
 
-SCOPE = (
-    Opt("persistent", BOOL, "make live change persistent"),
-    Opt("config", BOOL, "affect next boot"),
-    Opt("live", BOOL, "affect running domain"),
-    Opt("current", BOOL, "affect current domain"),
-)
 DEVICE_FILE = Opt("file", STRING, "XML file", required=True, positional=True)
 
 COMMANDS = (

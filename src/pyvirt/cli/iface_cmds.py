@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ..errors import InvalidArgument
 from .spec import BOOL, DOMAIN, STRING, Command, Opt
+from .scope import SCOPE, scope
 from .table import render
+from .vol_cmds import xml_escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,43 +60,25 @@ def cmd_domif_setlink(ctx: Ctx, a: dict[str, Any]) -> None:
     ctx.out.message("Device updated successfully", {"result": "Device updated successfully"})
 
 
-def _scope(ctx: Ctx, a: dict[str, Any]) -> tuple[bool, bool]:
-    """(live, config) from virsh's --live/--config/--persistent/--current."""
-    if a["current"] and (a["live"] or a["config"] or a["persistent"]):
-        raise InvalidArgument("--current is exclusive with --live, --config and --persistent")
-    active = None
-
-    def is_active() -> bool:
-        nonlocal active
-        if active is None:
-            active = ctx.domain(a["domain"]).is_active()
-        return active
-
-    if a["persistent"]:
-        return is_active(), True
-    if a["live"] or a["config"]:
-        return a["live"], a["config"]
-    return (True, False) if is_active() else (False, True)
-
-
 def interface_xml(a: dict[str, Any]) -> str:
     kind = a["type"]
     if kind not in IFACE_TYPES:
         raise InvalidArgument(f"unknown interface type '{kind}'; use one of {', '.join(IFACE_TYPES)}")
     parts = [f"<interface type='{kind}'>"]
-    source = a["source"]
+    q = xml_escape
+    source = q(a["source"] or "")
     if kind == "network":
         parts.append(f"  <source network='{source}'/>")
     elif kind == "bridge":
         parts.append(f"  <source bridge='{source}'/>")
     elif kind == "direct":
-        parts.append(f"  <source dev='{source}' mode='{a['source_mode'] or 'vepa'}'/>")
+        parts.append(f"  <source dev='{source}' mode='{q(a['source_mode'] or 'vepa')}'/>")
     if a["mac"]:
-        parts.append(f"  <mac address='{a['mac']}'/>")
+        parts.append(f"  <mac address='{q(a['mac'])}'/>")
     if a["target"] or (kind == "ethernet" and source):
-        parts.append(f"  <target dev='{a['target'] or source}'/>")
+        parts.append(f"  <target dev='{q(a['target']) if a['target'] else source}'/>")
     if a["model"]:
-        parts.append(f"  <model type='{a['model']}'/>")
+        parts.append(f"  <model type='{q(a['model'])}'/>")
     parts.append("</interface>")
     return "\n".join(parts) + "\n"
 
@@ -104,23 +88,17 @@ def cmd_attach_interface(ctx: Ctx, a: dict[str, Any]) -> None:
     if a["print_xml"]:
         ctx.out.text(xml.rstrip("\n"), {"xml": xml})
         return
-    live, config = _scope(ctx, a)
+    live, config = scope(ctx, a)
     result = ctx.domain(a["domain"]).attach_interface(xml, live=live, config=config)
     ctx.out.message("Interface attached successfully", {"result": "Interface attached successfully", **result})
 
 
 def cmd_detach_interface(ctx: Ctx, a: dict[str, Any]) -> None:
-    live, config = _scope(ctx, a)
+    live, config = scope(ctx, a)
     result = ctx.domain(a["domain"]).detach_interface(type=a["type"], mac=a["mac"], live=live, config=config)
     ctx.out.message("Interface detached successfully", {"result": "Interface detached successfully", **result})
 
 
-SCOPE = (
-    Opt("persistent", BOOL, "make live change persistent"),
-    Opt("config", BOOL, "affect next boot"),
-    Opt("live", BOOL, "affect running domain"),
-    Opt("current", BOOL, "affect current domain"),
-)
 
 COMMANDS = (
     Command("attach-interface", "domain", "attach network interface", cmd_attach_interface,
