@@ -91,21 +91,6 @@ def volume_dict(pool: str, vol: Volume) -> dict[str, Any]:
             "format": vol.format, "backing": backing}
 
 
-def users_from_domains(domains: Any) -> UsersFn:
-    """The ``users`` callback over a DomainManager: domains whose defined or running disks use a path."""
-    def users(path: str) -> list[str]:
-        want = os.path.realpath(path)
-        found: set[str] = set()
-        for entry in domains.domains:
-            disks = list(entry.config.devices.disks)
-            if entry.running is not None:
-                disks += list(entry.running.live.devices.disks)
-            if any(d.source and (d.source == path or os.path.realpath(d.source) == want) for d in disks):
-                found.add(entry.name)
-        return sorted(found)
-
-    return users
-
 
 class PoolManager:
     def __init__(self, config: Config, store: Store) -> None:
