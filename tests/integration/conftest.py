@@ -243,6 +243,22 @@ class DaemonHandle:
         return int(match.group(1)), body
 
 
+def ok(d: DaemonHandle, *args: str) -> str:
+    """Run `pyvirt ARGS`; it must succeed without a word on stderr. Returns stdout."""
+    r = d.cli(*args)
+    assert r.returncode == 0, f"pyvirt {' '.join(args)} failed: {r.stderr}"
+    assert r.stderr == "", r.stderr
+    return r.stdout
+
+
+def fails(d: DaemonHandle, *args: str) -> str:
+    """Run `pyvirt ARGS`; it must fail with exit 1, an `error:` line and nothing on stdout. Returns stderr."""
+    r = d.cli(*args)
+    assert r.returncode == 1, f"pyvirt {' '.join(args)} should fail: {r.stdout}"
+    assert r.stderr.startswith("error: ") and not r.stdout.strip(), (r.stdout, r.stderr)
+    return r.stderr
+
+
 def make_daemon(caps_cache: Path, default_network: bool = False) -> DaemonHandle:
     # Short root: unix socket paths (QMP, serial) must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="pv", dir="/tmp"))

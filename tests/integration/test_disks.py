@@ -22,26 +22,12 @@ from pathlib import Path
 import pytest
 
 from tests.guest.build import GuestImage
-from tests.integration.conftest import DaemonHandle, domain_xml
+from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok
 
 MIB = 1024 * 1024
 ROOT_PORTS = ("<controller type='pci' index='0' model='pcie-root'/>"
               "<controller type='pci' index='1' model='pcie-root-port'/>"
               "<controller type='pci' index='2' model='pcie-root-port'/>")
-
-
-def ok(d: DaemonHandle, *args: str) -> str:
-    r = d.cli(*args)
-    assert r.returncode == 0, f"pyvirt {' '.join(args)} failed: {r.stderr}"
-    assert r.stderr == "", r.stderr
-    return r.stdout
-
-
-def fails(d: DaemonHandle, *args: str) -> str:
-    r = d.cli(*args)
-    assert r.returncode == 1, f"pyvirt {' '.join(args)} should fail: {r.stdout}"
-    assert r.stderr.startswith("error: "), r.stderr
-    return r.stderr
 
 
 def raw(path: Path, size: int, head: bytes = b"") -> Path:

@@ -24,27 +24,13 @@ import pytest
 from pyvirt.errors import OperationBusy
 from pyvirt.storage.logical import dm_available
 
-from .conftest import DaemonHandle
+from .conftest import DaemonHandle, fails, ok
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
 
 
 # ---------------------------------------------------------------- helpers
-def ok(d: DaemonHandle, *args: str) -> str:
-    r = d.cli(*args)
-    assert r.returncode == 0, f"pyvirt {' '.join(args)} failed: {r.stderr}"
-    assert r.stderr == "", r.stderr
-    return r.stdout
-
-
-def fails(d: DaemonHandle, *args: str) -> str:
-    r = d.cli(*args)
-    assert r.returncode == 1, f"pyvirt {' '.join(args)} should fail: {r.stdout}"
-    assert r.stderr.startswith("error: ") and r.stdout in ("", "\n"), (r.stdout, r.stderr)
-    return r.stderr
-
-
 def pool_names(d: DaemonHandle) -> list[str]:
     return ok(d, "pool-list", "--all", "--name").split()
 

@@ -24,25 +24,11 @@ import pytest
 
 from pyvirt.qemu import img
 from tests.guest.build import GuestImage
-from tests.integration.conftest import DaemonHandle, domain_xml
+from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok
 
 WRITE = "echo {m} | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null && sync"
 READ = "dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 1; echo"
 TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}"
-
-
-def ok(d: DaemonHandle, *args: str) -> str:
-    r = d.cli(*args)
-    assert r.returncode == 0, f"pyvirt {' '.join(args)} failed: {r.stderr}"
-    assert r.stderr == "", r.stderr
-    return r.stdout
-
-
-def fails(d: DaemonHandle, *args: str) -> str:
-    r = d.cli(*args)
-    assert r.returncode == 1, f"pyvirt {' '.join(args)} should fail: {r.stdout}"
-    assert r.stderr.startswith("error: "), r.stderr
-    return r.stderr
 
 
 def qcow2(path: Path, size: str = "16M") -> Path:
