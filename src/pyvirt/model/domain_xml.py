@@ -57,9 +57,10 @@ from .domain import (
     Watchdog,
 )
 from .domain_xml_format import LiveInfo, format_domain_xml
-from .ids import parse_mac, parse_uuid
-from .names import check_name
+from .ids import parse_mac
 from .units import parse_xml_size_kib
+from .xml_doc import open_document, read_name, read_uuid
+from .xml_doc import with_path as _err
 from .xml_util import Context, Hint, Reader, parse_xml, serialize_foreign
 
 
@@ -100,11 +101,6 @@ DEVICE_HINTS = {
 }
 
 
-def _err(r: Reader, exc: InvalidArgument) -> InvalidArgument:
-    """Put the path and domain in front of an error raised by a value parser."""
-    return type(exc)(f"{r.path} in {r.ctx.who()}: {exc.message}")
-
-
 # ====================================================================== parse
 def parse_device_xml(text: str, tag: str) -> Reader:
     """A Reader on a standalone device element (attach-interface/-disk XML), checked for its tag."""
@@ -122,35 +118,16 @@ def parse_interface_xml(text: str) -> Interface:
 
 def parse_domain_xml(text: str) -> Domain:
     """Parse and validate a libvirt <domain> document (see the module docstring)."""
-    root, declared = parse_xml(text)
-    ctx = Context("domain", declared)
-    if root.tag != "domain":
-        raise InvalidArgument(
-            f"the root element is <{ctx.show_tag(root.tag)}>, not <domain>; "
-            "a domain definition starts with <domain type='kvm'>"
-        )
-    r = Reader(root, ctx, "<domain>", root=True)
-    name_r = r.child("name")
-    if name_r is None:
-        raise InvalidArgument("the domain XML has no <name>; add <name>NAME</name>")
-    name = name_r.text()
-    name_r.done()
-    check_name(name, "domain")
-    ctx.name = name
+    r = open_document(text, "domain", "<domain type='kvm'>")
+    ctx = r.ctx
+    name = read_name(r, "domain")
 
     dom_type = r.attr("type")
     if dom_type is None:
         raise r.error("attribute 'type' is missing", "write <domain type='kvm'> (or 'qemu' for emulation)")
     r.ignore_attrs("id")  # the id of a running domain: live-only
 
-    uuid = ""
-    uuid_r = r.child("uuid")
-    if uuid_r is not None:
-        try:
-            uuid = parse_uuid(uuid_r.text())
-        except InvalidArgument as exc:
-            raise _err(uuid_r, exc) from None
-        uuid_r.done()
+    uuid = read_uuid(r)
 
     memory_r = r.child("memory")
     if memory_r is None:

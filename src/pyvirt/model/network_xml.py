@@ -28,11 +28,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import replace
 
 from ..errors import HostError, InvalidArgument, UnsupportedConfig
-from .ids import new_mac, new_uuid, parse_mac, parse_uuid
-from .names import check_name
+from .ids import new_mac, new_uuid, parse_mac
 from .network import FORWARD_MODES, LATER_MODES, Bridge, DHCPHost, DHCPRange, DNSHost, Forward, IPConfig, Network
 from .network_validate import classful_prefix, netmask_prefix, validate_network
-from .xml_util import Context, Hint, Node, Reader, node, on_off, parse_xml, render, yes_no
+from .xml_doc import open_document, read_name, read_uuid
+from .xml_doc import with_path as _err
+from .xml_util import Hint, Node, Reader, node, on_off, render, yes_no
 
 __all__ = [
     "check_overlap",
@@ -69,39 +70,13 @@ LEASE_HINTS = {"lease": Hint("custom DHCP lease times are not supported yet; " +
 DNS_HINTS = {tag: Hint(f"DNS <{tag}> records are not supported yet; " + LATER) for tag in ("forwarder", "srv", "txt")}
 
 
-def _err(r: Reader, exc: InvalidArgument) -> InvalidArgument:
-    """Put the path and network in front of an error raised by a value parser."""
-    return type(exc)(f"{r.path} in {r.ctx.who()}: {exc.message}")
-
-
 # ====================================================================== parse
 def parse_network_xml(text: str) -> Network:
     """Parse and validate a libvirt <network> document (see the module docstring)."""
-    root, declared = parse_xml(text, what="network XML")
-    ctx = Context("network", declared)
-    if root.tag != "network":
-        raise InvalidArgument(
-            f"the root element is <{ctx.show_tag(root.tag)}>, not <network>; "
-            "a network definition starts with <network>"
-        )
-    r = Reader(root, ctx, "<network>", root=True)
+    r = open_document(text, "network", "<network>")
     r.ignore_attrs("connections")  # guests plugged in right now: live-only
-    name_r = r.child("name")
-    if name_r is None:
-        raise InvalidArgument("the network XML has no <name>; add <name>NAME</name>")
-    name = name_r.text()
-    name_r.done()
-    check_name(name, "network")
-    ctx.name = name
-
-    uuid = ""
-    uuid_r = r.child("uuid")
-    if uuid_r is not None:
-        try:
-            uuid = parse_uuid(uuid_r.text())
-        except InvalidArgument as exc:
-            raise _err(uuid_r, exc) from None
-        uuid_r.done()
+    name = read_name(r, "network")
+    uuid = read_uuid(r)
 
     forward_r = r.child("forward")
     domain_name, local_only = _domain(r.child("domain"))

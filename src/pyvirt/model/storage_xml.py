@@ -23,8 +23,6 @@ import re
 from dataclasses import replace
 
 from ..errors import InvalidArgument, UnsupportedConfig
-from .ids import parse_uuid
-from .names import check_name
 from .storage import (
     POOL_TYPES,
     VOLUME_FORMATS,
@@ -37,6 +35,8 @@ from .storage import (
     Volume,
 )
 from .units import scale
+from .xml_doc import open_document, read_name, read_uuid
+from .xml_doc import with_path as _err
 from .xml_util import Context, Hint, Node, Reader, node, parse_xml, render
 
 __all__ = [
@@ -100,11 +100,6 @@ TARGET_HINTS = {
     "clusterSize": Hint("choosing the qcow2 cluster size is not supported; remove <clusterSize>"),
     "nocow": Hint("<nocow/> is not supported; remove it"),
 }
-
-
-def _err(r: Reader, exc: InvalidArgument) -> InvalidArgument:
-    """Put the element path and object in front of an error raised by a value parser."""
-    return type(exc)(f"{r.path} in {r.ctx.who()}: {exc.message}")
 
 
 # ====================================================================== names
@@ -193,21 +188,8 @@ def sanitize_path(path: str) -> str:
 # ====================================================================== pool parse
 def parse_pool_xml(text: str) -> Pool:
     """Parse and validate a <pool> document (see the module docstring)."""
-    root, declared = parse_xml(text, "pool XML")
-    ctx = Context("pool", declared)
-    if root.tag != "pool":
-        raise InvalidArgument(
-            f"the root element is <{ctx.show_tag(root.tag)}>, not <pool>; a pool definition starts with "
-            "<pool type='dir'>"
-        )
-    r = Reader(root, ctx, "<pool>", root=True)
-    name_r = r.child("name")
-    if name_r is None:
-        raise InvalidArgument("the pool XML has no <name>; add <name>NAME</name>")
-    name = name_r.text().strip()
-    name_r.done()
-    check_name(name, "pool")
-    ctx.name = name
+    r = open_document(text, "pool", "<pool type='dir'>")
+    name = read_name(r, "pool", strip=True)
 
     ptype = r.attr("type")
     if ptype is None:
@@ -218,14 +200,7 @@ def parse_pool_xml(text: str) -> Pool:
             f"pool '{name}': {known} '{ptype}' is not supported; pyvirt handles {', '.join(POOL_TYPES)}"
         )
 
-    uuid = ""
-    uuid_r = r.child("uuid")
-    if uuid_r is not None:
-        try:
-            uuid = parse_uuid(uuid_r.text())
-        except InvalidArgument as exc:
-            raise _err(uuid_r, exc) from None
-        uuid_r.done()
+    uuid = read_uuid(r)
     for live in ("capacity", "allocation", "available"):  # live facts: checked, then dropped
         live_r = r.child(live)
         if live_r is not None:
