@@ -49,6 +49,7 @@ def cmd_domifstat(ctx: Ctx, a: dict[str, Any]) -> None:
 
 def cmd_domif_getlink(ctx: Ctx, a: dict[str, Any]) -> None:
     state = ctx.domain(a["domain"]).get_link(a["interface"], inactive=a["config"])
+    ctx.out.blank_after = False  # virsh prints no empty line after "vnet0 up"
     ctx.out.text(f"{a['interface']} {state}", {"interface": a["interface"], "state": state})
 
 

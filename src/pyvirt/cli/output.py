@@ -24,6 +24,8 @@ class Output:
         self.json = json_mode
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+        # virsh ends most commands' output with an empty line; the few that do not clear this
+        self.blank_after = True
 
     def text(self, text: str, data: Any = None) -> None:
         """A command's main output: ``text`` as is (newline-terminated), or ``data`` as JSON."""
@@ -46,7 +48,7 @@ class Output:
 
     def end_command(self) -> None:
         """virsh's empty line after each command's output."""
-        if not self.json and not self.quiet:
+        if not self.json and not self.quiet and self.blank_after:
             self.stdout.write("\n")
         self.stdout.flush()
 

@@ -60,6 +60,7 @@ def cmd_snapshot_create_as(ctx: Ctx, a: dict[str, Any]) -> None:
     if a["print_xml"]:
         ctx.out.text(xml, {"xml": xml})
         return
+    ctx.out.blank_after = False  # as virsh: no empty line after "Domain snapshot X created"
     _created(ctx, _create(ctx, a, xml))
 
 
@@ -69,6 +70,7 @@ def cmd_snapshot_create(ctx: Ctx, a: dict[str, Any]) -> None:
     if a["current"]:
         raise InvalidArgument("--current only goes with --redefine")
     xml = read_file(a["xmlfile"]) if a["xmlfile"] else None
+    ctx.out.blank_after = False
     _created(ctx, _create(ctx, a, xml), a["xmlfile"])
 
 
@@ -83,6 +85,7 @@ def cmd_snapshot_current(ctx: Ctx, a: dict[str, Any]) -> None:
         return
     snap = dom.current_snapshot()
     if a["name"]:
+        ctx.out.blank_after = False
         ctx.out.text(snap.name, {"name": snap.name})
         return
     xml = snap.xml()
@@ -116,6 +119,7 @@ def cmd_snapshot_parent(ctx: Ctx, a: dict[str, Any]) -> None:
     row = _pick(ctx, a).info()
     if not row["parent"]:
         raise NotFound(f"snapshot '{row['name']}' has no parent")
+    ctx.out.blank_after = False
     ctx.out.text(row["parent"], {"name": row["name"], "parent": row["parent"]})
 
 
