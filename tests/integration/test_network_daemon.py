@@ -237,3 +237,37 @@ def test_net_define_again_without_uuid_updates_the_definition(daemon: DaemonHand
     assert daemon.cli("net-uuid", "pvre", check=True).stdout.strip() == uuid
     assert "10.131.40.60" in daemon.cli("net-dumpxml", "pvre", check=True).stdout
     daemon.cli("net-undefine", "pvre", check=True)
+
+
+def test_dual_stack_network_gives_the_guest_ipv6_by_router_advertisement(daemon: DaemonHandle, guest: GuestImage,
+                                                                           tmp_path: Path) -> None:
+    xml = NET.format(name="pvv6", bridge="pvdb8", prefix="10.131.50").replace("</network>", """  <ip family='ipv6' address='fd00:131:50::1' prefix='64'>
+  </ip>
+</network>""")  # no DHCPv6 range: dnsmasq advertises the prefix for SLAAC (ra-only)
+    define(daemon, tmp_path, xml)
+    try:
+        addrs = subprocess.run(["ip", "-6", "addr", "show", "pvdb8"], capture_output=True, text=True).stdout
+        assert "fd00:131:50::1/64" in addrs
+        conf = (daemon.root / "run/pyvirt/network/pvv6.conf").read_text()
+        assert "fd00:131:50::" in conf and "ra-only" in conf and "enable-ra" in conf
+        from pyvirt.network.lifecycle import nft_table_for
+
+        rules = subprocess.run(["nft", "list", "table", "inet", nft_table_for(daemon.root)], capture_output=True,
+                               text=True).stdout
+        assert "fd00:131:50::/64" in rules
+        iface = "<interface type='network'><source network='pvv6'/><mac address='52:54:00:84:00:01'/></interface>"
+        (tmp_path / "v6.xml").write_text(domain_xml("v6g", guest, extra_devices=iface))
+        daemon.cli("create", str(tmp_path / "v6.xml"), check=True)
+        daemon.wait_serial("v6g", "PYVIRT-GUEST-LEASE eth0")
+        status, out = daemon.guest_run(
+            "v6g", "for i in $(seq 20); do ip -6 addr show dev eth0 | grep fd00:131:50: | grep -qv tentative && break;"
+                   " sleep 0.5; done;"
+                   " ip -6 addr show dev eth0 | grep fd00:131:50: && ping -6 -c 2 -W 2 fd00:131:50::1 >/dev/null",
+            timeout=40)
+        assert status == 0, out
+        assert "fd00:131:50:" in out
+    finally:
+        daemon.cli("destroy", "v6g")
+        daemon.cli("net-destroy", "pvv6")
+        daemon.cli("net-undefine", "pvv6")
+    assert daemon.host_leftovers() == []
