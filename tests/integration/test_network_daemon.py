@@ -260,10 +260,12 @@ def test_dual_stack_network_gives_the_guest_ipv6_by_router_advertisement(daemon:
         daemon.cli("create", str(tmp_path / "v6.xml"), check=True)
         daemon.wait_serial("v6g", "PYVIRT-GUEST-LEASE eth0")
         status, out = daemon.guest_run(
-            "v6g", "for i in $(seq 20); do ip -6 addr show dev eth0 | grep fd00:131:50: | grep -qv tentative && break;"
+            # link up again: the kernel sends a router solicitation, which dnsmasq answers at once
+            "v6g", "ip link set eth0 down; ip link set eth0 up;"
+                   " for i in $(seq 60); do ip -6 addr show dev eth0 | grep fd00:131:50: | grep -qv tentative && break;"
                    " sleep 0.5; done;"
                    " ip -6 addr show dev eth0 | grep fd00:131:50: && ping -6 -c 2 -W 2 fd00:131:50::1 >/dev/null",
-            timeout=40)
+            timeout=60)
         assert status == 0, out
         assert "fd00:131:50:" in out
     finally:
