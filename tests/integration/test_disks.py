@@ -5,8 +5,9 @@ Two guests are booted once per module and shared: a microvm with a volume of
 the default pool (vda) and a loop device (vdb), and a q35 with a raw vda, a
 SATA CD-ROM, two spare pcie-root-ports and a virtio-scsi controller. Domains
 are named pvdk-*, the loop device is detached and every file removed in
-`finally`. There is no ISO maker on this host (no pycdlib, genisoimage or
-xorriso): the CD-ROM media are raw files, which QEMU serves all the same.
+`finally`. The first CD-ROM medium is a raw file (QEMU serves it the same);
+the one inserted later is a real ISO 9660 image made with pycdlib, which the
+guest mounts.
 """
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def raw(path: Path, size: int, head: bytes = b"") -> Path:
 def file_disk(path: Path, dev: str, fmt: str = "raw", extra: str = "") -> str:
     return (f"<disk type='file' device='disk'><driver name='qemu' type='{fmt}'/><source file='{path}'/>"
             f"<target dev='{dev}' bus='virtio'/>{extra}</disk>")
+
+
+def make_iso(path: Path, files: dict[str, bytes], label: str = "PVDK") -> Path:
+    """An ISO 9660 image holding ``files`` (8.3 names), as a CD-ROM medium."""
+    import io
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1, vol_ident=label)
+    for name, data in files.items():
+        iso.add_fp(io.BytesIO(data), len(data), f"/{name.upper()};1")
+    iso.write(str(path))
+    iso.close()
+    return path
 
 
 def wait_guest(d: DaemonHandle, name: str, command: str, want: str, tries: int = 20) -> str:
@@ -228,9 +244,11 @@ def test_change_media_of_a_sata_cdrom(daemon: DaemonHandle, q35_guest: str, work
     assert "doesn't have media" in fails(d, "change-media", name, "sda", "--eject")
     status, _ = d.guest_run(name, "head -c 12 /dev/sr0")
     assert status != 0  # no medium
-    second = raw(work / "cd2.iso", 2 * MIB, b"PVDK-MEDIA-2")
+    second = make_iso(work / "cd2.iso", {"media2.txt": b"PVDK-MEDIA-2\n"})
     assert ok(d, "change-media", name, "sda", str(second), "--insert") == "Successfully inserted media.\n\n"
-    wait_guest(d, name, "head -c 12 /dev/sr0", "PVDK-MEDIA-2")  # the first read after a change may fail
+    # the first read after a change may fail; then the guest mounts the ISO and reads its file
+    wait_guest(d, name, "mkdir -p /tmp/cd && mount -t iso9660 -o ro /dev/sr0 /tmp/cd && cat /tmp/cd/media2.txt;"
+                        " umount /tmp/cd", "PVDK-MEDIA-2")
     assert f"<source file='{second}'" in ok(d, "dumpxml", name)
     assert "already has media" in fails(d, "change-media", name, "sda", str(second), "--insert")
     assert ok(d, "change-media", name, "sda", str(work / "cd1.iso"), "--update") == "Successfully updated media.\n\n"
