@@ -67,7 +67,7 @@ def _stdin_is_tty() -> bool:
 
 def edit_domain(ctx: Ctx, ref: str) -> int | None:
     dom = ctx.domain(ref)
-    return edit_object(ctx, dom, f"Domain '{{}}'", lambda: dom.last.to_dict() if dom.last else None)
+    return edit_object(ctx, dom, "Domain '{}'", lambda: dom.last.to_dict() if dom.last else None)
 
 
 def edit_object(ctx: Ctx, dom: Any, label: str, summary: Callable[[], Any]) -> int | None:

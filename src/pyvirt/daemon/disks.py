@@ -52,7 +52,7 @@ from ..qemu.argv_disks import (
 )
 from ..qemu.img import info as image_info
 from ..storage.base import block_size
-from .hotplug import hotplug_slot, machine_family
+from .hotplug import hotplug_slot, machine_of
 from .prechecks import check_disk_source
 from .registry import DomainEntry, job as _job
 
@@ -100,7 +100,7 @@ def same_file(a: str, b: str) -> bool:
 
 
 def _machine(domain: Domain) -> Machine:
-    return Machine(machine_family(domain), domain.os.machine or "q35")
+    return Machine(machine_of(domain), domain.os.machine or "q35")
 
 
 def _prefixed(exc: PyvirtError, prefix: str) -> PyvirtError:
@@ -540,23 +540,10 @@ class DiskManager:
             raise OperationInvalid(f"cannot detach disk {disk.target_dev} from running domain '{entry.name}': "
                                    f"{disk.bus.upper()} disks cannot be hot-unplugged; use --config and restart it")
         names = disk_names(run.live)[index]
-        gone = asyncio.get_running_loop().create_future()
-
-        def on_event(event) -> None:  # type: ignore[no-untyped-def]
-            if event.name == "DEVICE_DELETED" and event.data.get("device") == names.device_id and not gone.done():
-                gone.set_result(True)
-
-        unregister = run.monitor.on_event(on_event)
-        try:
-            await run.monitor.device_del(names.device_id)
-            try:
-                await asyncio.wait_for(gone, UNPLUG_TIMEOUT)
-            except TimeoutError as exc:
-                raise OperationInvalid(
-                    f"domain '{entry.name}': the guest did not release disk {disk.target_dev} within "
-                    f"{UNPLUG_TIMEOUT:g} s (does it support hot-unplug?); it may still go later") from exc
-        finally:
-            unregister()
+        if not await run.monitor.unplug(names.device_id, UNPLUG_TIMEOUT):
+            raise OperationInvalid(
+                f"domain '{entry.name}': the guest did not release disk {disk.target_dev} within "
+                f"{UNPLUG_TIMEOUT:g} s (does it support hot-unplug?); it may still go later")
         self._update_live(entry, index, None)
         await self._del_nodes(entry, names)
 

@@ -164,9 +164,17 @@ class DomainManager:
         return entry.xml
 
     # ----------------------------------------------------------- definitions
+    def macs_in_use(self) -> set[str]:
+        """Every NIC MAC of every domain, defined or running: a new MAC must avoid them all."""
+        macs = set()
+        for e in self.domains:
+            for d in (e.config, e.running.live if e.running else None):
+                if d is not None:
+                    macs.update(n.mac for n in d.devices.interfaces if n.mac)
+        return macs
+
     def _parse(self, xml: str) -> Domain:
-        taken = {i.mac for e in self.domains for i in (e.running.live if e.running else e.config).devices.interfaces if i.mac}
-        domain = normalize(parse_domain_xml(xml), taken_macs=taken)
+        domain = normalize(parse_domain_xml(xml), taken_macs=self.macs_in_use())
         prechecks.check_memory_fits_host(domain)
         return domain
 

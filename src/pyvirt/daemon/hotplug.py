@@ -11,17 +11,14 @@ from dataclasses import fields
 
 from ..errors import OperationInvalid
 from ..model.domain import Address, Domain
+from ..qemu.argv import machine_family
 
 Placement = list[tuple[str, str]]
 
 
-def machine_family(domain: Domain) -> str:
-    name = domain.os.machine or "q35"
-    if name == "microvm":
-        return "microvm"
-    if name == "q35" or name.startswith("pc-q35-"):
-        return "q35"
-    return "pc"
+def machine_of(domain: Domain) -> str:
+    """The machine family of a running domain (it started, so its machine is a known one)."""
+    return machine_family(domain.os.machine or "q35") or "pc"
 
 
 def used_pci_buses(domain: Domain) -> set[int]:
@@ -38,7 +35,7 @@ def used_pci_buses(domain: Domain) -> set[int]:
 
 def hotplug_slot(domain: Domain, who: str) -> tuple[Placement, Address | None]:
     """device_add placement properties for a new PCI device, and the address it will have."""
-    family = machine_family(domain)
+    family = machine_of(domain)
     if family == "microvm":
         raise OperationInvalid(f"{who}: machine 'microvm' has no PCI bus and cannot hot-plug devices; "
                                "use --config and restart the domain, or use machine type q35")

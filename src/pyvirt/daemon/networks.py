@@ -93,7 +93,8 @@ class NetworkManager:
                 await self._reattach(entry, data)
         if self.config.settings.default_network and self.store.get_meta(DEFAULT_CREATED) is None:
             await self._define_default()
-        await asyncio.to_thread(self._sync_firewall)
+        if runtimes:  # networks were active: rebuild (or drop) their table; nothing to run otherwise
+            await asyncio.to_thread(self._sync_firewall)
 
     async def _reattach(self, entry: NetEntry, data: dict[str, object]) -> None:
         runtime = lifecycle.NetRuntime.from_dict(data)
@@ -162,10 +163,7 @@ class NetworkManager:
         entry = self.lookup(ref)
         if inactive or not entry.active:
             return format_network_xml(entry.config)
-        live = entry.current
-        if entry.runtime and entry.runtime.bridge and live.bridge and not live.bridge.name:
-            live = replace(live, bridge=replace(live.bridge, name=entry.runtime.bridge))
-        return format_network_xml(live, connections=len(self.users(entry.name)) or None)
+        return format_network_xml(entry.current, connections=len(self.users(entry.name)) or None)
 
     def leases(self, ref: str, mac: str | None = None) -> list[Lease]:
         entry = self.lookup(ref)
@@ -198,9 +196,8 @@ class NetworkManager:
         by_name = self.nets.get(net.name)
         by_uuid = next((e for e in self.nets.values() if e.uuid == net.uuid), None)
         if by_name is not None and by_name.uuid != net.uuid:
-            if net.uuid and by_name.uuid:
-                raise AlreadyExists(f"network '{net.name}' already exists with uuid {by_name.uuid}; choose another "
-                                    "name, or undefine it first")
+            raise AlreadyExists(f"network '{net.name}' already exists with uuid {by_name.uuid}; choose another "
+                                "name, or undefine it first")
         if by_uuid is not None and by_uuid.name != net.name:
             raise AlreadyExists(f"network '{by_uuid.name}' already exists with uuid {net.uuid}; give the new network "
                                 "another uuid (or none, and one is generated)")
@@ -229,8 +226,6 @@ class NetworkManager:
     async def define(self, xml: str) -> NetEntry:
         net = self._parse(xml)
         existing = self._check_free(net)
-        if existing is not None and not net.uuid:
-            net = replace(net, uuid=existing.uuid)
         net = self._fill_bridge_name(net)
         self._check_conflicts(net)
         if existing is not None:

@@ -57,7 +57,8 @@ class Prepared:
 
 def port_kind(nic: Interface) -> str:
     """'macvtap' for NICs whose host side outlives QEMU (direct, or a macvtap network), else 'tap'."""
-    return "macvtap" if nic.type == "direct" or dict(nic.source).get("mode") and nic.type == "network" else "tap"
+    on_macvtap_network = nic.type == "network" and "mode" in dict(nic.source)
+    return "macvtap" if nic.type == "direct" or on_macvtap_network else "tap"
 
 
 class NicManager:
@@ -250,7 +251,7 @@ class NicManager:
         entry = self.domains.lookup(ref)
         nic = parse_interface_xml(xml)
         if nic.mac is None:
-            nic = replace(nic, mac=new_mac(self._all_macs()))
+            nic = replace(nic, mac=new_mac(self.domains.macs_in_use()))
         base = entry.config
         validate_domain(replace(base, devices=replace(base.devices, interfaces=(*base.devices.interfaces, nic))))
         async with _job(entry, "attach an interface to"):
@@ -291,14 +292,6 @@ class NicManager:
         return row
 
     # ---------------------------------------------------------------- helpers
-    def _all_macs(self) -> set[str]:
-        macs = set()
-        for e in self.domains.domains:
-            for d in (e.config, e.running.live if e.running else None):
-                if d is not None:
-                    macs.update(n.mac for n in d.devices.interfaces if n.mac)
-        return macs
-
     def _check_config_mac(self, entry: DomainEntry, nic: Interface) -> None:
         if any(n.mac == nic.mac for n in entry.config.devices.interfaces):
             raise InvalidArgument(f"domain '{entry.name}' already has an interface with MAC {nic.mac}; "
@@ -387,23 +380,10 @@ class NicManager:
         run = entry.running
         assert run is not None
         device = nic.alias or f"net{index}"
-        gone = asyncio.get_running_loop().create_future()
-
-        def on_event(event) -> None:  # type: ignore[no-untyped-def]
-            if event.name == "DEVICE_DELETED" and event.data.get("device") == device and not gone.done():
-                gone.set_result(True)
-
-        unregister = run.monitor.on_event(on_event)
-        try:
-            await run.monitor.device_del(device)
-            try:
-                await asyncio.wait_for(gone, UNPLUG_TIMEOUT)
-            except TimeoutError as exc:
-                raise OperationInvalid(
-                    f"domain '{entry.name}': the guest did not release interface {nic.target_dev or device} "
-                    f"within {UNPLUG_TIMEOUT:g} s (does it support PCI hot-unplug?); it may still go later") from exc
-        finally:
-            unregister()
+        if not await run.monitor.unplug(device, UNPLUG_TIMEOUT):
+            raise OperationInvalid(
+                f"domain '{entry.name}': the guest did not release interface {nic.target_dev or device} "
+                f"within {UNPLUG_TIMEOUT:g} s (does it support PCI hot-unplug?); it may still go later")
         with contextlib.suppress(QemuError):
             await run.monitor.netdev_del(f"host{device}")
         if nic.type in TAP_TYPES:

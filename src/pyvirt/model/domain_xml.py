@@ -119,7 +119,6 @@ def parse_interface_xml(text: str) -> Interface:
 def parse_domain_xml(text: str) -> Domain:
     """Parse and validate a libvirt <domain> document (see the module docstring)."""
     r = open_document(text, "domain", "<domain type='kvm'>")
-    ctx = r.ctx
     name = read_name(r, "domain")
 
     dom_type = r.attr("type")

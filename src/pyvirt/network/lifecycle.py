@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import HostError, InvalidArgument, NotFound
 from ..model.network import ROUTED_MODES, Bridge, DHCPHost, Network
-from ..model.network_xml import check_overlap
+from ..model.network_xml import check_overlap, validate_network
 from ..model.xml_util import Context, Reader, parse_xml
 from . import dnsmasq, firewall, leases, links
 
@@ -120,8 +120,6 @@ def update_dhcp_hosts(net: Network, command: str, host: DHCPHost) -> Network:
     ips = list(net.ips)
     ips[index] = replace(ip, dhcp_hosts=tuple(hosts))
     updated = replace(net, ips=tuple(ips))
-    from ..model.network_xml import validate_network
-
     validate_network(updated)
     return updated
 

@@ -94,17 +94,23 @@ def resolve_machine(domain: Domain, ctx: LaunchContext) -> Machine:
         raise UnsupportedConfig(f"domain {domain.name}: architecture '{os_.arch}' is not supported; use x86_64")
     name = os_.machine or "q35"
     resolved = ctx.machine_aliases.get(name, name)
-    if resolved == "microvm":
-        family = "microvm"
-    elif resolved == "q35" or resolved.startswith("pc-q35-"):
-        family = "q35"
-    elif resolved == "pc" or resolved.startswith(("pc-i440fx-", "pc-")):
-        family = "pc"
-    else:
+    family = machine_family(resolved)
+    if family is None:
         raise UnsupportedConfig(
             f"domain {domain.name}: machine type '{name}' is not supported; use q35, pc or microvm"
         )
     return Machine(family, resolved)
+
+
+def machine_family(machine: str) -> str | None:
+    """'q35', 'pc' or 'microvm' for a machine type name (versioned or alias); None if unsupported."""
+    if machine == "microvm":
+        return "microvm"
+    if machine == "q35" or machine.startswith("pc-q35-"):
+        return "q35"
+    if machine == "pc" or machine.startswith(("pc-i440fx-", "pc-")):
+        return "pc"
+    return None
 
 
 def _identity(b: Build) -> list[Option]:

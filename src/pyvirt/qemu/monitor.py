@@ -281,6 +281,24 @@ class Monitor:
         """Ask the guest to release a device; DEVICE_DELETED says when it is gone."""
         await self.execute("device_del", {"id": device_id})
 
+    async def unplug(self, device_id: str, timeout: float) -> bool:
+        """device_del, then wait for its DEVICE_DELETED; False if the guest did not let go in time."""
+        gone: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def on_event(event: QmpEvent) -> None:
+            if event.name == "DEVICE_DELETED" and event.data.get("device") == device_id and not gone.done():
+                gone.set_result(True)
+
+        unregister = self.on_event(on_event)
+        try:
+            await self.device_del(device_id)
+            await asyncio.wait_for(gone, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            unregister()
+
     async def qom_list(self, path: str) -> list[dict[str, Any]]:
         return list(await self.execute("qom-list", {"path": path}))
 
