@@ -6,6 +6,7 @@ from pathlib import Path
 from pyvirt.host.kvm_probe import (
     EXIT_VALUE,
     EXPECTED_STATUS,
+    MSG_OFFSET,
     PROBE_MARKER,
     BootResult,
     boot_sector,
@@ -22,15 +23,13 @@ def test_boot_sector_layout() -> None:
     assert len(sector) == 512
     assert sector[510:] == b"\x55\xaa"
     assert sector[0] == 0xFA  # cli
-    # mov si, imm16 points at the marker once loaded at 0x7C00
-    assert sector[6] == 0xBE
-    msg_addr = int.from_bytes(sector[7:9], "little")
-    offset = msg_addr - 0x7C00
-    assert sector[offset:offset + len(PROBE_MARKER)] == PROBE_MARKER
-    assert sector[offset:].index(b"\0") > len(PROBE_MARKER)  # NUL-terminated
-    # mov dx, 0x3f8 ; ... mov al, v ; out 0xf4, al
-    assert sector[9:12] == b"\xba\xf8\x03"
-    assert sector[0x14:0x18] == bytes([0xB0, EXIT_VALUE, 0xE6, 0xF4])
+    assert sector[MSG_OFFSET:MSG_OFFSET + len(PROBE_MARKER)] == PROBE_MARKER
+    assert sector[MSG_OFFSET:].index(b"\0") > len(PROBE_MARKER)  # NUL-terminated
+    code = sector[:MSG_OFFSET]
+    assert b"\x0f\x22\xc0" in code  # mov %eax,%cr0: protected mode, then paging
+    assert b"\x0f\x30" in code  # wrmsr: EFER.LME, long mode
+    assert b"\x0f\x01\x1d" in code and b"\xcc" in code  # lidt, then int3 through the IDT
+    assert bytes([0xB0, EXIT_VALUE, 0xE6, 0xF4]) in code  # mov al, v ; out 0xf4, al
     assert EXPECTED_STATUS == (EXIT_VALUE << 1) | 1 == 99
 
 

@@ -1,12 +1,16 @@
 """Is KVM really usable? Boot a 512-byte guest under it and see if it finishes.
 
 /dev/kvm existing (and even KVM_CREATE_VM succeeding) proves little: on a
-kvm_pvm host ``-cpu host`` dies at once and the default CPU crawls through
-SeaBIOS. So we boot a hand-assembled boot sector that prints a marker on the
-first serial port and then makes QEMU exit through ``isa-debug-exit`` with a
-known status. KVM is usable iff the marker appears and QEMU exits with that
-status within the timeout. Whatever QEMU process we start is killed (its whole
-process group) before we return, on every path.
+kvm_pvm host ``-cpu host`` dies at once, and a guest kernel hangs in its
+decompressor, whose page tables are filled by its own page-fault handler: the
+first exception taken through a long-mode IDT never returns. A boot sector
+that stays in real mode passes there, so ours does what a kernel does first:
+it enters protected mode, turns on paging and long mode, takes an ``int3``
+through an IDT, then prints a marker on the first serial port and makes QEMU
+exit through ``isa-debug-exit`` with a known status. KVM is usable iff the
+marker appears and QEMU exits with that status within the timeout. Whatever
+QEMU process we start is killed (its whole process group) before we return,
+on every path.
 """
 from __future__ import annotations
 
@@ -26,38 +30,48 @@ PROBE_MARKER = b"PYVIRT-PROBE-OK"
 EXIT_VALUE = 0x31
 EXPECTED_STATUS = (EXIT_VALUE << 1) | 1  # 99
 
-_LOAD_ADDR = 0x7C00  # where the BIOS loads a boot sector (segment 0)
-_MSG_OFFSET = 0x1B  # offset of the marker string in the sector, right after the code
+#: Offset of the marker in the sector: the code below addresses it there (RIP-relative).
+MSG_OFFSET = 0x118
 
-# Real-mode x86 code, loaded at 0000:7C00. Every jump is relative and every data
-# access goes through DS=0 with an absolute address, so it works whether the
-# BIOS entered with CS:IP = 0000:7C00 or 07C0:0000.
-_CODE = bytes(
-    [
-        0xFA,                    # 00: cli              no interrupts: nothing may preempt us
-        0xFC,                    # 01: cld              lodsb walks the string upwards
-        0x31, 0xC0,              # 02: xor ax, ax
-        0x8E, 0xD8,              # 04: mov ds, ax       DS = 0, so DS:SI is a linear address
-        0xBE, (_LOAD_ADDR + _MSG_OFFSET) & 0xFF, (_LOAD_ADDR + _MSG_OFFSET) >> 8,
-                                 # 06: mov si, 0x7C1B   SI -> marker string
-        0xBA, 0xF8, 0x03,        # 09: mov dx, 0x03F8   COM1 transmit register
-        0xAC,                    # 0C: lodsb            AL = [DS:SI], SI += 1
-        0x84, 0xC0,              # 0D: test al, al      end of string (NUL)?
-        0x74, 0x03,              # 0F: jz 0x14          yes -> exit
-        0xEE,                    # 11: out dx, al       send the byte (QEMU's UART needs no setup)
-        0xEB, 0xF8,              # 12: jmp 0x0C         next byte
-        0xB0, EXIT_VALUE,        # 14: mov al, 0x31
-        0xE6, 0xF4,              # 16: out 0xF4, al     isa-debug-exit: QEMU exits with status 99
-        0xF4,                    # 18: hlt              only reached without isa-debug-exit:
-        0xEB, 0xFD,              # 19: jmp 0x18         halt forever (the timeout catches it)
-    ]
+# The code and data before the marker, loaded at 0000:7C00 by the BIOS. Assembled
+# with GNU as (`as --64 probe.S && ld -Ttext 0 --oformat binary`) from:
+#
+#   .code16                       cli; cld; xor %ax,%ax; mov %ax,%ds
+#                                 ljmp $0,$0x7c00+real          # CS = 0 whatever the BIOS set
+#   real:                         lgdt gdtr; CR0.PE = 1; ljmp $0x08,$0x7c00+pm32
+#   .code32
+#   pm32:                         DS = ES = SS = 0x10; esp = 0x7000
+#                                 zero 0x1000-0x5fff (rep stosl)
+#                                 PML4[0] @0x1000 = 0x2003; PDPT[0] @0x2000 = 0x3003
+#                                 PD[0] @0x3000 = 0x83 (one 2 MiB identity page)
+#                                 CR3 = 0x1000; CR4.PAE = 1; EFER.LME = 1 (rdmsr/wrmsr)
+#                                 CR0.PG = 1; ljmp $0x18,$0x7c00+lm64
+#   .code64
+#   lm64:                         IDT at 0x5000: gate 3 -> handler (selector 0x18, type 0x8e)
+#                                 lidt idtr; int3               # hangs on a kvm_pvm host
+#                                 lea msg(%rip),%rsi; mov $0x3f8,%dx
+#                                 1: lodsb; test %al,%al; jz 2f; out %al,%dx; jmp 1b
+#                                 2: mov $0x31,%al; out %al,$0xf4   # isa-debug-exit
+#                                 3: hlt; jmp 3b
+#   handler:                      iretq
+#   gdt:                          null; code32 0x00cf9a000000ffff; data 0x00cf92000000ffff;
+#                                 code64 0x00af9a000000ffff
+#   gdtr:                         .word 31; .long 0x7c00+gdt
+#   idtr:                         .word 0xfff; .quad 0x5000
+_CODE = bytes.fromhex(
+    "fafc31c08ed8ea0b7c00000f0116087d0f20c06683c8010f22c0ea1f7c080066b810008ed88ec08ed0bc00700000bf00"
+    "10000031c0b900140000f3abc7050010000003200000c7050020000003300000c7050030000083000000b8001000000f"
+    "22d80f20e083c8200f22e0b9800000c00f320d000100000f300f20c00d000000800f22c0ea8b7c00001800488d054e00"
+    "000048c7c73050000066890766c74702180066c74704008e48c1e81066894706c7470800000000c7470c000000000f01"
+    "1d49000000cc488d354b00000066baf803ac84c07403eeebf8b031e6f4f4ebfd48cf660f1f4400000000000000000000"
+    "ffff0000009acf00ffff00000092cf00ffff0000009aaf001f00e87c0000ff0f0050000000000000"
 )
 
 
 def boot_sector() -> bytes:
     """The 512-byte probe image: code, NUL-terminated marker, zero padding, 0x55AA signature."""
-    if len(_CODE) != _MSG_OFFSET:
-        raise AssertionError(f"boot code is {len(_CODE)} bytes, the marker offset assumes {_MSG_OFFSET}")
+    if len(_CODE) != MSG_OFFSET:
+        raise AssertionError(f"boot code is {len(_CODE)} bytes, the marker offset assumes {MSG_OFFSET}")
     body = _CODE + PROBE_MARKER + b"\r\n\0"
     return body + bytes(510 - len(body)) + b"\x55\xaa"
 
