@@ -8,7 +8,7 @@ import sys
 
 HEAVY = ["aiohttp", "websockets", "qemu", "qemu.qmp", "pydantic", "xml.etree", "xml.etree.ElementTree",
          "http.client", "ssl", "email", "argparse", "asyncio", "typing", "dataclasses", "pathlib",
-         "tomllib", "pyvirt.config", "pyvirt.model", "pyvirt.daemon", "pyvirt.api"]
+         "tomllib", "pyvirt.config", "pyvirt.model", "pyvirt.daemon", "pyvirt.api", "pyvirt.pyvirtd"]
 
 PROBE = """
 import json, sys

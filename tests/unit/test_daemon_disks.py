@@ -1,13 +1,14 @@
 """DiskManager's rules without QEMU: volume resolution at start, one writer per image,
 media changes, node numbering and the sizes domblkinfo reports.
 
-The domain registry and the pool manager are small stand-ins here (the real ones
-need a store and a running daemon); tests/integration/test_disks.py runs the same
+The domain table and the volume resolver are small stand-ins here (the real ones
+need a store and active pools); tests/integration/test_disks.py runs the same
 rules against real guests.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,9 +17,12 @@ from typing import Any
 import pytest
 
 from pyvirt.daemon import disks as dk
+from pyvirt.daemon.devices import device_tag
 from pyvirt.daemon.disks import DiskManager
+from pyvirt.daemon.results import VolumeInfo
 from pyvirt.errors import InvalidArgument, NotFound, OperationInvalid, UnsupportedConfig
 from pyvirt.model.domain import OS, Devices, Disk, Domain
+from pyvirt.qemu.media import matches_qdev
 
 UUID = "c7a5fdbd-edaf-9455-926a-d65c16db1809"
 
@@ -32,34 +36,59 @@ def entry(name: str, *disks: Disk, running: bool = True) -> Any:
     return SimpleNamespace(name=name, config=d, running=SimpleNamespace(live=d) if running else None)
 
 
+class FakeTable:
+    """The domain table's running() over plain entries."""
+
+    def __init__(self, entries: tuple[Any, ...]) -> None:
+        self.entries = entries
+
+    def running(self) -> Any:
+        return ((e, e.running) for e in self.entries if e.running is not None)
+
+
 def manager(*entries: Any, pools: Any = None) -> DiskManager:
-    return DiskManager(SimpleNamespace(domains=list(entries)), pools)  # type: ignore[arg-type]
+    return DiskManager(FakeTable(entries), pools or FakePools({}))  # type: ignore[arg-type]
+
+
+def vol(path: str, kind: str = "file", fmt: str | None = "raw") -> VolumeInfo:
+    return VolumeInfo(os.path.basename(path), "default", kind, path, path, 4096, 4096, 4096, fmt, None)
 
 
 class FakePools:
-    """find_volume as PoolManager answers it, for one pool 'default'."""
+    """The volume resolver as VolumeManager answers it, for one pool 'default'."""
 
-    def __init__(self, volumes: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, volumes: dict[str, VolumeInfo]) -> None:
         self.volumes = volumes
-        self.pools: dict[str, Any] = {}
 
-    async def find_volume(self, ref: str, pool: str | None = None) -> dict[str, Any]:
+    async def find(self, ref: str, pool: str | None = None) -> VolumeInfo:
         if pool != "default":
             raise NotFound(f"failed to get pool '{pool}': no storage pool with matching name or uuid")
         if ref not in self.volumes:
             raise NotFound(f"failed to get vol '{ref}': no storage volume in pool 'default'")
         return self.volumes[ref]
 
+    def path_of(self, pool: str, name: str) -> str | None:
+        found = self.volumes.get(name) if pool == "default" else None
+        return found.path if found else None
+
+
+def prepare(m: DiskManager, domain: Domain) -> Domain:
+    async def run() -> Domain:
+        async with contextlib.AsyncExitStack() as undo:
+            return await m.prepare(domain.name, domain, undo)
+
+    return asyncio.run(run())
+
 
 def test_prepare_resolves_volumes_and_numbers_the_nodes(tmp_path: Path) -> None:
     image = tmp_path / "v.qcow2"
     image.write_bytes(b"\0" * 4096)
-    pools = FakePools({"v.qcow2": {"path": str(image), "type": "file", "format": "qcow2"}})
+    pools = FakePools({"v.qcow2": vol(str(image), fmt="qcow2")})
     disks = (Disk("vda", "virtio", source_type="volume", source_pool="default", source_volume="v.qcow2"),
              Disk("sda", "sata", device="cdrom"),
              Disk("vdb", "virtio", source=str(tmp_path), readonly=True, format="raw", source_index=9))
     m = manager(pools=pools)
-    live = asyncio.run(m.prepare(entry("a", running=False), dom("a", *disks)))
+    live = prepare(m, dom("a", *disks))
     vda, sda, vdb = live.devices.disks
     assert (vda.source, vda.volume_type, vda.format, vda.source_index) == (str(image), "file", "qcow2", 1)
     assert (vda.source_pool, vda.source_volume) == ("default", "v.qcow2")  # the live XML keeps them
@@ -71,12 +100,12 @@ def test_prepare_names_the_disk_of_a_missing_volume_or_pool() -> None:
     for pool, why in (("default", "failed to get vol 'gone'"), ("other", "failed to get pool 'other'")):
         disk = Disk("vdc", "virtio", source_type="volume", source_pool=pool, source_volume="gone")
         with pytest.raises(NotFound) as info:
-            asyncio.run(m.prepare(entry("a", running=False), dom("a", disk)))
+            prepare(m, dom("a", disk))
         assert str(info.value).startswith("cannot start domain 'a': disk vdc: ") and why in str(info.value)
 
 
 def test_a_directory_volume_cannot_back_a_disk() -> None:
-    m = manager(pools=FakePools({"d": {"path": "/x", "type": "dir", "format": None}}))
+    m = manager(pools=FakePools({"d": vol("/x", kind="dir", fmt=None)}))
     disk = Disk("vda", "virtio", source_type="volume", source_pool="default", source_volume="d")
     with pytest.raises(UnsupportedConfig, match="is a dir volume"):
         asyncio.run(m.resolve(disk, "who"))
@@ -116,18 +145,6 @@ def test_clash(a: Disk, b: Disk, clash: bool) -> None:
     assert dk._clash(a, b) is clash and dk._clash(b, a) is clash
 
 
-def test_users_sees_file_block_and_volume_disks(tmp_path: Path) -> None:
-    image = tmp_path / "vol.raw"
-    image.touch()
-    backend = SimpleNamespace(volume=lambda name: SimpleNamespace(path=str(tmp_path / name)))
-    pools = FakePools({})
-    pools.pools = {"default": SimpleNamespace(backend=backend)}
-    volume_disk = Disk("vda", "virtio", source_type="volume", source_pool="default", source_volume="vol.raw")
-    m = manager(entry("by-volume", volume_disk, running=False), entry("by-path", Disk("vdb", "virtio", source=str(image))),
-                entry("other", Disk("vdb", "virtio", source="/elsewhere.raw")), pools=pools)
-    assert m.users(str(image)) == ["by-path", "by-volume"]
-
-
 def test_new_media_follows_virshs_rules() -> None:
     e = SimpleNamespace(name="d")
     cd = Disk("sda", "sata", device="cdrom", source="/a.iso", source_index=2)
@@ -155,9 +172,9 @@ def test_pin_indexes_keeps_node_names_when_a_disk_goes() -> None:
 
 
 def test_qdev_names() -> None:
-    assert dk._matches_qdev("/machine/peripheral/virtio-disk1/virtio-backend", "virtio-disk1")
-    assert dk._matches_qdev("sata0-0-0", "sata0-0-0")
-    assert not dk._matches_qdev("/machine/peripheral/virtio-disk10/virtio-backend", "virtio-disk1")
+    assert matches_qdev("/machine/peripheral/virtio-disk1/virtio-backend", "virtio-disk1")
+    assert matches_qdev("sata0-0-0", "sata0-0-0")
+    assert not matches_qdev("/machine/peripheral/virtio-disk10/virtio-backend", "virtio-disk1")
 
 
 def test_host_sizes_of_a_sparse_raw_file(tmp_path: Path) -> None:
@@ -177,5 +194,5 @@ def test_host_sizes_of_a_sparse_raw_file(tmp_path: Path) -> None:
 ])
 def test_device_xml_must_be_a_disk_or_an_interface(xml: str, error: str) -> None:
     with pytest.raises(InvalidArgument, match=error):
-        dk._device_tag(xml)
-    assert dk._device_tag("<interface type='user'/>") == "interface"
+        device_tag(xml)
+    assert device_tag("<interface type='user'/>") == "interface"

@@ -21,8 +21,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..daemon.devices import DeviceManager
+from ..daemon.disks import DiskManager
+from ..daemon.services import Services
 from ..errors import InvalidArgument
-from .http import json_body as _body, xml_field
+from .http import json_body as _body, query_flag, scope, xml_field
+from .views import device_reply, reply, to_json
 
 
 def _xml(body: dict[str, Any]) -> str:
@@ -30,7 +34,8 @@ def _xml(body: dict[str, Any]) -> str:
 
 
 def _scope(body: dict[str, Any]) -> dict[str, bool]:
-    return {"live": bool(body.get("live", True)), "config": bool(body.get("config"))}
+    live, config = scope(body)
+    return {"live": live, "config": config}
 
 
 def _string(body: dict[str, Any], key: str) -> str:
@@ -45,8 +50,9 @@ def _optional(body: dict[str, Any], key: str) -> str | None:
 
 
 class DiskRoutes:
-    def __init__(self, daemon: Any) -> None:
-        self.disks = daemon.disks
+    def __init__(self, disks: DiskManager, devices: DeviceManager) -> None:
+        self.disks = disks
+        self.devices = devices
 
     def add(self, r: web.UrlDispatcher) -> None:
         r.add_get("/v1/domains/{ref}/disks", self.list)
@@ -60,25 +66,25 @@ class DiskRoutes:
         r.add_post("/v1/domains/{ref}/devices/detach", self.detach_device)
 
     async def list(self, request: web.Request) -> web.Response:
-        inactive = request.query.get("inactive", "0") not in ("0", "", "false")
-        return web.json_response({"disks": self.disks.list(request.match_info["ref"], inactive=inactive)})
+        rows = self.disks.list_disks(request.match_info["ref"], inactive=query_flag(request, "inactive"))
+        return web.json_response({"disks": to_json(rows)})
 
     async def attach(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return web.json_response(await self.disks.attach(request.match_info["ref"], _xml(body), **_scope(body)))
+        return reply(await self.disks.attach(request.match_info["ref"], _xml(body), **_scope(body)))
 
     async def detach(self, request: web.Request) -> web.Response:
         body = await _body(request)
         target = _string(body, "target")
-        return web.json_response(await self.disks.detach(request.match_info["ref"], target, **_scope(body)))
+        return reply(await self.disks.detach(request.match_info["ref"], target, **_scope(body)))
 
     async def info(self, request: web.Request) -> web.Response:
         target = request.query.get("target") or None
-        return web.json_response({"disks": await self.disks.block_info(request.match_info["ref"], target)})
+        return web.json_response({"disks": to_json(await self.disks.block_info(request.match_info["ref"], target))})
 
     async def stats(self, request: web.Request) -> web.Response:
         target = request.query.get("target") or None
-        return web.json_response(await self.disks.block_stats(request.match_info["ref"], target))
+        return reply(await self.disks.block_stats(request.match_info["ref"], target))
 
     async def media(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -86,26 +92,24 @@ class DiskRoutes:
             request.match_info["ref"], _string(body, "target"), _string(body, "action"),
             _optional(body, "source"), force=bool(body.get("force")), block=bool(body.get("block")),
             **_scope(body))
-        return web.json_response(row)
+        return reply(row)
 
     async def resize(self, request: web.Request) -> web.Response:
         body = await _body(request)
         size = body.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise InvalidArgument(f"'size' must be a positive whole number of bytes, not {size!r}")
-        return web.json_response(await self.disks.resize(request.match_info["ref"], _string(body, "target"), size))
+        return reply(await self.disks.resize(request.match_info["ref"], _string(body, "target"), size))
 
     async def attach_device(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return web.json_response(await self.disks.attach_device(request.match_info["ref"], _xml(body),
-                                                                **_scope(body)))
+        return device_reply(await self.devices.attach(request.match_info["ref"], _xml(body), **_scope(body)))
 
     async def detach_device(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return web.json_response(await self.disks.detach_device(request.match_info["ref"], _xml(body),
-                                                                **_scope(body)))
+        return device_reply(await self.devices.detach(request.match_info["ref"], _xml(body), **_scope(body)))
 
 
-def add_disk_routes(router: web.UrlDispatcher, daemon: Any) -> None:
-    """Add the /v1/domains/{ref}/disks and /devices routes, bound to ``daemon.disks``."""
-    DiskRoutes(daemon).add(router)
+def add_disk_routes(router: web.UrlDispatcher, services: Services) -> None:
+    """Add the /v1/domains/{ref}/disks and /devices routes."""
+    DiskRoutes(services.disks, services.devices).add(router)

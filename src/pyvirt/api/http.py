@@ -31,3 +31,8 @@ def xml_field(body: dict[str, Any], what: str = "domain") -> str:
 
 def query_flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "0") not in ("0", "", "false")
+
+
+def scope(body: dict[str, Any]) -> tuple[bool, bool]:
+    """(live, config) of a change to a domain: live unless the body says otherwise."""
+    return bool(body.get("live", True)), bool(body.get("config"))

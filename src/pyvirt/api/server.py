@@ -1,26 +1,28 @@
-"""REST routes of pyvirtd (docs/api.md): validate, call a manager, map errors.
+"""REST routes of pyvirtd (api/openapi.yaml): validate, call a manager, map errors.
 
-Thin on purpose: every decision lives in daemon/.
+Thin on purpose: every decision lives in daemon/. Handlers are typed against
+the daemon's managers (daemon/services.py) and answer what they return,
+turned into JSON by views.py.
 """
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
-from .. import __version__
-from ..errors import InternalError, InvalidArgument, PyvirtError
-from ..host.caps import capabilities_xml
-from ..host.validate import host_validate
-from .console import ConsoleHub
-from .http import json_body as _body, query_flag as _flag, xml_field as _xml_field
+from ..daemon.results import DomainSummary
+from ..daemon.services import Services
+from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError
+from .console import ConsoleRoute
+from .http import json_body as _body, query_flag as _flag, scope as _scope, xml_field as _xml_field
+from .views import reply, to_json
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DOMAIN_ACTIONS = ("start", "shutdown", "destroy", "reboot", "reset", "suspend", "resume")
 
 
 @web.middleware
@@ -37,24 +39,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response({"error": err.to_dict()}, status=500)
 
 
-
-
-def _lease(lease: Any) -> dict[str, Any]:
-    """One row of net-dhcp-leases (libvirt's virNetworkDHCPLease fields)."""
-    from ..network.leases import format_expiry
-
-    return {"expiry": lease.expiry, "expiry_time": format_expiry(lease.expiry), "mac": lease.mac,
-            "type": lease.family, "ipaddr": lease.ip, "prefix": lease.prefix, "hostname": lease.hostname,
-            "clientid": lease.client_id, "iaid": lease.iaid}
-
-
 class Api:
     """Binds HTTP routes to the daemon's managers."""
 
-    def __init__(self, daemon: Any) -> None:
-        self.daemon = daemon
-        self.domains = daemon.domains
-        self.console = ConsoleHub(daemon)
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.domains = services.domains
+        self.console = ConsoleRoute(services.consoles)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
@@ -100,107 +91,96 @@ class Api:
         from .snapshot_routes import add_snapshot_routes
         from .storage_routes import add_storage_routes
 
-        add_storage_routes(r, self.daemon)
-        add_disk_routes(r, self.daemon)
-        add_snapshot_routes(r, self.daemon)
+        add_storage_routes(r, self.s)
+        add_disk_routes(r, self.s)
+        add_snapshot_routes(r, self.s)
         return app
 
     # ------------------------------------------------------------------ host
     async def version(self, request: web.Request) -> web.Response:
-        caps = await self.daemon.host.capabilities()
-        return web.json_response({
-            "library": __version__, "daemon": __version__, "hypervisor": "QEMU",
-            "hypervisor_version": caps.qemu_version, "api": 1,
-        })
+        return reply(await self.s.host.version())
 
     async def host(self, request: web.Request) -> web.Response:
-        caps = await self.daemon.host.capabilities()
-        return web.json_response({
-            "hostname": caps.hostname, "uri": self.daemon.uri, "accel": caps.accel,
-            "kvm_usable": caps.kvm_usable, "kvm_reason": caps.kvm.reason, "cpus": caps.cpu_count,
-            "memory_kib": caps.memory_kib, "cpu_model": caps.cpu_model_name,
-        })
+        return reply(await self.s.host.info())
 
     async def capabilities(self, request: web.Request) -> web.Response:
-        caps = await self.daemon.host.capabilities()
-        return web.json_response({"xml": capabilities_xml(caps)})
+        return web.json_response({"xml": await self.s.host.capabilities_xml()})
 
     async def validate(self, request: web.Request) -> web.Response:
-        caps = await self.daemon.host.capabilities()
-        checks = host_validate(caps)
-        return web.json_response({"checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in checks]})
+        return web.json_response({"checks": to_json(await self.s.host.validate())})
 
     # --------------------------------------------------------------- domains
     async def list_domains(self, request: web.Request) -> web.Response:
-        return web.json_response({"domains": self.domains.list()})
+        return web.json_response({"domains": to_json(self.domains.list_all())})
 
     async def define(self, request: web.Request) -> web.Response:
-        entry = await self.domains.define(_xml_field(await _body(request)))
-        return web.json_response(entry.summary(), status=201)
+        return reply(await self.domains.define(_xml_field(await _body(request))), status=201)
 
     async def create(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        entry = await self.domains.create(_xml_field(body), paused=bool(body.get("paused")))
-        return web.json_response(entry.summary(), status=201)
+        return reply(await self.domains.create(_xml_field(body), paused=bool(body.get("paused"))), status=201)
 
     async def info(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.domains.info(request.match_info["ref"]))
+        return reply(await self.domains.info(request.match_info["ref"]))
 
     async def undefine(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.domains.undefine(
+        return reply(await self.domains.undefine(
             request.match_info["ref"], snapshots_metadata=_flag(request, "snapshots_metadata")))
 
     async def state(self, request: web.Request) -> web.Response:
-        entry = self.domains.lookup(request.match_info["ref"])
-        return web.json_response({"state": entry.state.value, "reason": entry.reason})
+        return reply(self.domains.state(request.match_info["ref"]))
 
     async def get_xml(self, request: web.Request) -> web.Response:
-        inactive = request.query.get("inactive", "0") not in ("0", "", "false")
-        return web.json_response({"xml": self.domains.get_xml(request.match_info["ref"], inactive)})
+        return web.json_response({"xml": self.domains.get_xml(request.match_info["ref"], _flag(request, "inactive"))})
 
     async def set_xml(self, request: web.Request) -> web.Response:
-        entry = await self.domains.set_xml(request.match_info["ref"], _xml_field(await _body(request)))
-        return web.json_response(entry.summary())
+        return reply(await self.domains.set_xml(request.match_info["ref"], _xml_field(await _body(request))))
 
     async def autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        entry = await self.domains.set_autostart(request.match_info["ref"], bool(body.get("enabled", True)))
-        return web.json_response(entry.summary())
+        return reply(await self.domains.set_autostart(request.match_info["ref"], bool(body.get("enabled", True))))
 
     async def action(self, request: web.Request) -> web.Response:
         ref, action = request.match_info["ref"], request.match_info["action"]
+        if action not in DOMAIN_ACTIONS:
+            raise NotFound(f"unknown domain action '{action}'; one of {', '.join(DOMAIN_ACTIONS)}")
         body = await _body(request)
         d = self.domains
+        summary: DomainSummary
         if action == "start":
-            entry = await d.start(ref, paused=bool(body.get("paused")))
+            summary = await d.start(ref, paused=bool(body.get("paused")))
         elif action == "shutdown":
             timeout = body.get("timeout")
             if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
                 raise InvalidArgument(f"shutdown timeout must be a positive number of seconds, not {timeout!r}")
-            return web.json_response(await d.shutdown(ref, timeout))
-        elif action in ("destroy", "reboot", "reset", "suspend", "resume"):
-            entry = await getattr(d, action)(ref)
+            return reply(await d.shutdown(ref, timeout))
+        elif action == "destroy":
+            summary = await d.destroy(ref)
+        elif action == "reboot":
+            summary = await d.reboot(ref)
+        elif action == "reset":
+            summary = await d.reset(ref)
+        elif action == "suspend":
+            summary = await d.suspend(ref)
         else:
-            raise web.HTTPNotFound(text=json.dumps({"error": {"code": "not-found", "message": f"unknown domain action '{action}'"}}),
-                                   content_type="application/json")
-        return web.json_response(entry.summary())
+            summary = await d.resume(ref)
+        return reply(summary)
 
     # ------------------------------------------------------------ interfaces
     async def interfaces(self, request: web.Request) -> web.Response:
-        rows = self.daemon.nics.list(request.match_info["ref"], inactive=_flag(request, "inactive"))
-        return web.json_response({"interfaces": rows})
+        rows = self.s.nics.list_interfaces(request.match_info["ref"], inactive=_flag(request, "inactive"))
+        return web.json_response({"interfaces": to_json(rows)})
 
     async def interface_addresses(self, request: web.Request) -> web.Response:
-        source = request.query.get("source", "lease")
-        rows = self.daemon.nics.addresses(request.match_info["ref"], source)
-        return web.json_response({"interfaces": rows})
+        rows = self.s.nics.addresses(request.match_info["ref"], request.query.get("source", "lease"))
+        return web.json_response({"interfaces": to_json(rows)})
 
     async def interface_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.daemon.nics.stats(request.match_info["ref"], request.match_info["dev"]))
+        return reply(self.s.nics.stats(request.match_info["ref"], request.match_info["dev"]))
 
     async def get_link(self, request: web.Request) -> web.Response:
-        state = self.daemon.nics.get_link(request.match_info["ref"], request.match_info["dev"],
-                                          inactive=_flag(request, "inactive"))
+        state = self.s.nics.get_link(request.match_info["ref"], request.match_info["dev"],
+                                     inactive=_flag(request, "inactive"))
         return web.json_response({"state": state})
 
     async def set_link(self, request: web.Request) -> web.Response:
@@ -208,15 +188,15 @@ class Api:
         state = body.get("state")
         if state not in ("up", "down"):
             raise InvalidArgument(f"link state must be 'up' or 'down', not {state!r}")
-        await self.daemon.nics.set_link(request.match_info["ref"], request.match_info["dev"], state,
-                                        live=bool(body.get("live", True)), config=bool(body.get("config")))
+        live, config = _scope(body)
+        await self.s.nics.set_link(request.match_info["ref"], request.match_info["dev"], state, live=live,
+                                   config=config)
         return web.json_response({"state": state})
 
     async def attach_interface(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        row = await self.daemon.nics.attach(request.match_info["ref"], _xml_field(body),
-                                            live=bool(body.get("live", True)), config=bool(body.get("config")))
-        return web.json_response(row)
+        live, config = _scope(body)
+        return reply(await self.s.nics.attach(request.match_info["ref"], _xml_field(body), live=live, config=config))
 
     async def detach_interface(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -224,75 +204,68 @@ class Api:
         if not isinstance(kind, str):
             raise InvalidArgument("detach needs the interface 'type'")
         mac = body.get("mac")
-        row = await self.daemon.nics.detach(request.match_info["ref"], kind, mac if isinstance(mac, str) else None,
-                                            live=bool(body.get("live", True)), config=bool(body.get("config")))
-        return web.json_response(row)
+        live, config = _scope(body)
+        return reply(await self.s.nics.detach(request.match_info["ref"], kind, mac if isinstance(mac, str) else None,
+                                              live=live, config=config))
 
     # -------------------------------------------------------------- networks
     async def list_networks(self, request: web.Request) -> web.Response:
-        return web.json_response({"networks": self.daemon.networks.list()})
+        return web.json_response({"networks": to_json(self.s.networks.list_all())})
 
     async def define_network(self, request: web.Request) -> web.Response:
-        entry = await self.daemon.networks.define(_xml_field(await _body(request)))
-        return web.json_response(entry.summary(), status=201)
+        return reply(await self.s.networks.define(_xml_field(await _body(request))), status=201)
 
     async def create_network(self, request: web.Request) -> web.Response:
-        entry = await self.daemon.networks.create(_xml_field(await _body(request)))
-        return web.json_response(entry.summary(), status=201)
+        return reply(await self.s.networks.create(_xml_field(await _body(request))), status=201)
 
     async def network_info(self, request: web.Request) -> web.Response:
-        return web.json_response(self.daemon.networks.info(request.match_info["ref"]))
+        return reply(self.s.networks.info(request.match_info["ref"]))
 
     async def undefine_network(self, request: web.Request) -> web.Response:
-        entry = await self.daemon.networks.undefine(request.match_info["ref"])
-        return web.json_response(entry.summary())
+        return reply(await self.s.networks.undefine(request.match_info["ref"]))
 
     async def network_xml(self, request: web.Request) -> web.Response:
-        xml = self.daemon.networks.get_xml(request.match_info["ref"], inactive=_flag(request, "inactive"))
+        xml = self.s.networks.get_xml(request.match_info["ref"], inactive=_flag(request, "inactive"))
         return web.json_response({"xml": xml})
 
     async def set_network_xml(self, request: web.Request) -> web.Response:
-        entry = await self.daemon.networks.set_xml(request.match_info["ref"], _xml_field(await _body(request)))
-        return web.json_response(entry.summary())
+        return reply(await self.s.networks.set_xml(request.match_info["ref"], _xml_field(await _body(request))))
 
     async def network_autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        entry = await self.daemon.networks.set_autostart(request.match_info["ref"], bool(body.get("enabled", True)))
-        return web.json_response(entry.summary())
+        return reply(await self.s.networks.set_autostart(request.match_info["ref"], bool(body.get("enabled", True))))
 
     async def network_leases(self, request: web.Request) -> web.Response:
-        leases = self.daemon.networks.leases(request.match_info["ref"], request.query.get("mac"))
-        return web.json_response({"leases": [_lease(lease) for lease in leases]})
+        leases = self.s.networks.dhcp_leases(request.match_info["ref"], request.query.get("mac"))
+        return web.json_response({"leases": to_json(leases)})
 
     async def start_network(self, request: web.Request) -> web.Response:
-        entry = await self.daemon.networks.start(request.match_info["ref"])
-        return web.json_response(entry.summary())
+        return reply(await self.s.networks.start(request.match_info["ref"]))
 
     async def destroy_network(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return web.json_response(await self.daemon.networks.destroy(request.match_info["ref"],
-                                                                    force=bool(body.get("force"))))
+        return reply(await self.s.networks.destroy(request.match_info["ref"], force=bool(body.get("force"))))
 
     async def update_network(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        entry = await self.daemon.networks.update(request.match_info["ref"], body)
-        return web.json_response(entry.summary())
+        return reply(await self.s.networks.update(
+            request.match_info["ref"], command=body.get("command"), section=body.get("section"),
+            xml=body.get("xml"), live=bool(body.get("live")), config=bool(body.get("config"))))
 
     # ---------------------------------------------------------------- events
     async def _stream(self, request: web.Request, domain: str | None) -> web.StreamResponse:
-        events = self.daemon.bus.subscribe(domain)  # before the answer starts: no event is missed
+        events = self.s.bus.subscribe(domain)  # before the answer starts: no event is missed
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
         async for record in events:
-            await resp.write(json.dumps(record).encode() + b"\n")
+            await resp.write(json.dumps(to_json(record)).encode() + b"\n")
         return resp
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         return await self._stream(request, None)
 
     async def domain_events(self, request: web.Request) -> web.StreamResponse:
-        entry = self.domains.lookup(request.match_info["ref"])
-        return await self._stream(request, entry.uuid)
+        return await self._stream(request, self.domains.uuid(request.match_info["ref"]))
 
     async def history(self, request: web.Request) -> web.Response:
-        return web.json_response({"events": self.daemon.bus.history(request.query.get("domain"))})
+        return web.json_response({"events": to_json(self.s.bus.history(request.query.get("domain")))})

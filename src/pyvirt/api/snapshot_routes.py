@@ -14,22 +14,23 @@ is under /create because POST /v1/domains/{ref}/{action} is the domain's own.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from ..daemon.services import Services
+from ..daemon.snapshots import SnapshotManager
 from ..errors import InvalidArgument
 from .http import json_body as _body, query_flag as _flag
+from .views import reply, to_json
 
 CREATE_FLAGS = ("disk_only", "no_metadata", "halt", "live", "atomic", "quiesce", "reuse_external")
 
 
 class _SnapshotRoutes:
-    def __init__(self, daemon: Any) -> None:
-        self.snapshots = daemon.snapshots
+    def __init__(self, snapshots: SnapshotManager) -> None:
+        self.snapshots = snapshots
 
     async def list(self, request: web.Request) -> web.Response:
-        return web.json_response(self.snapshots.list(request.match_info["ref"]))
+        return reply(self.snapshots.list_snapshots(request.match_info["ref"]))
 
     async def create(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -38,10 +39,10 @@ class _SnapshotRoutes:
             raise InvalidArgument("'xml' must be a string with the domain snapshot XML")
         flags = {k: bool(body.get(k)) for k in CREATE_FLAGS}
         row = await self.snapshots.create(request.match_info["ref"], xml, **flags)
-        return web.json_response(row, status=201)
+        return reply(row, status=201)
 
     async def info(self, request: web.Request) -> web.Response:
-        return web.json_response(self.snapshots.info(request.match_info["ref"], request.match_info["name"]))
+        return reply(self.snapshots.info(request.match_info["ref"], request.match_info["name"]))
 
     async def xml(self, request: web.Request) -> web.Response:
         xml = self.snapshots.get_xml(request.match_info["ref"], request.match_info["name"])
@@ -49,24 +50,23 @@ class _SnapshotRoutes:
 
     async def revert(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        row = await self.snapshots.revert(request.match_info["ref"], request.match_info["name"],
-                                          running=bool(body.get("running")), paused=bool(body.get("paused")),
-                                          force=bool(body.get("force")))
-        return web.json_response(row)
+        done = await self.snapshots.revert(request.match_info["ref"], request.match_info["name"],
+                                           running=bool(body.get("running")), paused=bool(body.get("paused")),
+                                           force=bool(body.get("force")))
+        return web.json_response({**to_json(done.snapshot), "domain_state": done.domain_state})
 
     async def set_current(self, request: web.Request) -> web.Response:
-        row = await self.snapshots.set_current(request.match_info["ref"], request.match_info["name"])
-        return web.json_response(row)
+        return reply(await self.snapshots.set_current(request.match_info["ref"], request.match_info["name"]))
 
     async def delete(self, request: web.Request) -> web.Response:
         result = await self.snapshots.delete(
             request.match_info["ref"], request.match_info["name"], children=_flag(request, "children"),
             children_only=_flag(request, "children_only"), metadata_only=_flag(request, "metadata"))
-        return web.json_response(result)
+        return reply(result)
 
 
-def add_snapshot_routes(router: web.UrlDispatcher, daemon: Any) -> None:
-    h = _SnapshotRoutes(daemon)
+def add_snapshot_routes(router: web.UrlDispatcher, services: Services) -> None:
+    h = _SnapshotRoutes(services.snapshots)
     router.add_get("/v1/domains/{ref}/snapshots", h.list)
     router.add_post("/v1/domains/{ref}/snapshots/create", h.create)
     router.add_get("/v1/domains/{ref}/snapshots/{name}", h.info)

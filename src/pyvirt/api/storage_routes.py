@@ -13,8 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ..daemon.pools import PoolManager
+from ..daemon.results import Uploaded
+from ..daemon.services import Services
+from ..daemon.volumes import VolumeManager
 from ..errors import InvalidArgument
 from .http import json_body as _body, query_flag as _flag, xml_field as _xml
+from .views import reply, to_json
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +67,9 @@ class _ResponseWriter:
 
 
 class StorageRoutes:
-    def __init__(self, daemon: Any) -> None:
-        self.pools = daemon.pools
+    def __init__(self, pools: PoolManager, volumes: VolumeManager) -> None:
+        self.pools = pools
+        self.volumes = volumes
 
     def add(self, r: web.UrlDispatcher) -> None:
         r.add_get("/v1/pools", self.list_pools)
@@ -93,92 +99,79 @@ class StorageRoutes:
 
     # ----------------------------------------------------------------- pools
     async def list_pools(self, request: web.Request) -> web.Response:
-        return web.json_response({"pools": await self.pools.list()})
-
-    async def _summary(self, entry: Any, status: int = 200) -> web.Response:
-        return web.json_response(await self.pools.info(entry.name), status=status)
+        return web.json_response({"pools": to_json(await self.pools.list_all())})
 
     async def define(self, request: web.Request) -> web.Response:
-        entry = await self.pools.define(_xml(await _body(request), "pool"))
-        return await self._summary(entry, 201)
+        return reply(await self.pools.define(_xml(await _body(request), "pool")), status=201)
 
     async def create(self, request: web.Request) -> web.Response:
         body = await _body(request)
         build, overwrite = _build_flags(body)
-        entry = await self.pools.create(_xml(body, "pool"), build=build, overwrite=overwrite)
-        return await self._summary(entry, 201)
+        return reply(await self.pools.create(_xml(body, "pool"), build=build, overwrite=overwrite), status=201)
 
     async def info(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.pools.info(request.match_info["pool"]))
+        return reply(await self.pools.info(request.match_info["pool"]))
 
     async def undefine(self, request: web.Request) -> web.Response:
-        entry = await self.pools.undefine(request.match_info["pool"])
-        return web.json_response(entry.summary())
+        return reply(await self.pools.undefine(request.match_info["pool"]))
 
     async def get_xml(self, request: web.Request) -> web.Response:
         xml = await self.pools.get_xml(request.match_info["pool"], inactive=_flag(request, "inactive"))
         return web.json_response({"xml": xml})
 
     async def set_xml(self, request: web.Request) -> web.Response:
-        entry = await self.pools.set_xml(request.match_info["pool"], _xml(await _body(request), "pool"))
-        return await self._summary(entry)
+        return reply(await self.pools.set_xml(request.match_info["pool"], _xml(await _body(request), "pool")))
 
     async def autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        entry = await self.pools.set_autostart(request.match_info["pool"], bool(body.get("enabled", True)))
-        return await self._summary(entry)
+        return reply(await self.pools.set_autostart(request.match_info["pool"], bool(body.get("enabled", True))))
 
     async def build(self, request: web.Request) -> web.Response:
         _, overwrite = _build_flags(await _body(request))
-        entry = await self.pools.build(request.match_info["pool"], overwrite=overwrite)
-        return await self._summary(entry)
+        return reply(await self.pools.build(request.match_info["pool"], overwrite=overwrite))
 
     async def start(self, request: web.Request) -> web.Response:
         build, overwrite = _build_flags(await _body(request))
-        entry = await self.pools.start(request.match_info["pool"], build=build, overwrite=overwrite)
-        return await self._summary(entry)
+        return reply(await self.pools.start(request.match_info["pool"], build=build, overwrite=overwrite))
 
     async def destroy(self, request: web.Request) -> web.Response:
-        entry = await self.pools.destroy(request.match_info["pool"])
-        return web.json_response(entry.summary())
+        return reply(await self.pools.destroy(request.match_info["pool"]))
 
     async def delete(self, request: web.Request) -> web.Response:
-        entry = await self.pools.delete(request.match_info["pool"])
-        return web.json_response(entry.summary())
+        return reply(await self.pools.delete(request.match_info["pool"]))
 
     async def refresh(self, request: web.Request) -> web.Response:
-        entry = await self.pools.refresh(request.match_info["pool"])
-        return await self._summary(entry)
+        return reply(await self.pools.refresh(request.match_info["pool"]))
 
     # --------------------------------------------------------------- volumes
     async def list_volumes(self, request: web.Request) -> web.Response:
-        return web.json_response({"volumes": await self.pools.list_volumes(request.match_info["pool"])})
+        return web.json_response({"volumes": to_json(await self.volumes.list_volumes(request.match_info["pool"]))})
 
     async def create_volume(self, request: web.Request) -> web.Response:
         body = await _body(request)
         pool = request.match_info["pool"]
         source = body.get("from")
         if source is None:
-            vol = await self.pools.create_volume(pool, _xml(body, "volume"))
+            vol = await self.volumes.create(pool, _xml(body, "volume"))
         else:
             if not isinstance(source, dict) or not isinstance(source.get("volume"), str):
                 raise InvalidArgument("'from' must be {\"volume\": NAME, \"pool\": POOL} naming the input volume")
             src_pool = source.get("pool") or pool
-            vol = await self.pools.create_volume_from(pool, _xml(body, "volume"), str(src_pool), source["volume"],
-                                                      linked=bool(body.get("linked")))
-        return web.json_response(vol, status=201)
+            vol = await self.volumes.create_from(pool, _xml(body, "volume"), str(src_pool), source["volume"],
+                                                 linked=bool(body.get("linked")))
+        return reply(vol, status=201)
 
     async def volume_info(self, request: web.Request) -> web.Response:
         m = request.match_info
-        return web.json_response(await self.pools.volume_info(m["pool"], m["vol"]))
+        return reply(await self.volumes.info(m["pool"], m["vol"]))
 
     async def volume_xml(self, request: web.Request) -> web.Response:
         m = request.match_info
-        return web.json_response({"xml": await self.pools.volume_xml(m["pool"], m["vol"])})
+        return web.json_response({"xml": await self.volumes.get_xml(m["pool"], m["vol"])})
 
     async def delete_volume(self, request: web.Request) -> web.Response:
         m = request.match_info
-        return web.json_response(await self.pools.delete_volume(m["pool"], m["vol"]))
+        return reply(await self.volumes.delete(m["pool"], m["vol"]))
 
     async def clone_volume(self, request: web.Request) -> web.Response:
         m = request.match_info
@@ -187,9 +180,9 @@ class StorageRoutes:
         if not isinstance(name, str) or not name:
             raise InvalidArgument("clone needs the new volume's 'name'")
         target = body.get("pool") or m["pool"]
-        vol = await self.pools.create_volume_from(str(target), None, m["pool"], m["vol"], new_name=name,
-                                                  linked=bool(body.get("linked")))
-        return web.json_response(vol, status=201)
+        vol = await self.volumes.create_from(str(target), None, m["pool"], m["vol"], new_name=name,
+                                             linked=bool(body.get("linked")))
+        return reply(vol, status=201)
 
     async def resize_volume(self, request: web.Request) -> web.Response:
         m = request.match_info
@@ -197,16 +190,14 @@ class StorageRoutes:
         capacity = body.get("capacity")
         if not isinstance(capacity, int) or isinstance(capacity, bool):
             raise InvalidArgument(f"resize needs 'capacity' as a whole number of bytes, not {capacity!r}")
-        vol = await self.pools.resize_volume(m["pool"], m["vol"], capacity, delta=bool(body.get("delta")),
-                                             shrink=bool(body.get("shrink")))
-        return web.json_response(vol)
+        return reply(await self.volumes.resize(m["pool"], m["vol"], capacity, delta=bool(body.get("delta")),
+                                               shrink=bool(body.get("shrink"))))
 
     async def wipe_volume(self, request: web.Request) -> web.Response:
         m = request.match_info
         body = await _body(request)
         algorithm = body.get("algorithm")
-        vol = await self.pools.wipe_volume(m["pool"], m["vol"], algorithm if isinstance(algorithm, str) else None)
-        return web.json_response(vol)
+        return reply(await self.volumes.wipe(m["pool"], m["vol"], algorithm if isinstance(algorithm, str) else None))
 
     async def upload(self, request: web.Request) -> web.Response:
         m = request.match_info
@@ -215,8 +206,8 @@ class StorageRoutes:
             raise InvalidArgument("an upload needs a Content-Length header giving the number of bytes sent")
         offset = _int_query(request, "offset") or 0
         reader = _BodyReader(request, asyncio.get_running_loop())
-        written = await self.pools.upload(m["pool"], m["vol"], reader, length, offset)
-        return web.json_response({"pool": m["pool"], "volume": m["vol"], "offset": offset, "bytes": written})
+        written = await self.volumes.upload(m["pool"], m["vol"], reader, length, offset)
+        return reply(Uploaded(m["pool"], m["vol"], offset, written))
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
@@ -231,7 +222,7 @@ class StorageRoutes:
             return _ResponseWriter(resp, loop)
 
         try:
-            await self.pools.download(m["pool"], m["vol"], offset, length, start)
+            await self.volumes.download(m["pool"], m["vol"], offset, length, start)
         except Exception:
             if not resp.prepared:
                 raise  # nothing sent yet: the error middleware answers with the error
@@ -245,14 +236,14 @@ class StorageRoutes:
     async def find_volume(self, request: web.Request) -> web.Response:
         q = request.query
         if "path" in q:
-            return web.json_response(await self.pools.find_by(path=q["path"]))
+            return reply(await self.volumes.find_by(path=q["path"]))
         if "key" in q:
-            return web.json_response(await self.pools.find_by(key=q["key"]))
+            return reply(await self.volumes.find_by(key=q["key"]))
         if "ref" in q:
-            return web.json_response(await self.pools.find_volume(q["ref"], q.get("pool") or None))
+            return reply(await self.volumes.find(q["ref"], q.get("pool") or None))
         raise InvalidArgument("volume lookup needs ?path=PATH, ?key=KEY or ?ref=NAME|KEY|PATH[&pool=POOL]")
 
 
-def add_storage_routes(router: web.UrlDispatcher, daemon: Any) -> None:
-    """Add the /v1/pools and /v1/volumes routes, bound to ``daemon.pools``."""
-    StorageRoutes(daemon).add(router)
+def add_storage_routes(router: web.UrlDispatcher, services: Services) -> None:
+    """Add the /v1/pools and /v1/volumes routes."""
+    StorageRoutes(services.pools, services.volumes).add(router)

@@ -197,7 +197,7 @@ def daemon_command() -> list[str]:
     exe = os.path.join(os.path.dirname(sys.executable), "pyvirtd")
     if os.access(exe, os.X_OK):
         return [exe, "--detach"]
-    return [sys.executable, "-m", "pyvirt.daemon.main", "--detach"]
+    return [sys.executable, "-m", "pyvirt.pyvirtd", "--detach"]
 
 
 def start_system_daemon(path: str, wait: float = AUTOSTART_WAIT) -> None:

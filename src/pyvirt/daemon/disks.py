@@ -1,7 +1,7 @@
 """Guest disks on the host: pool volumes resolved before QEMU starts, one writer
-per image, and the disk verbs (attach-disk, detach-disk, attach-/detach-device,
-domblklist, domblkinfo, domblkstat, change-media, blockresize) on running and
-defined domains.
+per image, and the disk verbs (attach-disk, detach-disk, domblklist,
+domblkinfo, domblkstat, change-media, blockresize) on running and defined
+domains.
 
 Hot-plug follows libvirt: blockdev-add of the storage and format nodes, then
 device_add of the front-end; unplug is device_del, waiting for the guest to
@@ -23,7 +23,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from ..errors import (
     AlreadyExists,
@@ -36,9 +36,9 @@ from ..errors import (
     UnsupportedConfig,
 )
 from ..model.domain import Disk, Domain
-from ..model.domain_xml import parse_disk_xml, parse_interface_xml
+from ..model.domain_xml import parse_disk_xml
 from ..model.validate import DISK_FORMATS, validate_domain
-from ..model.xml_util import parse_xml, split_tag
+from ..qemu import media
 from ..qemu.argv_common import Machine
 from ..qemu.argv_disks import (
     DiskNames,
@@ -51,15 +51,12 @@ from ..qemu.argv_disks import (
     scsi_controller_index,
 )
 from ..qemu.img import info as image_info
+from ..qemu.media import matches_qdev
 from ..storage.base import block_size
+from .domain_table import DomainEntry, DomainTable
 from .hotplug import hotplug_slot, machine_of
-from .prechecks import check_disk_source
-from .registry import DomainEntry, job as _job
-
-if TYPE_CHECKING:
-    from .domains import DomainManager
-    from .nics import NicManager
-    from .pools import PoolManager
+from .prechecks import check_disk_source, same_file
+from .results import BlockInfo, BlockStats, DiskChange, DiskResize, DiskRow, MediaChange, VolumeInfo
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +89,6 @@ def source_text(disk: Disk) -> str | None:
     return disk.source_volume if disk.source_type == "volume" else disk.source
 
 
-def same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 def _machine(domain: Domain) -> Machine:
     return Machine(machine_of(domain), domain.os.machine or "q35")
 
@@ -107,69 +97,65 @@ def _prefixed(exc: PyvirtError, prefix: str) -> PyvirtError:
     return type(exc)(f"{prefix}: {exc.message}", detail=exc.detail)
 
 
-def _matches_qdev(qdev: str, device_id: str) -> bool:
-    """query-block/-blockstats name a front-end by its id, or by a QOM path under it (virtio's backend)."""
-    peripheral = f"/machine/peripheral/{device_id}"
-    return qdev in (device_id, peripheral) or qdev.startswith(peripheral + "/")
+class VolumeResolver(Protocol):
+    """What disks need of the storage pools: a volume disk's volume, and its path."""
+
+    async def find(self, ref: str, pool: str | None = None) -> VolumeInfo:
+        """A volume by name in ``pool`` (NotFound naming the pool or volume otherwise)."""
+
+    def path_of(self, pool: str, name: str) -> str | None:
+        """The path of a volume of an active pool, or None."""
 
 
 class DiskManager:
-    def __init__(self, domains: DomainManager, pools: PoolManager | None = None) -> None:
-        self.domains = domains
-        self.pools = pools
-        self.nics: NicManager | None = None  # attach-/detach-device of an <interface> goes there
+    def __init__(self, table: DomainTable, volumes: VolumeResolver) -> None:
+        self.table = table
+        self.volumes = volumes
 
     # ------------------------------------------------------------ resolution
     async def resolve(self, disk: Disk, who: str) -> Disk:
         """A volume disk with the path and kind of its volume (and the volume's format if none is given)."""
         if disk.source_type != "volume" or disk.source_pool is None:
             return disk
-        if self.pools is None:
-            raise OperationInvalid(f"{who}: disk {disk.target_dev} uses a storage pool, and this daemon has none")
         try:
-            vol = await self.pools.find_volume(disk.source_volume or "", disk.source_pool)
+            vol = await self.volumes.find(disk.source_volume or "", disk.source_pool)
         except PyvirtError as exc:
             raise _prefixed(exc, f"{who}: disk {disk.target_dev}") from None
-        kind = vol.get("type")
-        if kind not in ("file", "block"):
+        if vol.type not in ("file", "block"):
             raise UnsupportedConfig(
                 f"{who}: disk {disk.target_dev}: volume '{disk.source_volume}' of pool '{disk.source_pool}' is a "
-                f"{kind} volume; only file and block volumes can back a disk")
-        fmt = disk.format or (vol.get("format") if vol.get("format") in DISK_FORMATS else "raw")
-        return replace(disk, source=vol["path"], volume_type=kind, format=fmt)
+                f"{vol.type} volume; only file and block volumes can back a disk")
+        fmt = disk.format or (vol.format if vol.format in DISK_FORMATS else "raw")
+        return replace(disk, source=vol.path, volume_type=vol.type, format=fmt)
 
     def path_of(self, disk: Disk) -> str | None:
         """The host path a disk opens: its source, or (a volume not resolved in this daemon's life) the pool's."""
         if disk.source is not None:
             return disk.source
-        if disk.source_type != "volume" or disk.source_pool is None or self.pools is None:
+        if disk.source_type != "volume" or disk.source_pool is None:
             return None
-        entry = self.pools.pools.get(disk.source_pool)
-        if entry is None or entry.backend is None:
-            return None
-        try:
-            return entry.backend.volume(disk.source_volume or "").path
-        except (PyvirtError, OSError):
-            return None
+        return self.volumes.path_of(disk.source_pool, disk.source_volume or "")
 
-    async def prepare(self, entry: DomainEntry, domain: Domain) -> Domain:
-        """Before QEMU starts: volumes resolved and checked, node numbers given, no second writer anywhere."""
-        who = f"cannot start domain '{entry.name}'"
+    async def prepare(self, name: str, domain: Domain, undo: contextlib.AsyncExitStack) -> Domain:
+        """Before QEMU starts: volumes resolved and checked, node numbers given, no second writer anywhere.
+
+        Nothing is opened here yet, so nothing goes onto the start's ``undo`` stack."""
+        who = f"cannot start domain '{name}'"
         disks = []
         for n, disk in enumerate(domain.devices.disks, start=1):
             if disk.source_type == "volume":
                 disk = await self.resolve(disk, who)
                 await asyncio.to_thread(check_disk_source, disk, who)
             disks.append(replace(disk, source_index=n if disk.source is not None else None))
-        self._check_writers(entry.name, disks, 0, who)
+        self._check_writers(name, disks, 0, who)
         return replace(domain, devices=replace(domain.devices, disks=tuple(disks)))
 
     def _open_disks(self, exclude: str) -> Iterator[tuple[str, Disk, str]]:
         """(domain, disk, path) of every disk a running domain other than ``exclude`` has open."""
-        for other in self.domains.domains:
-            if other.running is None or other.name == exclude:
+        for other, run in self.table.running():
+            if other.name == exclude:
                 continue
-            for disk in other.running.live.devices.disks:
+            for disk in run.live.devices.disks:
                 path = self.path_of(disk)
                 if path is not None:
                     yield other.name, disk, path
@@ -196,24 +182,7 @@ class DiskManager:
                         f"{doing} (its disk {theirs.target_dev}); two domains may share an image only if both disks "
                         f"are <shareable/> (or both <readonly/>): stop '{other}' or use another image")
 
-    def users(self, path: str) -> list[str]:
-        """Domains whose defined or running disks use ``path`` (pools refuse to delete their volumes)."""
-        found = set()
-        for entry in self.domains.domains:
-            disks = list(entry.config.devices.disks)
-            if entry.running is not None:
-                disks += list(entry.running.live.devices.disks)
-            for disk in disks:
-                mine = self.path_of(disk)
-                if mine is not None and (mine == path or same_file(mine, path)):
-                    found.add(entry.name)
-        return sorted(found)
-
     # --------------------------------------------------------------- queries
-    @staticmethod
-    def _domain(entry: DomainEntry, inactive: bool = False) -> Domain:
-        return entry.running.live if entry.running is not None and not inactive else entry.config
-
     def _find(self, entry: DomainEntry, domain: Domain, ref: str) -> tuple[int, Disk]:
         """A disk by target name, else by source path (virsh's rule for detach-disk, change-media, ...)."""
         for i, disk in enumerate(domain.devices.disks):
@@ -226,20 +195,17 @@ class DiskManager:
         raise NotFound(f"No disk found whose source path or target is {ref} in domain '{entry.name}'; see "
                        f"`pyvirt domblklist {entry.name}`")
 
-    def list(self, ref: str, inactive: bool = False) -> list[dict[str, Any]]:
+    def list_disks(self, ref: str, inactive: bool = False) -> list[DiskRow]:
         """domblklist rows: type, device, target, source (a volume disk shows its volume, as virsh)."""
-        entry = self.domains.lookup(ref)
-        rows = []
-        for disk in self._domain(entry, inactive).devices.disks:
-            rows.append({"type": disk.source_type, "device": disk.device, "target": disk.target_dev,
-                         "source": source_text(disk), "bus": disk.bus, "format": disk.format,
-                         "pool": disk.source_pool, "path": disk.source})
-        return rows
+        entry = self.table.lookup(ref)
+        return [DiskRow(disk.source_type, disk.device, disk.target_dev, source_text(disk), disk.bus, disk.format,
+                        disk.source_pool, disk.source)
+                for disk in entry.view(inactive).devices.disks]
 
-    async def block_info(self, ref: str, target: str | None) -> list[dict[str, Any]]:
+    async def block_info(self, ref: str, target: str | None) -> list[BlockInfo]:
         """domblkinfo: capacity (guest-visible), allocation (host bytes used) and physical (host size), in bytes."""
-        entry = self.domains.lookup(ref)
-        domain = self._domain(entry)
+        entry = self.table.lookup(ref)
+        domain = entry.view()
         picked = [self._find(entry, domain, target)] if target else list(enumerate(domain.devices.disks))
         virtual: dict[str, int] = {}
         highest: dict[str, int] = {}
@@ -258,17 +224,16 @@ class DiskManager:
             if path is None and disk.source_type == "volume" and disk.source_pool is not None:
                 path = (await self.resolve(disk, f"domain '{entry.name}'")).source
             dev_id = names[i].device_id
-            capacity = next((v for q, v in virtual.items() if _matches_qdev(q, dev_id)), None)
-            wr_high = next((v for q, v in highest.items() if _matches_qdev(q, dev_id)), None)
+            capacity = next((v for q, v in virtual.items() if matches_qdev(q, dev_id)), None)
+            wr_high = next((v for q, v in highest.items() if matches_qdev(q, dev_id)), None)
             sizes = (0, 0, 0) if path is None else await asyncio.to_thread(
                 _host_sizes, entry.name, disk, path, capacity, wr_high)
-            out.append({"target": disk.target_dev, "capacity": sizes[0], "allocation": sizes[1],
-                        "physical": sizes[2]})
+            out.append(BlockInfo(disk.target_dev, *sizes))
         return out
 
-    async def block_stats(self, ref: str, target: str | None) -> dict[str, Any]:
+    async def block_stats(self, ref: str, target: str | None) -> BlockStats:
         """domblkstat: I/O counters of one disk, or summed over every disk when ``target`` is None."""
-        entry = self.domains.lookup(ref)
+        entry = self.table.lookup(ref)
         run = entry.running
         if run is None:
             raise OperationInvalid(f"domain '{entry.name}' is not running; block statistics exist only while it runs")
@@ -278,7 +243,7 @@ class DiskManager:
         rows = await run.monitor.query_blockstats()
         totals = {field: 0 for _, field in STAT_FIELDS}
         for i, disk in picked:
-            row = next((r for r in rows if _matches_qdev(str(r.get("qdev", "")), names[i].device_id)), None)
+            row = next((r for r in rows if matches_qdev(str(r.get("qdev", "")), names[i].device_id)), None)
             if row is None:
                 if target:
                     raise NotFound(f"QEMU reports no statistics for disk {disk.target_dev} of domain '{entry.name}'")
@@ -286,7 +251,7 @@ class DiskManager:
             stats = row.get("stats") or {}
             for qemu_key, field in STAT_FIELDS:
                 totals[field] += int(stats.get(qemu_key, 0))
-        return {"device": target or "", **totals}
+        return BlockStats(device=target or "", **totals)
 
     # --------------------------------------------------------------- changes
     def _scope(self, entry: DomainEntry, live: bool, config: bool, verb: str) -> tuple[bool, bool]:
@@ -302,21 +267,17 @@ class DiskManager:
                                    "leave out --config")
         return live, config
 
-    async def attach(self, ref: str, xml: str, *, live: bool, config: bool) -> dict[str, Any]:
+    async def attach(self, ref: str, xml: str, *, live: bool, config: bool) -> DiskChange:
         """attach-disk / attach-device of a <disk>: hot-plug over QMP and/or add to the definition."""
-        entry = self.domains.lookup(ref)
+        entry = self.table.lookup(ref)
         disk = replace(parse_disk_xml(xml), source_index=None, volume_type=None)
-        async with _job(entry, "attach a disk to"):
+        async with self.table.job(entry, "attach a disk to"):
             live, config = self._scope(entry, live, config, "attach the disk")
             new_config = self._with_disk(entry, entry.config, disk) if config else None
-            row: dict[str, Any] = {"target": disk.target_dev, "source": source_text(disk), "live": live,
-                                   "config": config}
-            if live:
-                plugged = await self._hotplug(entry, disk)
-                row["path"] = plugged.source
+            path = (await self._hotplug(entry, disk)).source if live else None
             if new_config is not None:
-                self.domains.store_config(entry, new_config)
-        return row
+                self.table.set_config(entry, new_config)
+        return DiskChange(disk.target_dev, source_text(disk), live, config, path)
 
     def _with_disk(self, entry: DomainEntry, domain: Domain, disk: Disk) -> Domain:
         if any(d.target_dev == disk.target_dev for d in domain.devices.disks):
@@ -326,10 +287,10 @@ class DiskManager:
         validate_domain(new)
         return new
 
-    async def detach(self, ref: str, target: str, *, live: bool, config: bool) -> dict[str, Any]:
+    async def detach(self, ref: str, target: str, *, live: bool, config: bool) -> DiskChange:
         """detach-disk (by target or source path) / detach-device of a <disk> (by its target)."""
-        entry = self.domains.lookup(ref)
-        async with _job(entry, "detach a disk from"):
+        entry = self.table.lookup(ref)
+        async with self.table.job(entry, "detach a disk from"):
             live, config = self._scope(entry, live, config, "detach the disk")
             found: Disk | None = None
             if config:
@@ -343,35 +304,14 @@ class DiskManager:
             if config:
                 index, conf_disk = self._find(entry, entry.config, target)
                 disks = tuple(d for i, d in enumerate(entry.config.devices.disks) if i != index)
-                self.domains.store_config(entry, replace(entry.config, devices=replace(entry.config.devices,
-                                                                                       disks=disks)))
+                self.table.set_config(entry, replace(entry.config, devices=replace(entry.config.devices,
+                                                                                   disks=disks)))
                 found = found or conf_disk
-        assert found is not None
-        return {"target": found.target_dev, "source": source_text(found), "live": live, "config": config}
-
-    async def attach_device(self, ref: str, xml: str, *, live: bool, config: bool) -> dict[str, Any]:
-        """attach-device: a <disk> here, an <interface> through the NicManager."""
-        tag = _device_tag(xml)
-        if tag == "disk":
-            return {"device": "disk", **await self.attach(ref, xml, live=live, config=config)}
-        if self.nics is None:
-            raise OperationInvalid("this daemon has no network support to attach an <interface>")
-        return {"device": "interface", **await self.nics.attach(ref, xml, live=live, config=config)}
-
-    async def detach_device(self, ref: str, xml: str, *, live: bool, config: bool) -> dict[str, Any]:
-        """detach-device: a <disk> by its target dev, an <interface> by its type and MAC."""
-        tag = _device_tag(xml)
-        if tag == "disk":
-            disk = parse_disk_xml(xml)
-            return {"device": "disk", **await self.detach(ref, disk.target_dev, live=live, config=config)}
-        if self.nics is None:
-            raise OperationInvalid("this daemon has no network support to detach an <interface>")
-        nic = parse_interface_xml(xml)
-        row = await self.nics.detach(ref, nic.type, nic.mac, live=live, config=config)
-        return {"device": "interface", **row}
+        assert found is not None  # _scope made live or config true
+        return DiskChange(found.target_dev, source_text(found), live, config)
 
     async def change_media(self, ref: str, target: str, action: str, source: str | None = None, *, live: bool,
-                           config: bool, force: bool = False, block: bool = False) -> dict[str, Any]:
+                           config: bool, force: bool = False, block: bool = False) -> MediaChange:
         """change-media: eject, insert or update the medium of a CD-ROM (live through its tray, and/or config)."""
         if action not in MEDIA_ACTIONS:
             raise InvalidArgument(f"media action '{action}' is unknown; use one of {', '.join(MEDIA_ACTIONS)}")
@@ -381,8 +321,8 @@ class DiskManager:
             raise InvalidArgument("--eject takes no source; use --update to change the media")
         if source is not None and not source.startswith("/"):
             raise InvalidArgument(f"media source '{source}' is not an absolute path; write the full path")
-        entry = self.domains.lookup(ref)
-        async with _job(entry, "change the media of"):
+        entry = self.table.lookup(ref)
+        async with self.table.job(entry, "change the media of"):
             live, config = self._scope(entry, live, config, "change the media")
             changes: list[tuple[Domain, int, Disk, Disk]] = []
             for domain in ([entry.running.live] if live and entry.running else []) + ([entry.config] if config else []):
@@ -396,17 +336,16 @@ class DiskManager:
                 await self._swap_media(entry, index, old, new, force)
             if config:
                 _, index, _, new = changes[-1]
-                self.domains.store_config(entry, self._replace_disk(entry.config, index, new))
+                self.table.set_config(entry, self._replace_disk(entry.config, index, new))
         new = changes[0][3]
-        return {"target": new.target_dev, "action": action, "source": source_text(new), "live": live,
-                "config": config}
+        return MediaChange(new.target_dev, action, source_text(new), live, config)
 
-    async def resize(self, ref: str, target: str, size: int) -> dict[str, Any]:
+    async def resize(self, ref: str, target: str, size: int) -> DiskResize:
         """blockresize: grow the image of a running domain's disk; the guest sees the new capacity."""
-        entry = self.domains.lookup(ref)
+        entry = self.table.lookup(ref)
         if size <= 0:
             raise InvalidArgument(f"new size {size} must be positive")
-        async with _job(entry, "resize a disk of"):
+        async with self.table.job(entry, "resize a disk of"):
             run = entry.running
             if run is None:
                 raise OperationInvalid(f"domain '{entry.name}' is not running; resize the image itself with "
@@ -421,13 +360,13 @@ class DiskManager:
             size = -(-size // 512) * 512  # QEMU takes whole sectors
             current = next((int(((r.get("inserted") or {}).get("image") or {}).get("virtual-size", 0))
                             for r in await run.monitor.query_block()
-                            if _matches_qdev(str(r.get("qdev", "")), names.device_id)), 0)
+                            if matches_qdev(str(r.get("qdev", "")), names.device_id)), 0)
             if current and size < current:
                 raise InvalidArgument(
                     f"disk {disk.target_dev} of domain '{entry.name}' is {current} bytes; shrinking it to {size} "
                     "under a running guest would cut off its data, so pyvirt only grows disks")
             await run.monitor.block_resize(names.format_node, size)
-        return {"target": disk.target_dev, "size": size}
+        return DiskResize(disk.target_dev, size)
 
     # ---------------------------------------------------------------- helpers
     @staticmethod
@@ -450,7 +389,7 @@ class DiskManager:
         else:
             live = self._replace_disk(live, index, disk)
         run.live = live
-        self.domains.record_runtime(entry)
+        self.table.record_runtime(entry)
 
     @staticmethod
     def _next_index(live: Domain) -> int:
@@ -470,26 +409,14 @@ class DiskManager:
     async def _add_nodes(self, entry: DomainEntry, disk: Disk, names: DiskNames) -> None:
         run = entry.running
         assert run is not None
-        storage, fmt = blockdev_props(disk, names)
-        await run.monitor.blockdev_add(storage)
-        try:
-            await run.monitor.blockdev_add(fmt)
-        except BaseException:
-            with contextlib.suppress(QemuError):
-                await run.monitor.blockdev_del(str(storage["node-name"]))
-            raise
+        await media.add_nodes(run.monitor, *blockdev_props(disk, names))
 
     async def _del_nodes(self, entry: DomainEntry, names: DiskNames) -> None:
         """Close a disk's nodes; a failure leaves them open in QEMU (logged), the disk is gone all the same."""
         run = entry.running
         assert run is not None
-        for node in (names.format_node, names.storage_node):
-            if node is None:
-                continue
-            try:
-                await run.monitor.blockdev_del(node)
-            except QemuError as exc:
-                log.warning("domain %s: cannot close block node %s: %s", entry.name, node, exc)
+        nodes = [n for n in (names.format_node, names.storage_node) if n is not None]
+        await media.del_nodes(run.monitor, nodes, f"domain {entry.name}")
 
     async def _hotplug(self, entry: DomainEntry, disk: Disk) -> Disk:
         run = entry.running
@@ -577,33 +504,9 @@ class DiskManager:
         """Open the tray; without ``force`` a guest that locked it is asked and gets TRAY_TIMEOUT to agree."""
         run = entry.running
         assert run is not None
-        moved = asyncio.get_running_loop().create_future()
-
-        def on_event(event) -> None:  # type: ignore[no-untyped-def]
-            if event.name == "DEVICE_TRAY_MOVED" and event.data.get("id") == device_id \
-                    and event.data.get("tray-open") and not moved.done():
-                moved.set_result(True)
-
-        unregister = run.monitor.on_event(on_event)
-        try:
-            await run.monitor.blockdev_open_tray(device_id, force=force)
-            if await self._tray_open(entry, device_id):
-                return
-            try:
-                await asyncio.wait_for(moved, TRAY_TIMEOUT)
-            except TimeoutError as exc:
-                raise OperationInvalid(f"{who}: the guest keeps the tray locked and did not open it within "
-                                       f"{TRAY_TIMEOUT:g} s; eject the media in the guest, or use --force") from exc
-        finally:
-            unregister()
-
-    async def _tray_open(self, entry: DomainEntry, device_id: str) -> bool:
-        run = entry.running
-        assert run is not None
-        for row in await run.monitor.query_block():
-            if _matches_qdev(str(row.get("qdev", "")), device_id):
-                return bool(row.get("tray_open"))
-        return False
+        if not await media.open_tray(run.monitor, device_id, force=force, timeout=TRAY_TIMEOUT):
+            raise OperationInvalid(f"{who}: the guest keeps the tray locked and did not open it within "
+                                   f"{TRAY_TIMEOUT:g} s; eject the media in the guest, or use --force")
 
 
 def _clash(a: Disk, b: Disk) -> bool:
@@ -637,15 +540,6 @@ def _new_media(entry: DomainEntry, disk: Disk, action: str, source: str | None, 
 
 def _emptied(disk: Disk) -> Disk:
     return replace(disk, source=None, source_pool=None, source_volume=None, volume_type=None, source_index=None)
-
-
-def _device_tag(xml: str) -> str:
-    root, _ = parse_xml(xml, what="device XML")
-    _, tag = split_tag(root.tag)
-    if tag not in ("disk", "interface"):
-        raise UnsupportedConfig(f"attaching or detaching a <{tag}> device is not supported; pyvirt handles "
-                                "<disk> and <interface> devices")
-    return tag
 
 
 def _host_sizes(name: str, disk: Disk, path: str, capacity: int | None, wr_high: int | None) -> tuple[int, int, int]:

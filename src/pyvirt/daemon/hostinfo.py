@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .. import __version__
 from ..config import Config
 from ..errors import HostError
-from ..host.caps import HostCapabilities
+from ..host.caps import HostCapabilities, capabilities_xml
 from ..host.probe import load_or_probe
+from ..host.validate import host_validate
 from ..model.domain import Domain
+from .results import HostCheck, HostInfo, VersionInfo
 
 log = logging.getLogger(__name__)
 
 
 class HostService:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, uri: str) -> None:
         self.config = config
+        self.uri = uri
         self._caps: asyncio.Task[HostCapabilities] | None = None
 
     def start_probe(self) -> None:
@@ -42,6 +46,21 @@ class HostService:
         self.start_probe()
         assert self._caps is not None
         return await asyncio.shield(self._caps)
+
+    async def version(self) -> VersionInfo:
+        caps = await self.capabilities()
+        return VersionInfo(__version__, __version__, "QEMU", caps.qemu_version, 1)
+
+    async def info(self) -> HostInfo:
+        caps = await self.capabilities()
+        return HostInfo(caps.hostname, self.uri, caps.accel, caps.kvm_usable, caps.kvm.reason, caps.cpu_count,
+                        caps.memory_kib, caps.cpu_model_name)
+
+    async def capabilities_xml(self) -> str:
+        return capabilities_xml(await self.capabilities())
+
+    async def validate(self) -> list[HostCheck]:
+        return [HostCheck(c.name, c.status, c.detail) for c in host_validate(await self.capabilities())]
 
     @staticmethod
     def machine_names(caps: HostCapabilities) -> set[str]:

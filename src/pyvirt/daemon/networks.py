@@ -1,21 +1,22 @@
-"""NetworkManager: every net-* verb, each under the network's lock.
+"""NetworkManager: every net-* verb, each under the network's job lock.
 
 Definitions live in the store (kind "network"); an active network has a
 runtime record (bridge, dnsmasq pid) so a restarted daemon reattaches to it
 instead of recreating it (leases and guests' links survive). The nftables
-table is rebuilt from the set of active networks after every change.
+table is rebuilt from the set of active networks after every change. Which
+guests are plugged in is read from the domain table.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..config import Config
-from ..errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, PyvirtError
+from ..errors import AlreadyExists, InvalidArgument, OperationInvalid, PyvirtError
 from ..model.network import Network
+from ..model.network_xml import IPNetwork
 from ..model.network_xml import (
     check_overlap,
     default_network,
@@ -23,18 +24,19 @@ from ..model.network_xml import (
     normalize_network,
     parse_network_xml,
 )
-from ..network import lifecycle
-from ..network.leases import Lease
+from ..network import lifecycle, links, ports
+from ..network.leases import Lease, format_expiry
 from ..state.store import ObjectRow, Store
-from .eventbus import EventBus
+from .domain_table import DomainTable
+from .objects import Kind, Registry, autostart_once
+from .results import LeaseRow, LostLink, NetworkDestroyed, NetworkInfo, NetworkSummary
+from .states import NETWORK_STATES, NetState
 
 log = logging.getLogger(__name__)
 
 KIND = "network"
-LOCK_WAIT_SECONDS = 30.0
+NETWORKS = Kind("network", "network", "pyvirt net-list --all")
 DEFAULT_CREATED = "default_network_defined"
-# Domain interface users of a network: name -> [(domain name, interface target dev)]
-UsersFn = Callable[[str], list[tuple[str, str | None]]]
 
 
 @dataclass(eq=False)
@@ -44,13 +46,14 @@ class NetEntry:
     config: Network
     persistent: bool
     autostart: bool = False
+    state: NetState = NetState.INACTIVE
     runtime: lifecycle.NetRuntime | None = None
     live: Network | None = None  # the definition the active network runs (net-update --live changes it)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def active(self) -> bool:
-        return self.runtime is not None
+        return self.state is NetState.ACTIVE
 
     @property
     def current(self) -> Network:
@@ -62,19 +65,17 @@ class NetEntry:
             return self.runtime.bridge
         return self.current.bridge.name if self.current.bridge else None
 
-    def summary(self) -> dict[str, object]:
-        return {"name": self.name, "uuid": self.uuid, "active": self.active, "persistent": self.persistent,
-                "autostart": self.autostart, "bridge": self.bridge, "mode": self.current.mode}
+    def summary(self) -> NetworkSummary:
+        return NetworkSummary(self.name, self.uuid, self.active, self.persistent, self.autostart, self.bridge,
+                              self.current.mode)
 
 
 class NetworkManager:
-    def __init__(self, config: Config, store: Store, bus: EventBus) -> None:
+    def __init__(self, config: Config, store: Store, domains: DomainTable) -> None:
         self.config = config
         self.store = store
-        self.bus = bus
-        self.nets: dict[str, NetEntry] = {}
-        self.users: UsersFn = lambda name: []
-        self.replug: Callable[[str], None] = lambda name: None  # guests' taps back onto a restarted network
+        self.domains = domains
+        self.nets: Registry[NetEntry] = Registry(NETWORKS)
         self.host = lifecycle.HostSide.for_config(config)
 
     # ------------------------------------------------------------------ load
@@ -87,7 +88,7 @@ class NetworkManager:
                 log.exception("stored definition of network %s no longer parses; skipping it", row.name)
                 continue
             entry = NetEntry(row.uuid, row.name, net, row.persistent, row.autostart)
-            self.nets[entry.name] = entry
+            self.nets.add(entry)
             data = runtimes.get(row.uuid)
             if data is not None:
                 await self._reattach(entry, data)
@@ -113,51 +114,66 @@ class NetworkManager:
                 self._forget(entry)
             return
         entry.runtime, entry.live = found, live
+        NETWORK_STATES.move(entry, NetState.ACTIVE, "reattached after a daemon restart")
         self._record(entry)
         log.info("network %s: reattached (bridge %s, dnsmasq pid %s)", entry.name, found.bridge, found.dnsmasq_pid)
 
     async def _define_default(self) -> None:
         """libvirt's `default` NAT network, on a free subnet and bridge name."""
         taken = [*self._defined_subnets(), *await asyncio.to_thread(self.host.host_subnets)]
-        bridges = {e.bridge for e in self.nets.values() if e.bridge} | set(await asyncio.to_thread(self.host.link_names, "virbr"))
-        if "default" not in self.nets:
+        bridges = {e.bridge for e in self.nets if e.bridge} | set(await asyncio.to_thread(self.host.link_names, "virbr"))
+        if self.nets.get("default") is None:
             net, note = default_network(taken, bridges)
             if note:
                 log.warning("%s", note)
             net = normalize_network(net, taken_macs=self._taken_macs())
             entry = NetEntry(net.uuid, net.name, net, persistent=True, autostart=True)
-            self.nets[entry.name] = entry
+            self.nets.add(entry)
             self._store(entry)
             self._emit(entry, "defined", note or "default network")
         self.store.set_meta(DEFAULT_CREATED, "1")
 
     async def autostart(self) -> None:
         """Start autostart networks once per host boot (before domains' autostart)."""
-        marker = self.config.paths.run / "net-autostarted"
-        if marker.exists():
-            return
-        marker.touch()
-        for entry in list(self.nets.values()):
-            if entry.autostart and not entry.active:
-                try:
-                    await self.start(entry.name)
-                except PyvirtError as exc:
-                    log.error("autostart of network %s failed: %s", entry.name, exc)
+        await autostart_once(self.config.paths.run / "net-autostarted", "network", self.nets,
+                             lambda e: e.active, lambda e: self.start(e.name))
 
     # --------------------------------------------------------------- queries
     def lookup(self, ref: str) -> NetEntry:
-        entry = self.nets.get(ref) or next((e for e in self.nets.values() if e.uuid == ref.lower()), None)
-        if entry is None:
-            raise NotFound(f"failed to get network '{ref}': no network with matching name or uuid; "
-                           "see `pyvirt net-list --all`")
-        return entry
+        return self.nets.lookup(ref)
 
-    def list(self) -> list[dict[str, object]]:
-        return [e.summary() for e in sorted(self.nets.values(), key=lambda e: e.name)]
+    def list_all(self) -> list[NetworkSummary]:
+        return [e.summary() for e in self.nets.by_name()]
 
-    def info(self, ref: str) -> dict[str, object]:
+    def info(self, ref: str) -> NetworkInfo:
         entry = self.lookup(ref)
-        return {**entry.summary(), "connections": len(self.users(entry.name)) if entry.active else 0}
+        s = entry.summary()
+        return NetworkInfo(s.name, s.uuid, s.active, s.persistent, s.autostart, s.bridge, s.mode,
+                           connections=len(self.users(entry.name)) if entry.active else 0)
+
+    def users(self, network: str) -> list[LostLink]:
+        """The interfaces of running domains plugged into ``network`` (domain, host device)."""
+        return [LostLink(entry.name, nic.target_dev)
+                for entry, run in self.domains.running()
+                for nic in run.live.devices.interfaces
+                if nic.type == "network" and dict(nic.source).get("network") == network]
+
+    def _replug(self, entry: NetEntry) -> None:
+        """The network came back (net-start after net-destroy --force): plug its guests' taps in again."""
+        bridge = entry.bridge
+        if bridge is None or entry.current.is_macvtap:
+            return
+        for dom, run in self.domains.running():
+            for nic in run.live.devices.interfaces:
+                if nic.type != "network" or dict(nic.source).get("network") != entry.name or not nic.target_dev:
+                    continue
+                try:
+                    if links.link_exists(nic.target_dev):
+                        links.plug_into_bridge(nic.target_dev, bridge, mtu=entry.current.mtu,
+                                               mac=ports.guest_side_mac(nic.mac or "52:54:00:00:00:00"))
+                except PyvirtError as exc:
+                    log.warning("domain %s: cannot re-plug %s into network %s: %s", dom.name, nic.target_dev,
+                                entry.name, exc)
 
     def get_xml(self, ref: str, inactive: bool = False) -> str:
         entry = self.lookup(ref)
@@ -172,14 +188,19 @@ class NetworkManager:
         found = self.host.leases(entry.current)
         return [lease for lease in found if mac is None or lease.mac == mac.lower()]
 
-    def port(self, ref: str) -> tuple[NetEntry, Network]:
-        """The active network a guest interface plugs into (its live definition)."""
+    def dhcp_leases(self, ref: str, mac: str | None = None) -> list[LeaseRow]:
+        """net-dhcp-leases rows."""
+        return [LeaseRow(lease.expiry, format_expiry(lease.expiry), lease.mac, lease.family, lease.ip, lease.prefix,
+                         lease.hostname, lease.client_id, lease.iaid) for lease in self.leases(ref, mac)]
+
+    def port(self, ref: str) -> tuple[str, Network, str | None]:
+        """The active network a guest interface plugs into: its name, live definition and bridge."""
         entry = self.lookup(ref)
         if not entry.active:
             raise OperationInvalid(
                 f"network '{entry.name}' is not active; start it with `pyvirt net-start {entry.name}` "
                 "(or mark it autostart with `pyvirt net-autostart`)")
-        return entry, entry.current
+        return entry.name, entry.current, entry.bridge
 
     # ------------------------------------------------------------ definition
     def _parse(self, xml: str) -> Network:
@@ -193,18 +214,10 @@ class NetworkManager:
         return normalize_network(net, taken_macs=self._taken_macs(exclude=net.name))
 
     def _check_free(self, net: Network) -> NetEntry | None:
-        by_name = self.nets.get(net.name)
-        by_uuid = next((e for e in self.nets.values() if e.uuid == net.uuid), None)
-        if by_name is not None and by_name.uuid != net.uuid:
-            raise AlreadyExists(f"network '{net.name}' already exists with uuid {by_name.uuid}; choose another "
-                                "name, or undefine it first")
-        if by_uuid is not None and by_uuid.name != net.name:
-            raise AlreadyExists(f"network '{by_uuid.name}' already exists with uuid {net.uuid}; give the new network "
-                                "another uuid (or none, and one is generated)")
-        return by_name
+        return self.nets.check_free(net.name, net.uuid)
 
     def _check_conflicts(self, net: Network) -> None:
-        others = [e for e in self.nets.values() if e.name != net.name]
+        others = [e for e in self.nets if e.name != net.name]
         check_overlap(net, [(ip.subnet, f"network '{e.name}'") for e in others for ip in e.current.ips])
         name = net.bridge.name if net.bridge else None
         if name and net.owns_bridge:
@@ -216,46 +229,46 @@ class NetworkManager:
     def _fill_bridge_name(self, net: Network) -> Network:
         if not net.owns_bridge or (net.bridge and net.bridge.name):
             return net
-        used = {e.bridge for e in self.nets.values() if e.bridge} | set(self.host.link_names("virbr"))
+        used = {e.bridge for e in self.nets if e.bridge} | set(self.host.link_names("virbr"))
         n = 0
         while f"virbr{n}" in used:
             n += 1
         bridge = net.bridge or lifecycle.default_bridge()
         return replace(net, bridge=replace(bridge, name=f"virbr{n}"))
 
-    async def define(self, xml: str) -> NetEntry:
+    async def define(self, xml: str) -> NetworkSummary:
         net = self._parse(xml)
         existing = self._check_free(net)
         net = self._fill_bridge_name(net)
         self._check_conflicts(net)
         if existing is not None:
-            async with _lock(existing, "define"):
+            async with self.nets.job(existing, "define"):
                 existing.config, existing.persistent = net, True
                 self._store(existing)
             self._emit(existing, "defined", "updated")
-            return existing
+            return existing.summary()
         entry = NetEntry(net.uuid, net.name, net, persistent=True)
-        self.nets[entry.name] = entry
+        self.nets.add(entry)
         self._store(entry)
         self._emit(entry, "defined", "added")
-        return entry
+        return entry.summary()
 
-    async def create(self, xml: str) -> NetEntry:
+    async def create(self, xml: str) -> NetworkSummary:
         net = self._fill_bridge_name(self._parse(xml))
         if self._check_free(net) is not None:
             raise AlreadyExists(f"network '{net.name}' already exists; start it with `pyvirt net-start {net.name}`")
         self._check_conflicts(net)
         entry = NetEntry(net.uuid, net.name, net, persistent=False)
-        self.nets[entry.name] = entry
+        self.nets.add(entry)
         try:
-            async with _lock(entry, "create"):
+            async with self.nets.job(entry, "create"):
                 await self._start_locked(entry)
         except BaseException:
             self._forget(entry)
             raise
-        return entry
+        return entry.summary()
 
-    async def set_xml(self, ref: str, xml: str) -> NetEntry:
+    async def set_xml(self, ref: str, xml: str) -> NetworkSummary:
         """net-edit: replace the persistent definition (the running network keeps its live one)."""
         entry = self.lookup(ref)
         net = self._parse(xml)
@@ -266,15 +279,15 @@ class NetworkManager:
             raise InvalidArgument(f"net-edit cannot change the uuid of network '{entry.name}'")
         net = self._fill_bridge_name(replace(net, uuid=entry.uuid))
         self._check_conflicts(net)
-        async with _lock(entry, "edit"):
+        async with self.nets.job(entry, "edit"):
             entry.config, entry.persistent = net, True
             self._store(entry)
         self._emit(entry, "defined", "updated")
-        return entry
+        return entry.summary()
 
-    async def undefine(self, ref: str) -> NetEntry:
+    async def undefine(self, ref: str) -> NetworkSummary:
         entry = self.lookup(ref)
-        async with _lock(entry, "undefine"):
+        async with self.nets.job(entry, "undefine"):
             if not entry.persistent:
                 raise OperationInvalid(f"network '{entry.name}' is transient; destroy it with "
                                        f"`pyvirt net-destroy {entry.name}`")
@@ -284,24 +297,24 @@ class NetworkManager:
             else:
                 self._forget(entry)
         self._emit(entry, "undefined", "removed")
-        return entry
+        return entry.summary()
 
-    async def set_autostart(self, ref: str, enabled: bool) -> NetEntry:
+    async def set_autostart(self, ref: str, enabled: bool) -> NetworkSummary:
         entry = self.lookup(ref)
         if not entry.persistent:
             raise OperationInvalid(f"cannot set autostart for transient network '{entry.name}'; "
                                    "define it first with `pyvirt net-define`")
-        async with _lock(entry, "autostart"):
+        async with self.nets.job(entry, "autostart"):
             entry.autostart = enabled
             self._store(entry)
-        return entry
+        return entry.summary()
 
     # ------------------------------------------------------------- lifecycle
-    async def start(self, ref: str) -> NetEntry:
+    async def start(self, ref: str) -> NetworkSummary:
         entry = self.lookup(ref)
-        async with _lock(entry, "start"):
+        async with self.nets.job(entry, "start"):
             await self._start_locked(entry)
-        return entry
+        return entry.summary()
 
     async def _start_locked(self, entry: NetEntry) -> None:
         if entry.active:
@@ -310,30 +323,33 @@ class NetworkManager:
         await asyncio.to_thread(self.host.check_startable, net)
         runtime = await asyncio.to_thread(self.host.start, net)
         entry.runtime, entry.live = runtime, net
+        NETWORK_STATES.move(entry, NetState.ACTIVE, "net-start")
         self._record(entry)
         try:
             await asyncio.to_thread(self._sync_firewall)
         except PyvirtError:
+            NETWORK_STATES.move(entry, NetState.INACTIVE, "its firewall rules failed")
             entry.runtime, entry.live = None, None
             self.store.delete_object_runtime(KIND, entry.uuid)
             await asyncio.to_thread(self.host.stop, net, runtime)
             raise
-        await asyncio.to_thread(self.replug, entry.name)
+        await asyncio.to_thread(self._replug, entry)
         self._emit(entry, "started", "booted")
 
-    async def destroy(self, ref: str, force: bool = False) -> dict[str, object]:
+    async def destroy(self, ref: str, force: bool = False) -> NetworkDestroyed:
         entry = self.lookup(ref)
-        async with _lock(entry, "destroy"):
+        async with self.nets.job(entry, "destroy"):
             if not entry.active:
                 raise OperationInvalid(f"network '{entry.name}' is not active")
             users = self.users(entry.name)
             if users and not force:
-                names = ", ".join(sorted({d for d, _ in users}))
+                names = ", ".join(sorted({u.domain for u in users}))
                 raise OperationInvalid(
                     f"network '{entry.name}' is in use by running domains: {names}; stop them first, "
                     "or use --force (their interfaces lose their links)")
             runtime, live = entry.runtime, entry.current
             assert runtime is not None
+            NETWORK_STATES.move(entry, NetState.INACTIVE, "net-destroy")
             entry.runtime, entry.live = None, None
             self.store.delete_object_runtime(KIND, entry.uuid)
             try:
@@ -343,13 +359,12 @@ class NetworkManager:
             self._emit(entry, "stopped", "destroyed")
             if not entry.persistent:
                 self._forget(entry)
-        lost = [{"domain": d, "interface": dev} for d, dev in users]
-        return {"name": entry.name, "disconnected": lost}
+        return NetworkDestroyed(entry.name, tuple(users))
 
     # ------------------------------------------------------------- net-update
-    async def update(self, ref: str, body: dict[str, object]) -> NetEntry:
+    async def update(self, ref: str, *, command: object, section: object, xml: object, live: bool,
+                     config: bool) -> NetworkSummary:
         """net-update COMMAND ip-dhcp-host XML: add/delete/modify a static lease, live and/or in the definition."""
-        command, section, xml = body.get("command"), body.get("section"), body.get("xml")
         if section != "ip-dhcp-host":
             raise InvalidArgument(f"net-update section {section!r} is not supported; supported: ip-dhcp-host")
         if command not in lifecycle.UPDATE_COMMANDS:
@@ -358,11 +373,10 @@ class NetworkManager:
         if not isinstance(xml, str):
             raise InvalidArgument("net-update needs the <host .../> element as 'xml'")
         host = lifecycle.parse_dhcp_host(xml)
-        live, config = bool(body.get("live")), bool(body.get("config"))
         if not (live or config):
             raise InvalidArgument("net-update needs --live and/or --config")
         entry = self.lookup(ref)
-        async with _lock(entry, "update"):
+        async with self.nets.job(entry, "update"):
             if live and not entry.active:
                 raise OperationInvalid(f"network '{entry.name}' is not active; use --config to change its definition")
             if config and not entry.persistent:
@@ -376,20 +390,20 @@ class NetworkManager:
             if new_config is not None:
                 entry.config = new_config
                 self._store(entry)
-        return entry
+        return entry.summary()
 
     # ---------------------------------------------------------------- helpers
     def active_entries(self) -> list[NetEntry]:
-        return [e for e in self.nets.values() if e.active]
+        return [e for e in self.nets if e.active]
 
     def _sync_firewall(self) -> None:
         self.host.sync_firewall([(e.current, e.runtime) for e in self.active_entries() if e.runtime])
 
-    def _defined_subnets(self) -> list[tuple[object, str]]:
-        return [(ip.subnet, f"network '{e.name}'") for e in self.nets.values() for ip in e.current.ips]
+    def _defined_subnets(self) -> list[tuple[IPNetwork, str]]:
+        return [(ip.subnet, f"network '{e.name}'") for e in self.nets for ip in e.current.ips]
 
     def _taken_macs(self, exclude: str | None = None) -> set[str]:
-        return {e.current.mac for e in self.nets.values() if e.current.mac and e.name != exclude}
+        return {e.current.mac for e in self.nets if e.current.mac and e.name != exclude}
 
     def _store(self, entry: NetEntry) -> None:
         self.store.put_object(ObjectRow(KIND, entry.uuid, entry.name, format_network_xml(entry.config),
@@ -403,22 +417,9 @@ class NetworkManager:
 
     def _forget(self, entry: NetEntry) -> None:
         self.store.delete_object(KIND, entry.uuid)
-        if self.nets.get(entry.name) is entry:
-            del self.nets[entry.name]
+        self.nets.remove(entry)
 
     def _emit(self, entry: NetEntry, event: str, detail: str) -> None:
         """Network lifecycle goes to the log; the event stream carries domains only (so far)."""
         log.info("network %s: event %s (%s) -> %s", entry.name, event, detail,
                  "active" if entry.active else "inactive")
-
-
-@contextlib.asynccontextmanager
-async def _lock(entry: NetEntry, verb: str):  # type: ignore[no-untyped-def]
-    try:
-        await asyncio.wait_for(entry.lock.acquire(), LOCK_WAIT_SECONDS)
-    except TimeoutError as exc:
-        raise OperationInvalid(f"cannot {verb} network '{entry.name}': another job holds it; try again later") from exc
-    try:
-        yield
-    finally:
-        entry.lock.release()

@@ -11,45 +11,55 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import InvalidArgument, NotFound, OperationInvalid, PyvirtError, QemuError
 from ..model.domain import Domain, Interface
+from ..model.network import Network
 from ..model.domain_xml import parse_interface_xml
-from ..model.validate import validate_domain
 from ..model.ids import new_mac
+from ..model.validate import validate_domain
 from ..network import links, ports
+from ..network.leases import Lease
 from ..network.ports import Attachment, Port
 from ..qemu.argv import NicFds
 from ..qemu.argv_devices import TAP_TYPES, nic_device_props, nic_driver
+from .domain_table import DomainEntry, DomainTable
 from .hotplug import hotplug_slot
-from .registry import DomainEntry, job as _job
-
-if TYPE_CHECKING:
-    from .domains import DomainManager
-    from .networks import NetworkManager
+from .results import InterfaceAddress, InterfaceAddresses, InterfaceChange, InterfaceRow, InterfaceStats
 
 log = logging.getLogger(__name__)
 
 UNPLUG_TIMEOUT = 10.0
 
 
+class NetworkPorts(Protocol):
+    """What the NIC manager needs of the networks: where a guest NIC plugs in, and the leases."""
+
+    def port(self, ref: str) -> tuple[str, Network, str | None]:
+        """(name, live definition, bridge) of an active network; OperationInvalid when inactive."""
+
+    def leases(self, ref: str, mac: str | None = None) -> list[Lease]:
+        """DHCP leases of an active network."""
+
+
 @dataclass
-class Prepared:
-    """Host sides opened for one start: the live domain, the fds per NIC index, and undo."""
+class PreparedNics:
+    """Host sides opened for one start: the live domain and the fds per NIC index."""
 
     domain: Domain
     ports: dict[int, Port] = field(default_factory=dict)
 
     @property
-    def nic_fds(self) -> dict[int, NicFds]:
+    def fds(self) -> dict[int, NicFds]:
         return {i: NicFds(tuple(p.taps), tuple(p.vhost)) for i, p in self.ports.items()}
 
     def close_fds(self) -> None:
         for port in self.ports.values():
             port.close_fds()
 
-    def undo(self) -> None:
+    def release(self) -> None:
+        """The undo of a failed start: fds closed, macvtap links deleted."""
         self.close_fds()
         for port in self.ports.values():
             ports.release(port.ifname, port.kind)
@@ -62,27 +72,24 @@ def port_kind(nic: Interface) -> str:
 
 
 class NicManager:
-    def __init__(self, domains: DomainManager, networks: NetworkManager) -> None:
-        self.domains = domains
+    def __init__(self, table: DomainTable, networks: NetworkPorts) -> None:
+        self.table = table
         self.networks = networks
-        networks.users = self.users
-        networks.replug = self.replug
 
     # ------------------------------------------------------------ resolution
     def attachment(self, nic: Interface, who: str) -> tuple[Attachment, Interface]:
         """Where the NIC plugs in, and its live form (source with the bridge, as libvirt shows it)."""
         source = dict(nic.source)
         if nic.type == "network":
-            entry, net = self.networks.port(source["network"])
+            name, net, bridge = self.networks.port(source["network"])
             if net.is_macvtap:
                 assert net.forward is not None
                 dev = net.forward.dev or net.forward.interfaces[0]
-                live = replace(nic, source=(("network", entry.name), ("dev", dev), ("mode", "bridge")))
+                live = replace(nic, source=(("network", name), ("dev", dev), ("mode", "bridge")))
                 return Attachment("macvtap", dev=dev, mode="bridge"), live
-            bridge = entry.bridge
             if bridge is None:
-                raise OperationInvalid(f"{who}: network '{entry.name}' has no bridge to plug into")
-            live = replace(nic, source=(("network", entry.name), ("bridge", bridge)))
+                raise OperationInvalid(f"{who}: network '{name}' has no bridge to plug into")
+            live = replace(nic, source=(("network", name), ("bridge", bridge)))
             return Attachment("bridge", bridge=bridge, mtu=net.mtu), live
         if nic.type == "bridge":
             bridge = source["bridge"]
@@ -98,10 +105,10 @@ class NicManager:
         return Attachment("none"), nic
 
     def _check_mac_free(self, entry_name: str, mac: str | None, who: str) -> None:
-        for other in self.domains.domains:
-            if other.name == entry_name or other.running is None:
+        for other, run in self.table.running():
+            if other.name == entry_name:
                 continue
-            if any(i.mac == mac for i in other.running.live.devices.interfaces):
+            if any(i.mac == mac for i in run.live.devices.interfaces):
                 raise InvalidArgument(f"{who}: MAC {mac} is already used by running domain '{other.name}'; "
                                       "give this interface another <mac address=...> or leave it out")
 
@@ -113,23 +120,20 @@ class NicManager:
                                vhost=nic.driver_name == "vhost", who=who)
         return port, replace(live, target_dev=port.ifname)
 
-    async def prepare(self, entry: DomainEntry, domain: Domain) -> Prepared:
-        """Open every tap-backed NIC of ``domain`` (all or nothing); NICs get their QEMU ids as aliases."""
+    async def prepare(self, name: str, domain: Domain, undo: contextlib.AsyncExitStack) -> PreparedNics:
+        """Open every tap-backed NIC of ``domain`` (all or nothing); NICs get their QEMU ids as aliases.
+
+        Their release goes onto the start's ``undo`` stack before the first one is opened."""
         nics = [n if n.alias else replace(n, alias=f"net{i}") for i, n in enumerate(domain.devices.interfaces)]
         domain = replace(domain, devices=replace(domain.devices, interfaces=tuple(nics)))
-        prepared = Prepared(domain)
-        if not any(n.type in TAP_TYPES for n in nics):
-            return prepared
-        try:
-            for i, nic in enumerate(nics):
-                if nic.type not in TAP_TYPES:
-                    continue
-                who = f"domain '{entry.name}' interface {i} ({nic.mac})"
-                port, nics[i] = await asyncio.to_thread(self.open_one, entry.name, nic, who)
-                prepared.ports[i] = port
-        except BaseException:
-            prepared.undo()
-            raise
+        prepared = PreparedNics(domain)
+        undo.callback(prepared.release)
+        for i, nic in enumerate(nics):
+            if nic.type not in TAP_TYPES:
+                continue
+            who = f"domain '{name}' interface {i} ({nic.mac})"
+            port, nics[i] = await asyncio.to_thread(self.open_one, name, nic, who)
+            prepared.ports[i] = port
         prepared.domain = replace(domain, devices=replace(domain.devices, interfaces=tuple(nics)))
         return prepared
 
@@ -139,59 +143,29 @@ class NicManager:
             if nic.type in TAP_TYPES:
                 ports.release(nic.target_dev, port_kind(nic))
 
-    def users(self, network: str) -> list[tuple[str, str | None]]:
-        """(domain, interface) pairs of running domains plugged into ``network``."""
-        found = []
-        for entry in self.domains.domains:
-            if entry.running is None:
-                continue
-            for nic in entry.running.live.devices.interfaces:
-                if nic.type == "network" and dict(nic.source).get("network") == network:
-                    found.append((entry.name, nic.target_dev))
-        return found
-
-    def replug(self, network: str) -> None:
-        """A network came back (net-start after net-destroy --force): plug its guests' taps in again."""
-        for entry in self.domains.domains:
-            if entry.running is None:
-                continue
-            for nic in entry.running.live.devices.interfaces:
-                if nic.type == "network" and dict(nic.source).get("network") == network and nic.target_dev:
-                    try:
-                        att, _ = self.attachment(nic, nic.target_dev)
-                        if att.kind == "bridge" and att.bridge and links.link_exists(nic.target_dev):
-                            links.plug_into_bridge(nic.target_dev, att.bridge, mtu=att.mtu,
-                                                   mac=ports.guest_side_mac(nic.mac or "52:54:00:00:00:00"))
-                    except PyvirtError as exc:
-                        log.warning("domain %s: cannot re-plug %s into network %s: %s", entry.name,
-                                    nic.target_dev, network, exc)
-
     # --------------------------------------------------------------- queries
-    def _domain(self, entry: DomainEntry, inactive: bool = False) -> Domain:
-        return entry.running.live if entry.running is not None and not inactive else entry.config
-
     def _find(self, entry: DomainEntry, ref: str, inactive: bool = False) -> tuple[int, Interface]:
         """A NIC by target dev name or MAC, as virsh's domif-* commands take it."""
-        for i, nic in enumerate(self._domain(entry, inactive).devices.interfaces):
+        for i, nic in enumerate(entry.view(inactive).devices.interfaces):
             if ref in (nic.target_dev, nic.mac) or (nic.mac and ref.lower() == nic.mac):
                 return i, nic
         raise NotFound(f"interface '{ref}' not found in domain '{entry.name}'; see `pyvirt domiflist {entry.name}`")
 
-    def list(self, ref: str, inactive: bool = False) -> list[dict[str, object]]:
-        entry = self.domains.lookup(ref)
+    def list_interfaces(self, ref: str, inactive: bool = False) -> list[InterfaceRow]:
+        entry = self.table.lookup(ref)
         rows = []
-        for nic in self._domain(entry, inactive).devices.interfaces:
+        for nic in entry.view(inactive).devices.interfaces:
             source = dict(nic.source)
-            rows.append({
-                "target": nic.target_dev if entry.running is not None and not inactive else None,
-                "type": nic.type,
-                "source": source.get("network") or source.get("bridge") or source.get("dev"),
-                "model": nic.model or "virtio", "mac": nic.mac, "link": nic.link_state or "up",
-            })
+            rows.append(InterfaceRow(
+                target=nic.target_dev if entry.running is not None and not inactive else None,
+                type=nic.type,
+                source=source.get("network") or source.get("bridge") or source.get("dev"),
+                model=nic.model or "virtio", mac=nic.mac, link=nic.link_state or "up",
+            ))
         return rows
 
-    def addresses(self, ref: str, source: str) -> list[dict[str, object]]:
-        entry = self.domains.lookup(ref)
+    def addresses(self, ref: str, source: str) -> list[InterfaceAddresses]:
+        entry = self.table.lookup(ref)
         if source != "lease":
             raise InvalidArgument(f"address source '{source}' is not supported; use --source lease "
                                   "(the DHCP leases of pyvirt's networks)")
@@ -204,13 +178,13 @@ class NicManager:
                 continue
             with contextlib.suppress(PyvirtError):
                 leases = self.networks.leases(net, nic.mac)
-                addrs = [{"type": lease.family, "addr": lease.ip, "prefix": lease.prefix} for lease in leases]
+                addrs = tuple(InterfaceAddress(lease.family, lease.ip, lease.prefix) for lease in leases)
                 if addrs:
-                    out.append({"name": nic.target_dev, "mac": nic.mac, "addrs": addrs})
+                    out.append(InterfaceAddresses(nic.target_dev, nic.mac, addrs))
         return out
 
-    def stats(self, ref: str, dev: str) -> dict[str, object]:
-        entry = self.domains.lookup(ref)
+    def stats(self, ref: str, dev: str) -> InterfaceStats:
+        entry = self.table.lookup(ref)
         if entry.running is None:
             raise OperationInvalid(f"domain '{entry.name}' is not running")
         _, nic = self._find(entry, dev)
@@ -219,21 +193,23 @@ class NicManager:
                                    "device to count traffic on")
         host = links.link_stats(nic.target_dev)
         # The host sees the tap from the other end: what it transmits, the guest receives.
-        swapped: dict[str, object] = {"device": nic.target_dev}
-        for key in ("bytes", "packets", "errs", "drop"):
-            swapped[f"rx_{key}"] = host.get(f"tx_{key}", 0)
-            swapped[f"tx_{key}"] = host.get(f"rx_{key}", 0)
-        return swapped
+        return InterfaceStats(
+            device=nic.target_dev,
+            rx_bytes=host.get("tx_bytes", 0), tx_bytes=host.get("rx_bytes", 0),
+            rx_packets=host.get("tx_packets", 0), tx_packets=host.get("rx_packets", 0),
+            rx_errs=host.get("tx_errs", 0), tx_errs=host.get("rx_errs", 0),
+            rx_drop=host.get("tx_drop", 0), tx_drop=host.get("rx_drop", 0),
+        )
 
     def get_link(self, ref: str, dev: str, inactive: bool = False) -> str:
-        entry = self.domains.lookup(ref)
+        entry = self.table.lookup(ref)
         _, nic = self._find(entry, dev, inactive)
         return nic.link_state or "up"
 
     # --------------------------------------------------------------- changes
     async def set_link(self, ref: str, dev: str, state: str, *, live: bool, config: bool) -> None:
-        entry = self.domains.lookup(ref)
-        async with _job(entry, "set the link of"):
+        entry = self.table.lookup(ref)
+        async with self.table.job(entry, "set the link of"):
             if live and entry.running is not None:
                 index, nic = self._find(entry, dev)
                 await entry.running.monitor.set_link(nic.alias or f"net{index}", state == "up")
@@ -244,52 +220,54 @@ class NicManager:
                 index, nic = self._find(entry, dev, inactive=True)
                 new = list(entry.config.devices.interfaces)
                 new[index] = replace(nic, link_state=None if state == "up" else "down")
-                self.domains.store_config(entry, replace(entry.config, devices=replace(entry.config.devices,
-                                                                                       interfaces=tuple(new))))
+                self.table.set_config(entry, replace(entry.config, devices=replace(entry.config.devices,
+                                                                                   interfaces=tuple(new))))
 
-    async def attach(self, ref: str, xml: str, *, live: bool, config: bool) -> dict[str, object]:
-        entry = self.domains.lookup(ref)
+    async def attach(self, ref: str, xml: str, *, live: bool, config: bool) -> InterfaceChange:
+        entry = self.table.lookup(ref)
         nic = parse_interface_xml(xml)
         if nic.mac is None:
-            nic = replace(nic, mac=new_mac(self.domains.macs_in_use()))
+            nic = replace(nic, mac=new_mac(self.table.macs_in_use()))
         base = entry.config
         validate_domain(replace(base, devices=replace(base.devices, interfaces=(*base.devices.interfaces, nic))))
-        async with _job(entry, "attach an interface to"):
+        async with self.table.job(entry, "attach an interface to"):
             if live and entry.running is None:
                 if not config:
                     raise OperationInvalid(f"domain '{entry.name}' is not running; use --config to add the "
                                            "interface to its definition")
                 live = False
-            row: dict[str, object] = {"mac": nic.mac, "type": nic.type}
+            target = None
             if config:
                 self._check_config_mac(entry, nic)
             if live:
-                row["target"] = await self._hotplug(entry, nic)
+                target = await self._hotplug(entry, nic)
             if config:
                 devices = entry.config.devices
-                self.domains.store_config(entry, replace(entry.config, devices=replace(
+                self.table.set_config(entry, replace(entry.config, devices=replace(
                     devices, interfaces=(*devices.interfaces, replace(nic, target_dev=None)))))
-        return row
+        return InterfaceChange(nic.mac, nic.type, target)
 
-    async def detach(self, ref: str, kind: str, mac: str | None, *, live: bool, config: bool) -> dict[str, object]:
-        entry = self.domains.lookup(ref)
-        async with _job(entry, "detach an interface from"):
+    async def detach(self, ref: str, kind: str, mac: str | None, *, live: bool, config: bool) -> InterfaceChange:
+        entry = self.table.lookup(ref)
+        async with self.table.job(entry, "detach an interface from"):
             if live and entry.running is None:
                 if not config:
                     raise OperationInvalid(f"domain '{entry.name}' is not running; use --config")
                 live = False
-            row: dict[str, object] = {}
+            change: InterfaceChange | None = None
             if live:
-                index, nic = self._match(entry, self._domain(entry), kind, mac)
+                index, nic = self._match(entry, entry.view(), kind, mac)
                 await self._unplug(entry, index, nic)
-                row = {"mac": nic.mac, "target": nic.target_dev}
+                change = InterfaceChange(nic.mac, nic.type, nic.target_dev)
             if config:
                 index, nic = self._match(entry, entry.config, kind, mac)
                 new = [n for i, n in enumerate(entry.config.devices.interfaces) if i != index]
-                self.domains.store_config(entry, replace(entry.config, devices=replace(
+                self.table.set_config(entry, replace(entry.config, devices=replace(
                     entry.config.devices, interfaces=tuple(new))))
-                row = row or {"mac": nic.mac}
-        return row
+                change = change or InterfaceChange(nic.mac, nic.type, None)
+        if change is None:
+            raise InvalidArgument("nothing to detach: give --live, --config or both")
+        return change
 
     # ---------------------------------------------------------------- helpers
     def _check_config_mac(self, entry: DomainEntry, nic: Interface) -> None:
@@ -322,7 +300,7 @@ class NicManager:
         else:
             nics[index] = nic
         run.live = replace(run.live, devices=replace(run.live.devices, interfaces=tuple(nics)))
-        self.domains.record_runtime(entry)
+        self.table.record_runtime(entry)
 
     async def _hotplug(self, entry: DomainEntry, nic: Interface) -> str | None:
         run = entry.running

@@ -123,3 +123,11 @@ def check_machine(domain: Domain, machine_names: set[str]) -> None:
             f"cannot start domain '{domain.name}': machine type '{machine}' is not supported by this QEMU; "
             f"use one of: {known}"
         )
+
+
+def same_file(a: str, b: str) -> bool:
+    """Do two paths name one file (hard links, symlinks, bind mounts)? Falls back to real paths."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)

@@ -1,9 +1,10 @@
-"""One running QEMU: launching it with an undo list, and reattaching to it.
+"""One running QEMU: launching it onto the start's undo stack, and reattaching to it.
 
-``launch`` is the multi-step start (argv, spawn, QMP, cont); every step that
-made something registers its undo, so a failed start leaves no process,
-socket or file behind. ``Running`` is what the daemon holds while the guest
-runs; it is rebuilt by ``reattach`` after a daemon restart.
+``QemuLauncher.launch`` is the QEMU part of a start (argv, spawn, QMP, cont);
+every step that made something pushes its undo onto the stack the start owns,
+so a failed start leaves no process, socket or file behind. ``Running`` is what
+the daemon holds while the guest runs; it is rebuilt by ``reattach`` after a
+daemon restart.
 """
 from __future__ import annotations
 
@@ -107,26 +108,36 @@ def remove_runtime_files(config: Config, domain: Domain) -> None:
     shutil.rmtree(config.paths.channel_dir(domain.uuid), ignore_errors=True)
 
 
-async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities,
-                 paused: bool, nic_fds: dict[int, NicFds] | None = None) -> Running:
-    """Start QEMU for ``domain``; on any failure undo every step and raise.
+class QemuLauncher:
+    """Starts and finds the QEMU processes of domains (the domain manager's only way to them)."""
 
-    ``nic_fds`` are the taps the daemon opened for tap-backed NICs; QEMU inherits
-    them (the caller closes its own copies afterwards).
-    """
-    ctx = launch_context(config, domain, accel, caps, nic_fds)
-    inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)]
-    command = build_argv(domain, ctx)
-    argv, notes = command.argv, list(command.notes)
-    remove_runtime_files(config, domain)
-    config.paths.channel_dir(domain.uuid).mkdir(mode=0o700)
-    log_path = config.paths.domain_log(domain.name)
-    with open(log_path, "a") as f:
-        for note in notes:
-            log.info("domain %s: %s", domain.name, note)
-            f.write(f"pyvirt: {note}\n")
-    async with contextlib.AsyncExitStack() as undo:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def remove_runtime_files(self, domain: Domain) -> None:
+        remove_runtime_files(self.config, domain)
+
+    async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities, paused: bool,
+                     nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack) -> Running:
+        """Start QEMU for ``domain``; every step that made something pushes its undo onto ``undo``.
+
+        ``undo`` is the start's one stack (the disk and NIC preparers' steps are on it already): the
+        caller unwinds it when anything fails and pops it when the start succeeds. ``nic_fds`` are
+        the taps the daemon opened; QEMU inherits them (the caller closes its own copies).
+        """
+        config = self.config
+        ctx = launch_context(config, domain, accel, caps, nic_fds)
+        inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)]
+        command = build_argv(domain, ctx)
+        argv, notes = command.argv, list(command.notes)
+        remove_runtime_files(config, domain)
+        config.paths.channel_dir(domain.uuid).mkdir(mode=0o700)
         undo.callback(remove_runtime_files, config, domain)
+        log_path = config.paths.domain_log(domain.name)
+        with open(log_path, "a") as f:
+            for note in notes:
+                log.info("domain %s: %s", domain.name, note)
+                f.write(f"pyvirt: {note}\n")
         proc = await qproc.spawn(
             argv,
             log_path=log_path,
@@ -143,11 +154,15 @@ async def launch(config: Config, domain: Domain, *, dom_id: int, accel: str, cap
                 await monitor.set_link(f"net{index}", False)
         if not paused:
             await monitor.cont()
-        undo.pop_all()
-    return Running(
-        id=dom_id, process=proc, monitor=monitor, live=domain, argv=argv, accel=accel,
-        started=time.time(), notes=notes,
-    )
+        return Running(
+            id=dom_id, process=proc, monitor=monitor, live=domain, argv=argv, accel=accel,
+            started=time.time(), notes=notes,
+        )
+
+    async def reattach(self, domain: Domain, *, pid: int, dom_id: int, argv: list[str], accel: str,
+                       started: float) -> tuple[Running, str] | None:
+        return await reattach(self.config, domain, pid=pid, dom_id=dom_id, argv=argv, accel=accel,
+                              started=started)
 
 
 async def reattach(config: Config, domain: Domain, *, pid: int, dom_id: int, argv: list[str], accel: str,

@@ -1,221 +1,111 @@
-"""SnapshotManager: internal snapshots of domains (virsh's snapshot-* verbs) and their metadata.
+"""SnapshotManager: internal snapshots of domains (virsh's snapshot-* verbs).
 
 A shut-off domain is snapshotted with `qemu-img snapshot` on every qcow2
 disk it writes to. A running or paused one through QEMU's own jobs
-(QMP snapshot-save / snapshot-load / snapshot-delete): they store the disks
-and, in the first disk's image, the memory and device state, so reverting
-to such a snapshot resumes the guest at that moment. Raw images cannot hold
-internal snapshots; read-only disks and CD-ROMs are left out.
+(QMP snapshot-save / snapshot-load / snapshot-delete, qemu/jobs.py): they
+store the disks and, in the first disk's image, the memory and device state,
+so reverting to such a snapshot resumes the guest at that moment. Raw images
+cannot hold internal snapshots; read-only disks and CD-ROMs are left out.
 
-Metadata (libvirt's: name, description, parent, creation time, state, the
-definition at the time, memory yes/no, which snapshot is current) lives in
-the store's objects table, kind ``snapshot:<domain uuid>``, as libvirt's
-internal <domainsnapshot> XML. Snapshots form a tree through their parent
-names; deleting one hands its children to its parent, as libvirt does.
-
-Every verb that changes images holds the domain's job lock for its whole
-run. External (disk-only) snapshots come in a later release.
+The metadata (the tree, the current one) is the snapshot catalog's
+(snapshot_catalog.py). Every verb that changes images holds the domain's job
+lock for its whole run; starting or stopping the domain inside it goes
+through the domain manager's public held-lock operations. External
+(disk-only) snapshots come in a later release.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
 import uuid as uuidlib
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Protocol
 
-from ..config import Config
 from ..errors import (
-    AlreadyExists, InvalidArgument, NotFound, OperationInvalid, PyvirtError, QemuError, UnsupportedConfig,
+    AlreadyExists, InvalidArgument, OperationInvalid, PyvirtError, QemuError, UnsupportedConfig,
 )
 from ..model.domain import Disk, Domain
 from ..model.domain_xml import parse_domain_xml
-from ..model.snapshot_xml import (
-    DomainSnapshot, SnapshotDisk, check_snapshot_name, format_snapshot_xml, parse_snapshot_xml,
-)
-from ..qemu import events as ev
-from ..qemu import img
+from ..model.snapshot_xml import DomainSnapshot, SnapshotDisk, check_snapshot_name, parse_snapshot_xml
+from ..model.snapshot_xml import format_snapshot_xml
+from ..qemu import img, jobs
 from ..qemu.argv_disks import DiskNames, disk_names
-from ..state.store import ObjectRow, Store
-from .domains import DomainManager
-from .registry import DomainEntry, job as _job
+from .domain_table import DomainEntry, DomainTable, Job
+from .results import SnapshotList, SnapshotReverted, SnapshotRow, SnapshotsDeleted
 from .runner import Running
+from .snapshot_catalog import SnapshotCatalog, Stored
 from .states import State
 
 log = logging.getLogger(__name__)
 
-JOB_TIMEOUT = 600.0  # seconds for one QEMU snapshot job (it copies the guest's memory)
 SETTLE_TIMEOUT = 5.0  # seconds for the domain's state to follow QEMU's STOP/RESUME events
 LATER = "comes in a later release"
 
 
-@dataclass
-class _Stored:
-    """One snapshot's metadata and the key of its row in the store."""
+class Lifecycle(Protocol):
+    """Starting and stopping a domain whose job lock the caller holds (the domain manager)."""
 
-    row: str
-    snap: DomainSnapshot
+    async def start_held(self, job: Job, paused: bool) -> None:
+        """Start it (paused or running)."""
+
+    async def stop_held(self, job: Job) -> None:
+        """Destroy it; returns once its end is recorded."""
+
+
+async def _job_step(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run one QEMU job; its failure says what pyvirt was doing."""
+    try:
+        await step()
+    except QemuError as exc:
+        raise QemuError(f"cannot {what}: {exc.message}", detail=exc.detail) from exc
 
 
 class SnapshotManager:
-    def __init__(self, domains: DomainManager, store: Store, config: Config) -> None:
-        self.domains = domains
-        self.store = store
-        self.config = config
-        self._cache: dict[str, dict[str, _Stored]] = {}  # domain uuid -> snapshot name -> metadata
-        self._follower: asyncio.Task[None] | None = None
-        domains.snapshot_count = self.count
-        domains.snapshot_forget = self.forget
+    def __init__(self, table: DomainTable, catalog: SnapshotCatalog, lifecycle: Lifecycle) -> None:
+        self.table = table
+        self.catalog = catalog
+        self.lifecycle = lifecycle
 
-    # ------------------------------------------------------------- lifecycle
-    def start(self) -> None:
-        """Follow domain events: a domain that is gone (undefined, a transient one stopped) loses its metadata."""
-        if self._follower is None:
-            self._follower = asyncio.get_running_loop().create_task(self._follow(), name="snapshot-follower")
-
-    async def close(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
-
-    async def _follow(self) -> None:
-        async for record in self.domains.bus.subscribe():
-            if record.get("event") != "undefined":
-                continue
-            uuid = str(record.get("uuid"))
-            if not any(e.uuid == uuid for e in self.domains.domains):
-                self._forget_uuid(uuid)
-
-    # -------------------------------------------------------------- metadata
-    @staticmethod
-    def _kind(uuid: str) -> str:
-        return f"snapshot:{uuid}"
-
-    def _all(self, entry: DomainEntry) -> dict[str, _Stored]:
-        snaps = self._cache.get(entry.uuid)
-        if snaps is None:
-            snaps = {}
-            for row in self.store.objects(self._kind(entry.uuid)):
-                try:
-                    snaps[row.name] = _Stored(row.uuid, parse_snapshot_xml(row.xml, internal=True))
-                except PyvirtError:
-                    log.exception("domain %s: stored snapshot %s no longer parses; skipping it", entry.name, row.name)
-            self._cache[entry.uuid] = snaps
-        return snaps
-
-    def _put(self, entry: DomainEntry, stored: _Stored) -> None:
-        snap = stored.snap
-        assert snap.name is not None
-        self.store.put_object(ObjectRow(self._kind(entry.uuid), stored.row, snap.name,
-                                        format_snapshot_xml(snap, internal=True), True, False))
-        self._all(entry)[snap.name] = stored
-
-    def _drop(self, entry: DomainEntry, name: str) -> None:
-        stored = self._all(entry).pop(name, None)
-        if stored is not None:
-            self.store.delete_object(self._kind(entry.uuid), stored.row)
-
-    def _get(self, entry: DomainEntry, name: str | None) -> _Stored:
-        """A snapshot by name; None means the current one."""
-        snaps = self._all(entry)
-        if name is None:
-            current = next((s for s in snaps.values() if s.snap.current), None)
-            if current is None:
-                raise NotFound(f"domain '{entry.name}' has no current snapshot; name one "
-                               f"(see `pyvirt snapshot-list {entry.name}`)")
-            return current
-        stored = snaps.get(name)
-        if stored is None:
-            raise NotFound(f"no domain snapshot with matching name '{name}' in domain '{entry.name}'; "
-                           f"see `pyvirt snapshot-list {entry.name}`")
-        return stored
-
-    def _set_current(self, entry: DomainEntry, name: str | None) -> None:
-        for stored in list(self._all(entry).values()):
-            want = stored.snap.name == name
-            if stored.snap.current != want:
-                self._put(entry, _Stored(stored.row, replace(stored.snap, current=want)))
-
-    def count(self, entry: DomainEntry) -> int:
-        return len(self._all(entry))
-
-    def forget(self, entry: DomainEntry) -> None:
-        """Drop every snapshot's metadata of ``entry`` (undefine --snapshots-metadata); images keep theirs."""
-        self._forget_uuid(entry.uuid)
-
-    def _forget_uuid(self, uuid: str) -> None:
-        kind = self._kind(uuid)
-        for row in self.store.objects(kind):
-            self.store.delete_object(kind, row.uuid)
-        self._cache.pop(uuid, None)
-
-    @staticmethod
-    def _children(snaps: dict[str, _Stored], name: str) -> list[str]:
-        return sorted((n for n, s in snaps.items() if s.snap.parent == name), key=str.lower)
-
-    def _descendants(self, snaps: dict[str, _Stored], name: str) -> list[str]:
-        """Every descendant of ``name``, parents before their children."""
-        out: list[str] = []
-        todo = self._children(snaps, name)
-        while todo:
-            child = todo.pop(0)
-            if child in out:  # a loop in hand-edited metadata must not hang the daemon
-                continue
-            out.append(child)
-            todo += self._children(snaps, child)
-        return out
-
-    def _row(self, entry: DomainEntry, snaps: dict[str, _Stored], stored: _Stored) -> dict[str, Any]:
-        s = stored.snap
-        assert s.name is not None
-        return {
-            "name": s.name, "domain": entry.name, "description": s.description, "state": s.state,
-            "parent": s.parent, "creation_time": s.creation_time, "location": s.location,
-            "current": s.current, "memory": s.memory, "metadata": True,
-            "children": len(self._children(snaps, s.name)),
-            "descendants": len(self._descendants(snaps, s.name)),
-            "disks": [{"name": d.name, "snapshot": d.snapshot} for d in s.disks],
-        }
+    def _row(self, entry: DomainEntry, name: str) -> SnapshotRow:
+        return self.catalog.row(entry.uuid, entry.name, name)
 
     # --------------------------------------------------------------- queries
-    def list(self, ref: str) -> dict[str, Any]:
+    def list_snapshots(self, ref: str) -> SnapshotList:
         """Every snapshot of a domain (by name), and the current one's name."""
-        entry = self.domains.lookup(ref)
-        snaps = self._all(entry)
-        rows = [self._row(entry, snaps, snaps[n]) for n in sorted(snaps, key=str.lower)]
-        current = next((r["name"] for r in rows if r["current"]), None)
-        return {"snapshots": rows, "current": current}
+        entry = self.table.lookup(ref)
+        snaps = self.catalog.all(entry.uuid)
+        rows = tuple(self._row(entry, n) for n in sorted(snaps, key=str.lower))
+        return SnapshotList(rows, self.catalog.current(entry.uuid))
 
-    def info(self, ref: str, name: str) -> dict[str, Any]:
-        entry = self.domains.lookup(ref)
-        return self._row(entry, self._all(entry), self._get(entry, name))
+    def info(self, ref: str, name: str) -> SnapshotRow:
+        entry = self.table.lookup(ref)
+        stored = self.catalog.get(entry.uuid, entry.name, name)
+        assert stored.snap.name is not None
+        return self._row(entry, stored.snap.name)
 
     def get_xml(self, ref: str, name: str) -> str:
-        entry = self.domains.lookup(ref)
-        return format_snapshot_xml(self._get(entry, name).snap)
+        entry = self.table.lookup(ref)
+        return format_snapshot_xml(self.catalog.get(entry.uuid, entry.name, name).snap)
 
-    async def set_current(self, ref: str, name: str) -> dict[str, Any]:
-        entry = self.domains.lookup(ref)
-        async with _job(entry, "set the current snapshot of"):
-            self._get(entry, name)
-            self._set_current(entry, name)
-            snaps = self._all(entry)
-            return self._row(entry, snaps, snaps[name])
+    async def set_current(self, ref: str, name: str) -> SnapshotRow:
+        entry = self.table.lookup(ref)
+        async with self.table.job(entry, "set the current snapshot of"):
+            self.catalog.get(entry.uuid, entry.name, name)
+            self.catalog.set_current(entry.uuid, name)
+            return self._row(entry, name)
 
     # ---------------------------------------------------------------- create
     async def create(self, ref: str, xml: str | None = None, *, disk_only: bool = False, no_metadata: bool = False,
                      halt: bool = False, live: bool = False, atomic: bool = False, quiesce: bool = False,
-                     reuse_external: bool = False) -> dict[str, Any]:
+                     reuse_external: bool = False) -> SnapshotRow:
         """Take an internal snapshot (snapshot-create / snapshot-create-as); returns its row.
 
         ``atomic`` changes nothing: a failure on one disk always removes the snapshot from the others.
         """
-        entry = self.domains.lookup(ref)
+        entry = self.table.lookup(ref)
         spec = parse_snapshot_xml(xml) if xml and xml.strip() else DomainSnapshot()
         if disk_only or spec.state == "disk-snapshot":
             raise OperationInvalid(
@@ -227,7 +117,7 @@ class SnapshotManager:
                                    "leave it out")
         if quiesce:
             raise OperationInvalid(f"--quiesce needs the QEMU guest agent, which {LATER}; leave it out")
-        async with _job(entry, "take a snapshot of"):
+        async with self.table.job(entry, "take a snapshot of") as job:
             run = entry.running
             if run is not None and entry.state not in (State.RUNNING, State.PAUSED):
                 raise OperationInvalid(f"cannot snapshot domain '{entry.name}' while it is {entry.state.value}; "
@@ -249,7 +139,7 @@ class SnapshotManager:
                     f"snapshot, which {LATER}; leave out <memory snapshot='no'/>")
             name = spec.name or str(int(time.time()))
             check_snapshot_name(name)
-            snaps = self._all(entry)
+            snaps = self.catalog.all(entry.uuid)
             if name in snaps:
                 raise AlreadyExists(f"domain snapshot '{name}' already exists for domain '{entry.name}'; choose "
                                     f"another name or delete it first (`pyvirt snapshot-delete {entry.name} {name}`)")
@@ -263,41 +153,42 @@ class SnapshotManager:
                 await asyncio.to_thread(_create_offline, entry.name, name, chosen)
             snap = DomainSnapshot(
                 name=name, description=spec.description, state=state, creation_time=created, memory=memory,
-                disks=listed, domain_xml=entry.xml, current=True,
-                parent=next((n for n, s in snaps.items() if s.snap.current), None),
+                disks=listed, domain_xml=entry.xml, current=not no_metadata,
+                parent=self.catalog.current(entry.uuid),
             )
-            row = {"name": name, "domain": entry.name, "metadata": not no_metadata, "state": state}
-            if not no_metadata:
-                self._set_current(entry, None)
-                self._put(entry, _Stored(str(uuidlib.uuid4()), snap))
-                row = self._row(entry, self._all(entry), self._all(entry)[name])
+            if no_metadata:
+                row = SnapshotRow(name, entry.name, snap.description, state, snap.parent, created, snap.location,
+                                  False, memory, False, 0, 0, ())
+            else:
+                self.catalog.set_current(entry.uuid, None)
+                self.catalog.put(entry.uuid, Stored(str(uuidlib.uuid4()), snap))
+                row = self._row(entry, name)
             if halt and entry.running is not None:
-                await self._stop(entry)
+                await self.lifecycle.stop_held(job)
             return row
 
     async def _save_live(self, entry: DomainEntry, run: Running, name: str, chosen: list[Disk]) -> None:
         nodes = _live_nodes(entry.name, run.live, chosen)
-        taken = await _live_tags(run, nodes)
-        if name in taken:
+        if name in await jobs.snapshot_tags(run.monitor, nodes):
             raise AlreadyExists(f"a disk image of domain '{entry.name}' already holds an internal snapshot named "
                                 f"'{name}' (one taken without metadata?); choose another name")
         want_running = entry.state is State.RUNNING
-        await _qmp_job(entry, run, "snapshot-save", {"tag": name, "vmstate": nodes[0], "devices": nodes},
-                       f"save snapshot '{name}' of")
+        await _job_step(f"save snapshot '{name}' of domain '{entry.name}'",
+                        lambda: jobs.snapshot_save(run.monitor, name, nodes[0], nodes))
         await _settle(entry, run, want_running)
 
     # ---------------------------------------------------------------- revert
     async def revert(self, ref: str, name: str | None, *, running: bool = False, paused: bool = False,
-                     force: bool = False) -> dict[str, Any]:
+                     force: bool = False) -> SnapshotReverted:
         """Make the domain what it was at the snapshot: disks, and memory and run state if it was running.
 
         ``force`` changes nothing: none of these reverts is risky in the way it is about (external files).
         """
         if running and paused:
             raise InvalidArgument("--running and --paused are mutually exclusive; give one of them")
-        entry = self.domains.lookup(ref)
-        async with _job(entry, "revert"):
-            stored = self._get(entry, name)
+        entry = self.table.lookup(ref)
+        async with self.table.job(entry, "revert") as job:
+            stored = self.catalog.get(entry.uuid, entry.name, name)
             snap = stored.snap
             assert snap.name is not None
             if snap.location == "external":
@@ -308,27 +199,28 @@ class SnapshotManager:
                 raise OperationInvalid(f"snapshot '{snap.name}' of domain '{entry.name}' covers no disk; "
                                        "there is nothing to revert")
             if snap.memory == "internal":
-                await self._revert_live(entry, snap, chosen, running=running, paused=paused)
+                await self._revert_live(job, snap, chosen, running=running, paused=paused)
             else:
                 if any(not d.source for d in chosen):
                     raise OperationInvalid("reverting a shut-off snapshot of volume disks comes in a later release")
                 if entry.running is not None:  # libvirt stops the guest to revert to a shut-off snapshot
-                    await self._stop(entry)
+                    await self.lifecycle.stop_held(job)
                 self._restore_definition(entry, snap)
                 await asyncio.to_thread(_apply_offline, entry.name, snap.name, chosen)
                 if running or paused:
-                    await self.domains._start_locked(entry, paused)  # noqa: SLF001 - we hold the job lock
-            self._set_current(entry, snap.name)
-            snaps = self._all(entry)
-            return self._row(entry, snaps, snaps[snap.name]) | {"domain_state": entry.state.value}
+                    await self.lifecycle.start_held(job, paused)
+            self.catalog.set_current(entry.uuid, snap.name)
+            return SnapshotReverted(self._row(entry, snap.name), entry.state.value)
 
-    async def _revert_live(self, entry: DomainEntry, snap: DomainSnapshot, chosen: list[Disk], *,
+    async def _revert_live(self, job: Job, snap: DomainSnapshot, chosen: list[Disk], *,
                            running: bool, paused: bool) -> None:
+        entry = job.entry
         assert snap.name is not None
+        tag = snap.name
         started = False
         if entry.running is None:
             self._restore_definition(entry, snap)
-            await self.domains._start_locked(entry, True)  # noqa: SLF001 - we hold the job lock
+            await self.lifecycle.start_held(job, True)
             started = True
         run = entry.running
         assert run is not None
@@ -336,11 +228,11 @@ class SnapshotManager:
             nodes = _live_nodes(entry.name, run.live, chosen)
             if entry.state is State.RUNNING:
                 await run.monitor.stop()  # the guest must not run while its memory is replaced
-            await _qmp_job(entry, run, "snapshot-load", {"tag": snap.name, "vmstate": nodes[0], "devices": nodes},
-                           f"load snapshot '{snap.name}' into")
+            await _job_step(f"load snapshot '{tag}' into domain '{entry.name}'",
+                            lambda: jobs.snapshot_load(run.monitor, tag, nodes[0], nodes))
         except BaseException:
             if started:
-                await self._stop(entry)
+                await self.lifecycle.stop_held(job)
             raise
         if not started:
             self._restore_definition(entry, snap)
@@ -357,45 +249,41 @@ class SnapshotManager:
         if domain.uuid != entry.uuid:
             raise OperationInvalid(f"snapshot '{snap.name}' holds a definition of another domain "
                                    f"(uuid {domain.uuid}); it cannot be reverted to")
-        self.domains.store_config(entry, domain)
-
-    async def _stop(self, entry: DomainEntry) -> None:
-        run = entry.running
-        if run is not None:
-            await self.domains._kill(run)  # noqa: SLF001 - we hold the job lock
-            await self.domains._settled(entry, run)  # noqa: SLF001
+        self.table.set_config(entry, domain)
 
     # ---------------------------------------------------------------- delete
     async def delete(self, ref: str, name: str | None, *, children: bool = False, children_only: bool = False,
-                     metadata_only: bool = False) -> dict[str, Any]:
+                     metadata_only: bool = False) -> SnapshotsDeleted:
         """Delete a snapshot (and/or its descendants); its children move up to its parent."""
         if children and children_only:
             raise InvalidArgument("--children and --children-only are mutually exclusive; give one of them")
-        entry = self.domains.lookup(ref)
-        async with _job(entry, "delete a snapshot of"):
-            stored = self._get(entry, name)
-            snaps = self._all(entry)
-            target = stored.snap
+        entry = self.table.lookup(ref)
+        uuid = entry.uuid
+        async with self.table.job(entry, "delete a snapshot of"):
+            target = self.catalog.get(uuid, entry.name, name).snap
+            snaps = self.catalog.all(uuid)
             assert target.name is not None
-            below = self._descendants(snaps, target.name)
+            below = self.catalog.descendants(snaps, target.name)
             victims = below if children_only else [target.name] + (below if children else [])
             if not metadata_only:
                 for victim in reversed(victims):  # leaves first
                     await self._delete_images(entry, snaps[victim].snap)
-            current = next((n for n, s in snaps.items() if s.snap.current), None)
+            current = self.catalog.current(uuid)
+            orphans = self.catalog.children(snaps, target.name)
             for victim in victims:
-                self._drop(entry, victim)
+                self.catalog.drop(uuid, victim)
             if not children and not children_only:
-                for child in self._children(snaps, target.name):
+                for child in orphans:
                     moved = snaps[child]
-                    self._put(entry, _Stored(moved.row, replace(moved.snap, parent=target.parent)))
+                    self.catalog.put(uuid, Stored(moved.row, replace(moved.snap, parent=target.parent)))
             if current in victims:
                 heir = target.name if children_only else target.parent
-                self._set_current(entry, heir if heir in self._all(entry) else None)
-            return {"name": target.name, "deleted": victims, "children_only": children_only}
+                self.catalog.set_current(uuid, heir if heir in self.catalog.all(uuid) else None)
+            return SnapshotsDeleted(target.name, tuple(victims), children_only)
 
     async def _delete_images(self, entry: DomainEntry, snap: DomainSnapshot) -> None:
         assert snap.name is not None
+        tag = snap.name
         then = _snapshot_domain(entry, snap)
         run = entry.running
         nodes: list[str] = []
@@ -408,12 +296,12 @@ class SnapshotManager:
                 offline.append(disk)
             else:
                 log.warning("domain %s: volume disk %s is not attached; snapshot %s stays in its image",
-                            entry.name, disk.target_dev, snap.name)
+                            entry.name, disk.target_dev, tag)
         if run is not None and nodes:
-            await _qmp_job(entry, run, "snapshot-delete", {"tag": snap.name, "devices": nodes},
-                           f"delete snapshot '{snap.name}' of")
+            await _job_step(f"delete snapshot '{tag}' of domain '{entry.name}'",
+                            lambda: jobs.snapshot_delete(run.monitor, tag, nodes))
         if offline:
-            await asyncio.to_thread(_delete_offline, entry.name, snap.name, offline)
+            await asyncio.to_thread(_delete_offline, entry.name, tag, offline)
 
 
 # ------------------------------------------------------------------ disks
@@ -508,15 +396,6 @@ def _live_nodes(domain_name: str, live: Domain, chosen: list[Disk]) -> list[str]
     return nodes
 
 
-async def _live_tags(run: Running, nodes: list[str]) -> set[str]:
-    """Names of the internal snapshots the given block nodes already hold."""
-    tags: set[str] = set()
-    for bdev in await run.monitor.execute("query-named-block-nodes", {"flat": True}):
-        if bdev.get("node-name") in nodes:
-            tags.update(str(s.get("name")) for s in (bdev.get("image") or {}).get("snapshots", []))
-    return tags
-
-
 def _create_offline(domain_name: str, name: str, disks: list[Disk]) -> None:
     """qemu-img snapshot -c on every disk; a failure removes it again from the disks done so far."""
     for disk in disks:
@@ -564,41 +443,6 @@ def _delete_offline(domain_name: str, name: str, disks: list[Disk]) -> None:
             continue
         if any(s.name == name for s in img.snapshot_list(disk.source, file_driver=_file_driver(disk))):
             img.snapshot_delete(disk.source, name, file_driver=_file_driver(disk))
-
-
-# ------------------------------------------------------------------ QEMU jobs
-async def _qmp_job(entry: DomainEntry, run: Running, command: str, args: dict[str, Any], doing: str) -> None:
-    """Run a QMP job to its end: wait for JOB_STATUS_CHANGE 'concluded', read its error, dismiss it."""
-    job_id = f"pyvirt-{command}-{uuidlib.uuid4().hex[:8]}"
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def on_event(event: Any) -> None:
-        if done.done():
-            return
-        if event.name == ev.JOB_STATUS_CHANGE and event.data.get("id") == job_id \
-                and event.data.get("status") in ("concluded", "null"):
-            done.set_result(None)
-        elif event.name == ev.MONITOR_CLOSED:
-            done.set_exception(QemuError(f"cannot {doing} domain '{entry.name}': QEMU went away during the job"))
-
-    unregister = run.monitor.on_event(on_event)
-    try:
-        await run.monitor.execute(command, {"job-id": job_id, **args})
-        try:
-            await asyncio.wait_for(asyncio.shield(done), JOB_TIMEOUT)
-        except TimeoutError as exc:
-            raise QemuError(f"cannot {doing} domain '{entry.name}': QEMU's {command} job did not end within "
-                            f"{JOB_TIMEOUT:g} s") from exc
-    finally:
-        unregister()
-        if done.done() and not done.cancelled():
-            done.exception()  # retrieved: no "never retrieved" warning when we left early
-    jobs = await run.monitor.execute("query-jobs")
-    mine = next((j for j in jobs if j.get("id") == job_id), {})
-    with contextlib.suppress(QemuError):
-        await run.monitor.execute("job-dismiss", {"id": job_id})
-    if mine.get("error"):
-        raise QemuError(f"cannot {doing} domain '{entry.name}': {mine['error']}")
 
 
 async def _settle(entry: DomainEntry, run: Running, running: bool) -> None:

@@ -339,6 +339,32 @@ class Monitor:
         """Put node ``node_name`` into an empty drive whose tray is open."""
         await self.execute("blockdev-insert-medium", {"id": device_id, "node-name": node_name})
 
+    async def query_named_block_nodes(self) -> list[dict[str, Any]]:
+        """Every block node, flat (node-name, image {snapshots, ...})."""
+        return list(await self.execute("query-named-block-nodes", {"flat": True}))
+
+    # -- jobs ---------------------------------------------------------------
+
+    async def query_jobs(self) -> list[dict[str, Any]]:
+        """Every job QEMU knows (id, type, status, error)."""
+        return list(await self.execute("query-jobs"))
+
+    async def job_dismiss(self, job_id: str) -> None:
+        """Forget a concluded job."""
+        await self.execute("job-dismiss", {"id": job_id})
+
+    async def snapshot_save(self, job_id: str, tag: str, vmstate: str, devices: list[str]) -> None:
+        """Start a job saving an internal snapshot of ``devices`` with the VM state in node ``vmstate``."""
+        await self.execute("snapshot-save", {"job-id": job_id, "tag": tag, "vmstate": vmstate, "devices": devices})
+
+    async def snapshot_load(self, job_id: str, tag: str, vmstate: str, devices: list[str]) -> None:
+        """Start a job loading internal snapshot ``tag`` (disks and VM state) into a stopped VM."""
+        await self.execute("snapshot-load", {"job-id": job_id, "tag": tag, "vmstate": vmstate, "devices": devices})
+
+    async def snapshot_delete(self, job_id: str, tag: str, devices: list[str]) -> None:
+        """Start a job deleting internal snapshot ``tag`` from ``devices``."""
+        await self.execute("snapshot-delete", {"job-id": job_id, "tag": tag, "devices": devices})
+
     async def __aenter__(self) -> "Monitor":
         return self
 

@@ -1,4 +1,8 @@
-"""pyvirtd: the daemon. Owns the host's state, supervises QEMU, serves the API.
+"""pyvirtd: the daemon's process. Owns the host's state, supervises QEMU, serves the API.
+
+This is the composition root: it parses the command line, builds the
+managers (daemon/services.py) and the API over them (api/), and runs both; it
+sits above daemon/ and api/, and nothing imports it.
 
 `pyvirtd --root DIR` keeps every file under DIR (tests run several side by
 side); without it, the system paths. It stays in the foreground unless
@@ -16,18 +20,13 @@ import signal
 import sys
 from pathlib import Path
 
-from .. import __version__
-from ..config import Config
-from ..errors import PyvirtError
-from ..state.store import Store
-from .domains import DomainManager
-from .eventbus import EventBus
-from .hostinfo import HostService
-from .networks import NetworkManager
-from .nics import NicManager
-from .disks import DiskManager
-from .pools import PoolManager
-from .snapshots import SnapshotManager
+from aiohttp import web
+
+from . import __version__
+from .api.server import Api
+from .config import Config
+from .daemon import services
+from .errors import PyvirtError
 
 log = logging.getLogger("pyvirtd")
 
@@ -35,37 +34,18 @@ log = logging.getLogger("pyvirtd")
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.uri = "qemu:///system" if config.paths.root == Path("/") else f"unix://{config.paths.socket}"
-        self.store = Store(config.paths.database)
-        self.bus = EventBus(self.store)
-        self.host = HostService(config)
-        self.domains = DomainManager(config, self.store, self.bus, self.host)
-        self.networks = NetworkManager(config, self.store, self.bus)
-        self.nics = NicManager(self.domains, self.networks)
-        self.domains.nics = self.nics
-        self.pools = PoolManager(config, self.store)
-        self.disks = DiskManager(self.domains, self.pools)
-        self.disks.nics = self.nics
-        self.domains.disks = self.disks
-        self.pools.users = self.disks.users  # vol-delete refuses volumes a domain uses (file, block or volume disks)
-        self.snapshots = SnapshotManager(self.domains, self.store, config)
-        self._runner: object | None = None
+        uri = "qemu:///system" if config.paths.root == Path("/") else f"unix://{config.paths.socket}"
+        self.services = services.build(config, uri)
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
-        from aiohttp import web  # the daemon's own import: never on the CLI's path
-
-        from ..api.server import Api
-
-        self.host.start_probe()
-        await self.networks.load()
-        await self.pools.load()
-        await self.domains.load()
+        s = self.services
+        s.host.start_probe()
+        await s.load()
         # Networks and pools come up before the socket opens (about 0.1 s each), so a client's
         # first `start` never races their autostart; domains start in the background.
-        await self.networks.autostart()
-        await self.pools.autostart()
-        self.snapshots.start()
-        app = Api(self).app()
+        await s.networks.autostart()
+        await s.pools.autostart()
+        app = Api(s).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         sock_path = self.config.paths.socket
@@ -85,23 +65,16 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
         if ready is not None:
             ready.set()
-        autostart = loop.create_task(self._autostart())
+        autostart = loop.create_task(s.domains.autostart())  # networks and pools are already up
         try:
             await stop.wait()
         finally:
             log.info("pyvirtd stopping; guests keep running")
             autostart.cancel()
             await runner.cleanup()
-            await self.snapshots.close()
-            await self.domains.close()
-            self.store.close()
+            await s.close()
             with contextlib.suppress(FileNotFoundError):
                 sock_path.unlink()
-
-
-    async def _autostart(self) -> None:
-        """Domains marked autostart (networks and pools are already up)."""
-        await self.domains.autostart()
 
 
 def _lock_pidfile(path: Path) -> int:

@@ -1,0 +1,186 @@
+"""Supervision of running domains: QMP events and process exits, the on_* policies, reattach.
+
+Each running domain has two watchers: one on its QMP events (guest power-off,
+reset, panic, pause/resume caused by the guest or by QEMU) and one on its
+process's pidfd, so a QEMU that dies is seen at once, not by polling. What a
+guest's power-off or crash leads to follows the domain's on_poweroff and
+on_crash (destroy, restart, preserve). After a daemon restart, ``reattach``
+finds the QEMU processes that outlived the last daemon and watches them again.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from ..errors import PyvirtError, QemuError
+from ..model.domain import Domain
+from ..model.domain_xml import parse_domain_xml
+from ..qemu import events as ev
+from ..qemu.monitor import QmpEvent
+from ..state.store import RuntimeRecord
+from .domain_table import DomainEntry, DomainTable
+from .runner import QemuLauncher, Running
+from .states import State
+
+log = logging.getLogger(__name__)
+
+DESTROY_GRACE_SECONDS = 3.0
+RESTART_POLICIES = ("restart", "coredump-restart")
+# The event a state reached through a guest's own doing is reported as.
+_EVENT_OF_STATE = {State.PAUSED: "suspended", State.RUNNING: "resumed", State.CRASHED: "crashed",
+                   State.IN_SHUTDOWN: "shutdown"}
+
+
+class Supervisor:
+    def __init__(self, table: DomainTable, launcher: QemuLauncher, *, release: Callable[[Domain], None],
+                 restart: Callable[[DomainEntry], Awaitable[object]]) -> None:
+        """``release``: undo what outlives QEMU on the host (macvtap links) once it is gone.
+        ``restart``: start a domain again (on_crash=restart), taking its job lock."""
+        self.table = table
+        self.launcher = launcher
+        self._release = release
+        self._restart = restart
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # ------------------------------------------------------------ lifecycle
+    def watch(self, entry: DomainEntry) -> None:
+        """Start watching a domain that just got its ``running``."""
+        run = entry.running
+        assert run is not None
+        self.table.record_runtime(entry)
+        self._spawn(self._watch_events(entry, run))
+        self._spawn(self._watch_exit(entry, run))
+
+    async def stop(self, run: Running) -> None:
+        """Destroy a domain's QEMU and return once its end is recorded (state, files, host side)."""
+        run.destroying = True
+        await run.process.terminate(DESTROY_GRACE_SECONDS)
+        await run.ended.wait()
+
+    async def close(self) -> None:
+        """Daemon shutdown: stop watching, leave every guest running."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        for _, run in self.table.running():
+            await run.monitor.close()
+
+    # --------------------------------------------------------------- reattach
+    async def reattach(self, entry: DomainEntry, record: RuntimeRecord) -> None:
+        """Take over a QEMU that an earlier daemon started, or clean up after one that is gone."""
+        live = parse_domain_xml(record.live_xml)
+        found = await self.launcher.reattach(live, pid=record.pid, dom_id=record.id, argv=record.argv,
+                                             accel=record.accel, started=record.started)
+        if found is None:
+            log.info("domain %s: QEMU pid %d is gone since the last daemon run", entry.name, record.pid)
+            self.table.drop_runtime(entry)
+            self.launcher.remove_runtime_files(live)
+            self._release(live)
+            entry.state, entry.reason = State.SHUTOFF, "daemon"
+            if not entry.persistent:
+                self.table.remove(entry)
+            return
+        running, status = found
+        entry.running = running
+        entry.state = State(record.state) if record.state in State._value2member_map_ else State.RUNNING
+        entry.reason = record.reason
+        self.watch(entry)
+        if status == "shutdown":  # the guest powered off while no daemon was watching
+            running.shutdown_seen = True
+            self._spawn(self._quit(running))
+        elif status in ("paused", "prelaunch") and entry.state is State.RUNNING:
+            entry.state, entry.reason = State.PAUSED, "unknown"
+        elif status == "running" and entry.state is State.PAUSED:
+            entry.state, entry.reason = State.RUNNING, "unpaused"
+        log.info("domain %s: reattached to QEMU pid %d (%s)", entry.name, record.pid, status)
+
+    # ----------------------------------------------------------------- events
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch_events(self, entry: DomainEntry, run: Running) -> None:
+        async for event in run.monitor.events():
+            if entry.running is not run:
+                return
+            try:
+                await self._on_event(entry, run, event)
+            except PyvirtError as exc:
+                log.error("domain %s: handling %s failed: %s", entry.name, event.name, exc)
+
+    async def _on_event(self, entry: DomainEntry, run: Running, event: QmpEvent) -> None:
+        if event.name == ev.SHUTDOWN:
+            run.shutdown_seen = True
+            if run.destroying:
+                return
+            if run.rebooting:  # our ACPI reboot: the guest is down, boot it again
+                run.rebooting, run.shutdown_seen = False, False
+                await run.monitor.system_reset()
+                await run.monitor.cont()
+                self.table.set_state(entry, State.RUNNING, "booted", "rebooted", "rebooted")
+                return
+        if event.name == ev.RESET and not run.destroying:
+            self.table.emit(entry, "rebooted", "guest reset")
+        if event.name == ev.GUEST_PANICKED:
+            run.panicked = True
+        current = "shutoff" if entry.state is State.SHUTOFF else entry.state.value
+        transition = ev.domain_transition(event.name, event.data, current)
+        if transition is not None and not run.destroying:
+            state = State.from_event_state(transition.state)
+            self.table.set_state(entry, state, transition.reason, _EVENT_OF_STATE.get(state, "changed"),
+                                 transition.cause or transition.reason)
+        if event.name == ev.SHUTDOWN and not run.destroying:
+            await self._after_guest_shutdown(entry, run)
+        elif event.name == ev.GUEST_PANICKED and run.live.on_crash != "preserve":
+            self._spawn(self.stop(run))
+
+    async def _after_guest_shutdown(self, entry: DomainEntry, run: Running) -> None:
+        """QEMU runs with -no-shutdown: the guest is off, apply on_poweroff."""
+        policy = run.live.on_poweroff
+        if policy == "restart" and entry.persistent:
+            await run.monitor.system_reset()
+            await run.monitor.cont()
+            self.table.set_state(entry, State.RUNNING, "booted", "rebooted", "on_poweroff restart")
+            run.shutdown_seen = False
+        elif policy != "preserve":
+            await run.monitor.quit()
+
+    @staticmethod
+    async def _quit(run: Running) -> None:
+        with contextlib.suppress(QemuError):
+            await run.monitor.quit()
+
+    # ------------------------------------------------------------------- exit
+    async def _watch_exit(self, entry: DomainEntry, run: Running) -> None:
+        await run.process.wait_exit()
+        if self._closing or entry.running is not run:
+            return
+        transition = ev.exit_transition(shutdown_seen=run.shutdown_seen, destroyed=run.destroying,
+                                        panicked=run.panicked)
+        await run.monitor.close()
+        entry.running = None
+        self.table.drop_runtime(entry)
+        self.launcher.remove_runtime_files(run.live)
+        self._release(run.live)
+        self.table.set_state(entry, State.SHUTOFF, transition.reason, "stopped", transition.reason)
+        run.ended.set()
+        if not entry.persistent:
+            self.table.remove(entry)
+            self.table.emit(entry, "undefined", "transient domain stopped")
+            return
+        crashed = transition.reason == "crashed"
+        policy = run.live.on_crash if crashed else None
+        if policy in RESTART_POLICIES:
+            log.info("domain %s crashed; on_crash=%s: starting it again", entry.name, policy)
+            self._spawn(self._restart_logged(entry))
+
+    async def _restart_logged(self, entry: DomainEntry) -> None:
+        try:
+            await self._restart(entry)
+        except PyvirtError as exc:
+            log.error("domain %s: restart failed: %s", entry.name, exc)
