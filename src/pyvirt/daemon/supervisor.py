@@ -137,7 +137,8 @@ class Supervisor:
         if event.name == ev.SHUTDOWN and not run.destroying:
             await self._after_guest_shutdown(entry, run)
         elif event.name == ev.GUEST_PANICKED and run.live.on_crash != "preserve":
-            self._spawn(self.stop(run))
+            # Not a destroy: the exit that follows is a crash, and on_crash=restart starts it again.
+            self._spawn(run.process.terminate(DESTROY_GRACE_SECONDS))
 
     async def _after_guest_shutdown(self, entry: DomainEntry, run: Running) -> None:
         """QEMU runs with -no-shutdown: the guest is off, apply on_poweroff."""
