@@ -40,7 +40,7 @@ UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 # The source (and --sourcetype) and --mode have rules of their own, in attach_disk().
 DISK_OPTIONS = (("targetbus", "bus"), ("driver", "driver_name"), ("subdriver", "format"), ("cache", "cache"),
                 ("io", "io"), ("type", "device"), ("serial", "serial"))
-MODES = {"readonly": {"readonly": True}, "shareable": {"shareable": True}}
+MODES = ("readonly", "shareable")  # --mode: the Disk flag of that name
 
 
 def _source_type(a: dict[str, Any]) -> str:
@@ -60,8 +60,7 @@ def _source_type(a: dict[str, Any]) -> str:
 
 def attach_disk(a: dict[str, Any]) -> tuple[Disk, frozenset[str]]:
     """The Disk attach-disk asks for, and the fields it leaves to the daemon (not written)."""
-    from ..model.domain import Disk
-    from ..model.domain_xml import disk_bus_for
+    from ..model.domain import Disk, disk_bus_for
     from ..model.domain_xml_format import IMPLIED_DISK_FIELDS
 
     kind = _source_type(a)
@@ -73,8 +72,11 @@ def attach_disk(a: dict[str, Any]) -> tuple[Disk, frozenset[str]]:
         raise InvalidArgument(f"No support for {mode} in command 'attach-disk'; use --mode readonly or shareable")
     given = {field: a[opt] for opt, field in DISK_OPTIONS if a[opt]}
     implied = frozenset(f for f in IMPLIED_DISK_FIELDS if f not in given)
+    # not given: the bus the daemon will read from the target's name (not written, implied), and no
+    # driver name (the Disk default 'qemu' is the daemon's to fill in)
     values: dict[str, Any] = {"bus": disk_bus_for(a["target"]) or "", "driver_name": None, **given}
-    disk = Disk(target_dev=a["target"], source_type=kind, source=a["source"], **values, **MODES.get(mode, {}))
+    disk = Disk(target_dev=a["target"], source_type=kind, source=a["source"], readonly=mode == "readonly",
+                shareable=mode == "shareable", **values)
     return disk, implied
 
 

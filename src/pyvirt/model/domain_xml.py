@@ -56,6 +56,7 @@ from .domain import (
     Timer,
     Video,
     Watchdog,
+    disk_bus_for,
 )
 from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
 from .ids import parse_mac
@@ -426,12 +427,6 @@ def _boot_order(r: Reader) -> int | None:
     return order
 
 
-DISK_BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "scsi"), ("hd", "ide"))
-
-
-def disk_bus_for(target: str) -> str | None:
-    """The bus a disk's target name implies when <target> has no bus= (vda: virtio), as libvirt reads it."""
-    return next((bus for prefix, bus in DISK_BUS_BY_PREFIX if target.startswith(prefix)), None)
 
 
 # <disk type=...> -> the <source> attribute that holds its path
