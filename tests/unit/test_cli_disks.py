@@ -17,16 +17,16 @@ from pyvirt.cli.disk_cmds import (
     blklist_text,
     blkstat_text,
     cmd_attach_disk,
-    disk_element,
     disk_xml,
-    media_xml,
+    find_disk,
+    media_disk,
     pretty3,
     resize_bytes,
 )
 from pyvirt.cli.main import COMMANDS, main
 from pyvirt.cli.output import Output
 from pyvirt.errors import InvalidArgument
-from pyvirt.model.domain_xml import parse_disk_xml
+from pyvirt.model.domain_xml import format_disk_xml, parse_disk_xml
 
 
 def attach_args(**kw: object) -> dict[str, object]:
@@ -155,6 +155,7 @@ def test_blockresize_bad_sizes(text: str) -> None:
 
 DUMP = """<domain type='kvm'>
   <name>x</name>
+  <memory unit='KiB'>65536</memory>
   <devices>
     <disk type='file' device='disk'>
       <driver name='qemu' type='raw'/>
@@ -172,6 +173,11 @@ DUMP = """<domain type='kvm'>
 """
 
 
+def disk_element(domain_xml: str, ref: str) -> str | None:
+    disk = find_disk(domain_xml, ref)
+    return None if disk is None else format_disk_xml(disk)
+
+
 def test_disk_element_by_target_or_path() -> None:
     assert disk_element(DUMP, "vda") == (
         "<disk type='file' device='disk'>\n  <driver name='qemu' type='raw'/>\n"
@@ -181,12 +187,12 @@ def test_disk_element_by_target_or_path() -> None:
 
 
 def test_change_media_print_xml() -> None:
-    element = disk_element(DUMP, "sda")
-    assert element is not None
-    assert media_xml(element, None, False) == (
+    disk = find_disk(DUMP, "sda")
+    assert disk is not None
+    assert format_disk_xml(media_disk(disk, None, False)) == (
         "<disk type='file' device='cdrom'>\n  <driver name='qemu' type='raw'/>\n"
         "  <target dev='sda' bus='sata'/>\n  <readonly/>\n</disk>\n")
-    assert media_xml(element, "/dev/sr0", True) == (
+    assert format_disk_xml(media_disk(disk, "/dev/sr0", True)) == (
         "<disk type='block' device='cdrom'>\n  <driver name='qemu' type='raw'/>\n  <source dev='/dev/sr0'/>\n"
         "  <target dev='sda' bus='sata'/>\n  <readonly/>\n</disk>\n")
 

@@ -10,7 +10,7 @@ import pytest
 from pyvirt.cli.main import COMMANDS
 from pyvirt.cli.pool_cmds import names_text, parse_types, pool_info_text, pool_list_text, pool_xml, select
 from pyvirt.cli.spec import UsageError
-from pyvirt.cli.vol_cmds import parse_size, pretty, vol_info_text, vol_list_text, volume_xml
+from pyvirt.cli.vol_cmds import pretty, size_arg, vol_info_text, vol_list_text, volume_xml
 from pyvirt.errors import InvalidArgument
 
 GIB = 1024**3
@@ -32,7 +32,7 @@ def pool(name="default-pool", active=True, capacity=100 * GIB, allocation=0, ava
     ("0.5k", 512), ("1.0001k", 1025), (" 7M ", 7 * 1024**2),
 ])
 def test_parse_size_takes_virsh_suffixes(text, expected):
-    assert parse_size(text) == expected
+    assert size_arg(text) == expected
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -41,7 +41,7 @@ def test_parse_size_takes_virsh_suffixes(text, expected):
 ])
 def test_parse_size_errors_say_what_to_write(text, why):
     with pytest.raises(InvalidArgument) as exc:
-        parse_size(text)
+        size_arg(text)
     assert why in str(exc.value)
     assert "e.g. 512M" in str(exc.value)
 

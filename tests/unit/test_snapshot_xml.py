@@ -9,7 +9,7 @@ import pytest
 from pyvirt.cli import snapshot_cmds as sc
 from pyvirt.errors import InvalidArgument, NotFound, UnsupportedConfig, XMLSyntaxError
 from pyvirt.model.snapshot_xml import (
-    DomainSnapshot, SnapshotDisk, format_snapshot_xml, new_snapshot_xml, parse_snapshot_xml,
+    DomainSnapshot, SnapshotDisk, format_snapshot_xml, parse_snapshot_xml,
 )
 
 DOMAIN = """<domain type='qemu'>
@@ -66,12 +66,14 @@ def test_stored_form_keeps_the_current_flag_and_the_public_form_hides_it():
 
 
 def test_minimal_input_and_what_snapshot_create_as_sends():
-    xml = new_snapshot_xml("n1", "d1 <&>")
+    xml = format_snapshot_xml(DomainSnapshot(name="n1", description="d1 <&>"))
     assert xml == ("<domainsnapshot>\n  <name>n1</name>\n  <description>d1 &lt;&amp;&gt;</description>\n"
                    "</domainsnapshot>\n")
     assert parse_snapshot_xml(xml) == DomainSnapshot(name="n1", description="d1 <&>")
-    assert new_snapshot_xml(None, None) == "<domainsnapshot>\n</domainsnapshot>\n"
-    assert parse_snapshot_xml(new_snapshot_xml(None, None)) == DomainSnapshot()
+    assert format_snapshot_xml(DomainSnapshot()) == "<domainsnapshot>\n</domainsnapshot>\n"
+    assert parse_snapshot_xml(format_snapshot_xml(DomainSnapshot())) == DomainSnapshot()
+    only_text = format_snapshot_xml(DomainSnapshot(description="it's \"q\""))
+    assert only_text == "<domainsnapshot>\n  <description>it&apos;s &quot;q&quot;</description>\n</domainsnapshot>\n"
     off = parse_snapshot_xml("<domainsnapshot><memory snapshot='no'/><disks><disk name='/img/a.qcow2'/></disks>"
                              "</domainsnapshot>")
     assert off.memory == "no" and off.disks == (SnapshotDisk("/img/a.qcow2", None),)

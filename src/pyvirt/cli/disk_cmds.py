@@ -1,6 +1,10 @@
 """Domain disk commands: attach-disk, detach-disk, attach-device, detach-device,
 change-media, blockresize (virsh's 'domain' group) and domblklist, domblkinfo,
-domblkstat ('monitor'), with virsh 9.0's options, messages and layouts."""
+domblkstat ('monitor'), with virsh 9.0's options, messages and layouts.
+
+The <disk> sent or printed is a model ``Disk`` rendered by the model's
+formatter; a disk of a domain is read from its XML with the model's parser.
+"""
 from __future__ import annotations
 
 import os
@@ -10,12 +14,12 @@ from .domain_cmds import read_file
 from .scope import SCOPE, scope
 from .spec import BOOL, DOMAIN, STRING, Command, Opt
 from .table import render, render_keyvalue
-from .vol_cmds import parse_size, xml_escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..model.domain import Disk
     from .context import Ctx
 
 # virsh's domblkstat order, with its legacy and --human names (virsh-domain-monitor.c)
@@ -32,80 +36,81 @@ STAT_FIELDS = (
 )
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
+# attach-disk option -> Disk field, for the options that are a field as given (an empty one is not given).
+# The source (and --sourcetype) and --mode have rules of their own, in attach_disk().
+DISK_OPTIONS = (("targetbus", "bus"), ("driver", "driver_name"), ("subdriver", "format"), ("cache", "cache"),
+                ("io", "io"), ("type", "device"), ("serial", "serial"))
+MODES = ("readonly", "shareable")  # --mode: the Disk flag of that name
 
 
-
-def _q(value: str) -> str:
-    return f"'{xml_escape(value)}'"
-
-
-def disk_xml(a: dict[str, Any]) -> str:
-    """The <disk> attach-disk sends, laid out as `virsh attach-disk --print-xml` prints it."""
-    source, target = a["source"], a["target"]
+def _source_type(a: dict[str, Any]) -> str:
+    """--sourcetype, else what the source is on this host (a block device or a file), as virsh guesses."""
     kind = a["sourcetype"]
     if kind is None:
         try:
             import stat
 
-            kind = "block" if stat.S_ISBLK(os.stat(source).st_mode) else "file"
+            kind = "block" if stat.S_ISBLK(os.stat(a["source"]).st_mode) else "file"
         except OSError:
             kind = "file"
     if kind not in ("file", "block"):
         raise InvalidArgument(f"Unknown source type: '{kind}'; use file or block")
+    return str(kind)
+
+
+def attach_disk(a: dict[str, Any]) -> tuple[Disk, frozenset[str]]:
+    """The Disk attach-disk asks for, and the fields it leaves to the daemon (not written)."""
+    from ..model.domain import Disk, disk_bus_for
+    from ..model.domain_xml_format import IMPLIED_DISK_FIELDS
+
+    kind = _source_type(a)
     device = a["type"]
     if device not in (None, "disk", "cdrom"):
         raise InvalidArgument(f"No support for {device} in command 'attach-disk'; use --type disk or cdrom")
     mode = a["mode"]
-    if mode not in (None, "readonly", "shareable"):
+    if mode not in (None, *MODES):
         raise InvalidArgument(f"No support for {mode} in command 'attach-disk'; use --mode readonly or shareable")
-    head = f"<disk type={_q(kind)}" + (f" device={_q(device)}" if device else "") + ">"
-    lines = [head]
-    driver = "".join(f" {key}={_q(a[opt])}" for key, opt in (("name", "driver"), ("type", "subdriver"),
-                                                               ("cache", "cache"), ("io", "io")) if a[opt])
-    if driver:
-        lines.append(f"  <driver{driver}/>")
-    lines.append(f"  <source {'dev' if kind == 'block' else 'file'}={_q(source)}/>")
-    lines.append(f"  <target dev={_q(target)}" + (f" bus={_q(a['targetbus'])}" if a["targetbus"] else "") + "/>")
-    if mode:
-        lines.append(f"  <{mode}/>")
-    if a["serial"]:
-        lines.append(f"  <serial>{xml_escape(a['serial'])}</serial>")
-    lines.append("</disk>")
-    return "\n".join(lines) + "\n"
+    given = {field: a[opt] for opt, field in DISK_OPTIONS if a[opt]}
+    implied = frozenset(f for f in IMPLIED_DISK_FIELDS if f not in given)
+    # not given: the bus the daemon will read from the target's name (not written, implied), and no
+    # driver name (the Disk default 'qemu' is the daemon's to fill in)
+    values: dict[str, Any] = {"bus": disk_bus_for(a["target"]) or "", "driver_name": None, **given}
+    disk = Disk(target_dev=a["target"], source_type=kind, source=a["source"], readonly=mode == "readonly",
+                shareable=mode == "shareable", **values)
+    return disk, implied
 
 
-def disk_element(domain_xml: str, ref: str) -> str | None:
-    """The <disk> whose target (or source path) is ``ref``, cut out of `dumpxml` text and dedented."""
-    lines = domain_xml.splitlines()
-    start = None
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith("<disk "):
-            start = i
-        elif start is not None and line.strip() == "</disk>":
-            block = lines[start:i + 1]
-            if any(_names(entry.strip(), ref) for entry in block):
-                indent = len(block[0]) - len(block[0].lstrip())
-                return "\n".join(b[indent:] for b in block) + "\n"
-            start = None
-    return None
+def disk_xml(a: dict[str, Any]) -> str:
+    """The <disk> attach-disk sends, laid out as `virsh attach-disk --print-xml` prints it."""
+    from ..model.domain_xml_format import format_disk_xml
+
+    disk, implied = attach_disk(a)
+    return format_disk_xml(disk, implied=implied)
 
 
-def _names(line: str, ref: str) -> bool:
-    if line.startswith("<target "):
-        return f"dev={_q(ref)}" in line
-    return line.startswith("<source ") and (f"file={_q(ref)}" in line or f"dev={_q(ref)}" in line)
+def find_disk(domain_xml: str, ref: str) -> Disk | None:
+    """The first disk of the domain whose target (or source path) is ``ref``, as virsh finds it."""
+    from ..model.domain_xml import parse_domain_xml
+
+    disks = parse_domain_xml(domain_xml).devices.disks
+    return next((d for d in disks if ref in (d.target_dev, d.source)), None)
 
 
-def media_xml(element: str, source: str | None, block: bool) -> str:
-    """change-media --print-xml: the disk element with its new source (none after an eject)."""
-    kept = [line for line in element.splitlines() if not line.lstrip().startswith("<source")]
-    if source is not None:
-        import re
+def media_disk(disk: Disk, source: str | None, block: bool) -> Disk:
+    """change-media --print-xml: the disk with its new medium (none after an eject)."""
+    from dataclasses import replace
 
-        kept[0] = re.sub(r"type='[^']*'", f"type='{'block' if block else 'file'}'", kept[0], count=1)
-        at = next(i for i, line in enumerate(kept) if line.lstrip().startswith("<target"))
-        kept.insert(at, f"  <source {'dev' if block else 'file'}={_q(source)}/>")
-    return "\n".join(kept) + "\n"
+    if source is None:
+        return replace(disk, source=None, source_pool=None, source_volume=None, source_index=None)
+    return replace(disk, source_type="block" if block else "file", source=source, source_pool=None,
+                   source_volume=None, source_index=None)
+
+
+def _disk_of(ctx: Ctx, a: dict[str, Any], ref: str, live: bool) -> Disk:
+    disk = find_disk(ctx.domain(a["domain"]).xml(inactive=not live), ref)
+    if disk is None:
+        raise InvalidArgument(f"No disk found whose source path or target is {ref}")
+    return disk
 
 
 def pretty3(n: int) -> str:
@@ -151,8 +156,9 @@ def blklist_text(rows: list[dict[str, Any]], details: bool, quiet: bool = False)
 
 def resize_bytes(text: str) -> int:
     """blockresize's size: a scaled integer, KiB without a suffix (as virsh)."""
-    raw = text.strip()
-    size = int(raw) * 1024 if raw.isdigit() else parse_size(raw)
+    from ..model.units import parse_size
+
+    size = parse_size(text, "KiB", what="size")
     if size <= 0:
         raise InvalidArgument(f"Unable to parse integer parameter 'size': '{text}' must be above zero")
     return size
@@ -171,14 +177,13 @@ def cmd_attach_disk(ctx: Ctx, a: dict[str, Any]) -> None:
 
 def cmd_detach_disk(ctx: Ctx, a: dict[str, Any]) -> None:
     live, config = scope(ctx, a)
-    dom = ctx.domain(a["domain"])
     if a["print_xml"]:
-        element = disk_element(dom.xml(inactive=not live), a["target"])
-        if element is None:
-            raise InvalidArgument(f"No disk found whose source path or target is {a['target']}")
-        ctx.out.text(element.rstrip("\n"), {"xml": element})
+        from ..model.domain_xml_format import format_disk_xml
+
+        xml = format_disk_xml(_disk_of(ctx, a, a["target"], live))
+        ctx.out.text(xml.rstrip("\n"), {"xml": xml})
         return
-    result = dom.detach_disk(a["target"], live=live, config=config)
+    result = ctx.domain(a["domain"]).detach_disk(a["target"], live=live, config=config)
     ctx.out.message("Disk detached successfully", {"result": "Disk detached successfully", **result})
 
 
@@ -230,15 +235,13 @@ def cmd_change_media(ctx: Ctx, a: dict[str, Any]) -> None:
     if action == "eject" and a["source"]:
         raise InvalidArgument("Options --eject and --source are mutually exclusive")
     live, config = scope(ctx, a)
-    dom = ctx.domain(a["domain"])
     if a["print_xml"]:
-        element = disk_element(dom.xml(inactive=not live), a["path"])
-        if element is None:
-            raise InvalidArgument(f"No disk found whose source path or target is {a['path']}")
-        xml = media_xml(element, a["source"], a["block"])
+        from ..model.domain_xml_format import format_disk_xml
+
+        xml = format_disk_xml(media_disk(_disk_of(ctx, a, a["path"], live), a["source"], a["block"]))
         ctx.out.text(xml.rstrip("\n"), {"xml": xml})
         return
-    result = dom.change_media(a["path"], action, a["source"], live=live, config=config, force=a["force"],
+    result = ctx.domain(a["domain"]).change_media(a["path"], action, a["source"], live=live, config=config, force=a["force"],
                               block=a["block"])
     ctx.out.message(MEDIA_MESSAGES[action], {"result": MEDIA_MESSAGES[action], **result})
 

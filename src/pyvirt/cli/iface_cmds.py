@@ -1,17 +1,21 @@
 """Domain interface commands: domiflist, domifaddr, domifstat, domif-getlink/-setlink,
-attach-interface and detach-interface, with virsh 9.0's output."""
+attach-interface and detach-interface, with virsh 9.0's output.
+
+attach-interface sends (and --print-xml prints) a model ``Interface`` rendered by
+the model's formatter, in the child order virsh's attach-interface writes.
+"""
 from __future__ import annotations
 
 from ..errors import InvalidArgument
 from .spec import BOOL, DOMAIN, STRING, Command, Opt
 from .scope import SCOPE, scope
 from .table import render
-from .vol_cmds import xml_escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..model.domain import Interface
     from .context import Ctx
 
 IFACE_TYPES = ("network", "bridge", "direct", "ethernet", "user")
@@ -61,27 +65,36 @@ def cmd_domif_setlink(ctx: Ctx, a: dict[str, Any]) -> None:
     ctx.out.message("Device updated successfully", {"result": "Device updated successfully"})
 
 
-def interface_xml(a: dict[str, Any]) -> str:
+# --type -> the <source> attribute that takes the source argument (ethernet and user have no <source>)
+SOURCE_ATTR = {"network": "network", "bridge": "bridge", "direct": "dev"}
+# attach-interface option -> Interface field, as given (an empty one is not given)
+IFACE_OPTIONS = (("mac", "mac"), ("model", "model"))
+
+
+def attach_interface(a: dict[str, Any]) -> Interface:
+    """The Interface attach-interface asks for."""
+    from ..model.domain import Interface
+
     kind = a["type"]
     if kind not in IFACE_TYPES:
         raise InvalidArgument(f"unknown interface type '{kind}'; use one of {', '.join(IFACE_TYPES)}")
-    parts = [f"<interface type='{kind}'>"]
-    q = xml_escape
-    source = q(a["source"] or "")
-    if kind == "network":
-        parts.append(f"  <source network='{source}'/>")
-    elif kind == "bridge":
-        parts.append(f"  <source bridge='{source}'/>")
-    elif kind == "direct":
-        parts.append(f"  <source dev='{source}' mode='{q(a['source_mode'] or 'vepa')}'/>")
-    if a["mac"]:
-        parts.append(f"  <mac address='{q(a['mac'])}'/>")
-    if a["target"] or (kind == "ethernet" and source):
-        parts.append(f"  <target dev='{q(a['target']) if a['target'] else source}'/>")
-    if a["model"]:
-        parts.append(f"  <model type='{q(a['model'])}'/>")
-    parts.append("</interface>")
-    return "\n".join(parts) + "\n"
+    source = a["source"] or ""
+    attrs: tuple[tuple[str, str], ...] = ()
+    if kind in SOURCE_ATTR:
+        attrs = ((SOURCE_ATTR[kind], source),)
+    if kind == "direct":
+        attrs += (("mode", a["source_mode"] or "vepa"),)
+    # an ethernet interface's source is its tap, unless --target names it
+    target = a["target"] or (source if kind == "ethernet" else None) or None
+    given = {field: a[opt] for opt, field in IFACE_OPTIONS if a[opt]}
+    return Interface(type=kind, source=attrs, target_dev=target, **given)
+
+
+def interface_xml(a: dict[str, Any]) -> str:
+    """The <interface> attach-interface sends, laid out as its --print-xml prints it."""
+    from ..model.domain_xml_format import format_interface_xml
+
+    return format_interface_xml(attach_interface(a), attach=True)
 
 
 def cmd_attach_interface(ctx: Ctx, a: dict[str, Any]) -> None:

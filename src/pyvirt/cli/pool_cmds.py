@@ -1,7 +1,8 @@
 """Storage pool commands (virsh's 'pool' help group), with virsh 9.0's messages and layouts.
 
-pool-define-as/pool-create-as build the <pool> XML as virsh does; pyvirt
-also takes --source-dev more than once (a logical pool on several PVs).
+pool-define-as/pool-create-as fill a model ``Pool`` from their options and send
+it in virsh's layout (the model's request formatter); pyvirt also takes
+--source-dev more than once (a logical pool on several PVs).
 """
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from ..errors import InvalidArgument
 from .domain_cmds import read_file
 from .spec import BOOL, STRING, Command, Opt, UsageError
 from .table import render, render_keyvalue
-from .vol_cmds import pretty, xml_escape
+from .vol_cmds import pretty
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..model.storage import Pool
     from .context import Ctx
 
 # libvirt's pool types: --type accepts them all (pyvirt has pools of the first six only).
@@ -32,30 +34,25 @@ def _say(ctx: Ctx, text: str, data: Any = None) -> None:
 
 
 # ---------------------------------------------------------------- layouts
+# pool-define-as option -> PoolSource field, as given (an empty one is not given); --source-dev is a list
+SOURCE_OPTIONS = (("source_host", "host"), ("source_path", "dir"), ("source_name", "name"),
+                  ("source_format", "format"), ("source_initiator", "iqn"))
+
+
+def define_as_pool(a: dict[str, Any]) -> Pool:
+    """The Pool pool-define-as / pool-create-as ask for (no --target: an empty path, left to the daemon)."""
+    from ..model.storage import Pool, PoolSource, PoolTarget
+
+    source = PoolSource(devices=tuple(a.get("source_dev") or ()),
+                        **{field: a[opt] for opt, field in SOURCE_OPTIONS if a.get(opt)})
+    return Pool(name=a["name"], type=a["type"], target=PoolTarget(path=a.get("target") or ""), source=source)
+
+
 def pool_xml(a: dict[str, Any]) -> str:
     """The <pool> document pool-define-as / pool-create-as send (virsh's vshBuildPoolXML layout)."""
-    lines = [f"<pool type='{xml_escape(a['type'])}'>", f"  <name>{xml_escape(a['name'])}</name>"]
-    devs = a.get("source_dev") or []
-    if any(a.get(k) for k in ("source_host", "source_path", "source_name", "source_format",
-                              "source_initiator")) or devs:
-        lines.append("  <source>")
-        if a.get("source_host"):
-            lines.append(f"    <host name='{xml_escape(a['source_host'])}'/>")
-        if a.get("source_path"):
-            lines.append(f"    <dir path='{xml_escape(a['source_path'])}'/>")
-        lines += [f"    <device path='{xml_escape(d)}'/>" for d in devs]
-        if a.get("source_format"):
-            lines.append(f"    <format type='{xml_escape(a['source_format'])}'/>")
-        if a.get("source_name"):
-            lines.append(f"    <name>{xml_escape(a['source_name'])}</name>")
-        if a.get("source_initiator"):
-            lines += ["    <initiator>", f"      <iqn name='{xml_escape(a['source_initiator'])}'/>",
-                      "    </initiator>"]
-        lines.append("  </source>")
-    if a.get("target"):
-        lines += ["  <target>", f"    <path>{xml_escape(a['target'])}</path>", "  </target>"]
-    lines.append("</pool>")
-    return "\n".join(lines) + "\n"
+    from ..model.storage_xml import format_pool_request_xml
+
+    return format_pool_request_xml(define_as_pool(a))
 
 
 def _sizes(p: dict[str, Any]) -> list[str]:

@@ -54,9 +54,9 @@ def _create(ctx: Ctx, a: dict[str, Any], xml: str | None) -> DomainSnapshot:
 
 
 def cmd_snapshot_create_as(ctx: Ctx, a: dict[str, Any]) -> None:
-    from ..model.snapshot_xml import new_snapshot_xml
+    from ..model.snapshot_xml import DomainSnapshot, format_snapshot_xml
 
-    xml = new_snapshot_xml(a["name"], a["description"])
+    xml = format_snapshot_xml(DomainSnapshot(name=a["name"], description=a["description"]))
     if a["print_xml"]:
         ctx.out.text(xml, {"xml": xml})
         return

@@ -2,8 +2,9 @@
 
 A volume is named as virsh names it: by name with --pool, else by key or
 path. Sizes take virsh's scaled integers (default bytes; k/KiB, M/MiB, G/GiB,
-T/TiB, P, E are powers of 1024, KB/MB/GB/TB powers of 1000) and print as
-virsh's "1.00 GiB". Also home of the size helpers pool_cmds uses.
+T/TiB, P, E are powers of 1024, KB/MB/GB/TB powers of 1000; read by
+model.units.parse_size) and print as virsh's "1.00 GiB" (``pretty``, which
+pool_cmds uses too). The <volume> sent is a model Volume rendered by the model.
 """
 from __future__ import annotations
 
@@ -22,41 +23,14 @@ if TYPE_CHECKING:
     from .context import Ctx
 
 # ---------------------------------------------------------------- sizes
-_SIZE = r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$"  # compiled on first use: `re` costs ~4 ms of start-up
-_POWERS = "kmgtpe"
-SIZE_HELP = ("write a whole number of bytes or one with a suffix: k/KiB, M/MiB, G/GiB, T/TiB (powers of 1024) "
-             "or KB, MB, GB, TB (powers of 1000), e.g. 512M or 10G")
 _PRETTY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-def unit_scale(suffix: str) -> int:
-    """Bytes in one ``suffix`` as virsh reads it (virScaleInteger); ValueError when unknown."""
-    s = suffix.lower()
-    if s in ("", "b", "byte", "bytes"):
-        return 1
-    if s[0] in _POWERS and s[1:] in ("", "ib", "b"):
-        base = 1000 if s[1:] == "b" else 1024
-        return base ** (_POWERS.index(s[0]) + 1)
-    raise ValueError(suffix)
+def size_arg(text: str, what: str = "size") -> int:
+    """A size option as virsh reads it (bytes without a suffix), by the model's one size parser."""
+    from ..model.units import parse_size
 
-
-def parse_size(text: str, what: str = "size") -> int:
-    """'10G' -> 10737418240, '512M', '1.5G' (rounded up to a byte), '4096' (bytes)."""
-    import re
-
-    match = re.match(_SIZE, text)
-    if match is None:
-        raise InvalidArgument(f"Malformed {what} {text}: {SIZE_HELP}")
-    number, suffix = match.groups()
-    try:
-        scale = unit_scale(suffix)
-    except ValueError:
-        raise InvalidArgument(f"Malformed {what} {text}: unknown suffix '{suffix}'; {SIZE_HELP}") from None
-    whole, _, frac = number.partition(".")
-    value = int(whole or "0") * scale
-    if frac.strip("0"):
-        value += -(-int(frac) * scale // 10 ** len(frac))
-    return value
+    return parse_size(text, "b", what=what)
 
 
 def pretty(n: int) -> str:
@@ -69,27 +43,25 @@ def pretty(n: int) -> str:
     return f"{value:.2f} B"  # not reached
 
 
-def xml_escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&apos;")
-            .replace('"', "&quot;"))
-
-
 # ---------------------------------------------------------------- layouts
 def volume_xml(name: str, capacity: int, allocation: int | None, fmt: str | None,
                backing: str | None = None, backing_fmt: str | None = None) -> str:
-    """The <volume> document vol-create-as sends, laid out as virsh's."""
-    lines = ["<volume>", f"  <name>{xml_escape(name)}</name>", f"  <capacity>{capacity}</capacity>"]
-    if allocation is not None:
-        lines.append(f"  <allocation>{allocation}</allocation>")
-    if fmt:
-        lines += ["  <target>", f"    <format type='{xml_escape(fmt)}'/>", "  </target>"]
-    if backing:
-        lines += ["  <backingStore>", f"    <path>{xml_escape(backing)}</path>"]
-        if backing_fmt:
-            lines.append(f"    <format type='{xml_escape(backing_fmt)}'/>")
-        lines.append("  </backingStore>")
-    lines.append("</volume>")
-    return "\n".join(lines) + "\n"
+    """The <volume> document vol-create-as sends: a model Volume in virsh's --print-xml layout."""
+    from ..model.storage import BackingStore, Volume
+    from ..model.storage_xml import format_volume_request_xml
+
+    store = BackingStore(path=backing, format=backing_fmt or None) if backing else None
+    return format_volume_request_xml(Volume(name=name, capacity=capacity, allocation=allocation,
+                                            format=fmt or None, backing=store))
+
+
+def renamed_xml(xml: str, name: str) -> str:
+    """vol-clone --print-xml: the volume's XML (from vol-dumpxml) under its new name."""
+    from dataclasses import replace
+
+    from ..model.storage_xml import format_volume_xml, parse_volume_xml
+
+    return format_volume_xml(replace(parse_volume_xml(xml), name=name))
 
 
 def vol_list_text(vols: list[dict[str, Any]], details: bool, quiet: bool = False) -> str:
@@ -167,8 +139,8 @@ def _backing_path(ctx: Ctx, pool: str, ref: str) -> str:
 
 # ---------------------------------------------------------------- commands
 def cmd_vol_create_as(ctx: Ctx, a: dict[str, Any]) -> None:
-    capacity = parse_size(a["capacity"])
-    allocation = parse_size(a["allocation"], "allocation") if a["allocation"] is not None else None
+    capacity = size_arg(a["capacity"])
+    allocation = size_arg(a["allocation"], "allocation") if a["allocation"] is not None else None
     if a["backing_vol_format"] and not a["backing_vol"]:
         raise InvalidArgument("--backing-vol-format needs --backing-vol (the volume to build on)")
     backing = _backing_path(ctx, a["pool"], a["backing_vol"]) if a["backing_vol"] else None
@@ -195,9 +167,7 @@ def cmd_vol_create_from(ctx: Ctx, a: dict[str, Any]) -> None:
 def cmd_vol_clone(ctx: Ctx, a: dict[str, Any]) -> None:
     source = lookup(ctx, a["vol"], a["pool"])
     if a["print_xml"]:
-        import re
-
-        xml = re.sub(r"<name>.*?</name>", f"<name>{xml_escape(a['newname'])}</name>", source.xml(), count=1)
+        xml = renamed_xml(source.xml(), a["newname"])
         ctx.out.text(xml, {"xml": xml})
         return
     vol = source.clone(a["newname"], linked=a["linked"])
@@ -218,7 +188,7 @@ def cmd_vol_resize(ctx: Ctx, a: dict[str, Any]) -> None:
         if not shrink:
             raise InvalidArgument("negative size requires --shrink")
         text, delta = text[1:], True
-    capacity = parse_size(text)
+    capacity = size_arg(text)
     vol = lookup(ctx, a["vol"], a["pool"])
     vol.resize(capacity, delta=delta, shrink=shrink)
     how = "by" if delta else "to"

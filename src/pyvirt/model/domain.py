@@ -141,6 +141,14 @@ class Disk:
     address: Address | None = None
 
 
+DISK_BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "scsi"), ("hd", "ide"))
+
+
+def disk_bus_for(target: str) -> str | None:
+    """The bus a disk's target name implies when <target> has no bus= (vda: virtio), as libvirt reads it."""
+    return next((bus for prefix, bus in DISK_BUS_BY_PREFIX if target.startswith(prefix)), None)
+
+
 @dataclass(frozen=True)
 class Controller:
     type: str  # pci | usb | ide | sata | scsi | virtio-serial

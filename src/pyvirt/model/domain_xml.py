@@ -14,9 +14,10 @@ placement; any other partition is an error).
 A document without <uuid> parses to ``uuid=""`` and interfaces without <mac>
 to ``mac=None``; ``model.ids.normalize`` fills them (define does that).
 
-The formatter lives in ``domain_xml_format``; ``LiveInfo`` and
-``format_domain_xml`` are re-exported here so callers keep one import path,
-and ``parse_domain_xml(format_domain_xml(d)) == d`` for every valid domain.
+The formatter lives in ``domain_xml_format``; ``LiveInfo``, ``format_domain_xml``
+and the one-device formatters ``format_disk_xml`` / ``format_interface_xml`` are
+re-exported here so callers keep one import path, and
+``parse_domain_xml(format_domain_xml(d)) == d`` for every valid domain.
 """
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ from .domain import (
     Timer,
     Video,
     Watchdog,
+    disk_bus_for,
 )
-from .domain_xml_format import LiveInfo, format_domain_xml
+from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
 from .ids import parse_mac
 from .units import parse_xml_size_kib
 from .xml_doc import open_document, read_name, read_uuid
@@ -64,7 +66,8 @@ from .xml_doc import with_path as _err
 from .xml_util import Context, Hint, Reader, parse_xml, serialize_foreign
 
 
-__all__ = ["LiveInfo", "format_domain_xml", "parse_disk_xml", "parse_domain_xml"]
+__all__ = ["LiveInfo", "disk_bus_for", "format_disk_xml", "format_domain_xml", "format_interface_xml",
+           "parse_disk_xml", "parse_domain_xml", "parse_interface_xml"]
 
 T = TypeVar("T")
 
@@ -424,7 +427,6 @@ def _boot_order(r: Reader) -> int | None:
     return order
 
 
-DISK_BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "scsi"), ("hd", "ide"))
 
 
 # <disk type=...> -> the <source> attribute that holds its path
@@ -476,7 +478,7 @@ def _disk(r: Reader) -> Disk:
     if t is None:
         raise r.error("<target> is missing", "add e.g. <target dev='vda' bus='virtio'/>")
     dev = t.req_attr("dev")
-    bus = t.attr("bus") or next((b for p, b in DISK_BUS_BY_PREFIX if dev.startswith(p)), None)
+    bus = t.attr("bus") or disk_bus_for(dev)
     if bus is None:
         raise t.error(f"cannot tell the bus of disk '{dev}'", "add bus='virtio' (or sata, scsi, ide)")
     t.done()

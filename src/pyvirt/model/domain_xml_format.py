@@ -4,12 +4,17 @@
 (libvirt's element order, two-space indent, single quotes, sizes in KiB), and
 ``parse_domain_xml(format_domain_xml(d)) == d`` for every valid domain
 (``domain_xml`` holds the parser and re-exports this module's public names).
+
+One <disk> or <interface> alone (what attach-disk / attach-interface send and
+their ``--print-xml`` prints) comes from the same element builders as the
+whole document: ``format_disk_xml`` and ``format_interface_xml``.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Features, Graphics
+from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Features, Graphics, Interface
 from .xml_util import Node, node, on_off, render, yes_no
 
 
@@ -127,18 +132,7 @@ def _fmt_devices(dv: Devices) -> Node:
     out = node("devices")
     out.add(_text("emulator", dv.emulator))
     for d in dv.disks:
-        driver = node("driver", ("name", d.driver_name), ("type", d.format), ("cache", d.cache),
-                      ("io", d.io), ("discard", d.discard))
-        out.add(node("disk", ("type", d.source_type), ("device", d.device), children=[
-            driver if any(v is not None for _, v in driver.attrs) else None,
-            _disk_source(d),
-            node("target", ("dev", d.target_dev), ("bus", d.bus)),
-            node("readonly") if d.readonly else None,
-            node("shareable") if d.shareable else None,
-            _text("serial", d.serial),
-            _boot(d.boot_order),
-            _addr(d.address),
-        ]))
+        out.add(disk_node(d))
     for c in dv.controllers:
         out.add(node("controller", ("type", c.type), ("index", c.index), ("model", c.model), ("ports", c.ports),
                      children=[
@@ -148,18 +142,7 @@ def _fmt_devices(dv: Devices) -> Node:
             _addr(c.address),
         ]))
     for i in dv.interfaces:
-        out.add(node("interface", ("type", i.type), children=[
-            node("mac", ("address", i.mac)) if i.mac is not None else None,
-            node("source", *i.source) if i.source else None,
-            node("target", ("dev", i.target_dev)) if i.target_dev is not None else None,
-            node("model", ("type", i.model)) if i.model is not None else None,
-            node("driver", ("name", i.driver_name), ("queues", i.driver_queues))
-            if i.driver_name is not None or i.driver_queues is not None else None,
-            node("link", ("state", i.link_state)) if i.link_state is not None else None,
-            _boot(i.boot_order),
-            node("alias", ("name", i.alias)) if i.alias is not None else None,
-            _addr(i.address),
-        ]))
+        out.add(interface_node(i))
     for dev in (*dv.serials, *dv.consoles, *dv.channels):
         out.add(_fmt_chardev(dev))
     for inp in dv.inputs:
@@ -196,6 +179,69 @@ def _fmt_devices(dv: Devices) -> Node:
     for p in dv.panics:
         out.add(node("panic", ("model", p.model), children=[_addr(p.address)]))
     return out
+
+
+# Disk fields a request may leave to the reader (``parse_disk_xml`` fills them in): device='disk', and
+# the bus its target's name implies (vd* virtio, sd* scsi, hd* ide).
+IMPLIED_DISK_FIELDS = ("device", "bus")
+
+
+def disk_node(d: Disk, implied: Collection[str] = ()) -> Node:
+    """One <disk> element; the fields named in ``implied`` (of IMPLIED_DISK_FIELDS) are not written."""
+    unknown = set(implied) - set(IMPLIED_DISK_FIELDS)
+    if unknown:
+        raise ValueError(f"disk fields {sorted(unknown)} cannot be implied; only {IMPLIED_DISK_FIELDS}")
+    driver = node("driver", ("name", d.driver_name), ("type", d.format), ("cache", d.cache),
+                  ("io", d.io), ("discard", d.discard))
+    return node("disk", ("type", d.source_type), ("device", None if "device" in implied else d.device), children=[
+        driver if any(v is not None for _, v in driver.attrs) else None,
+        _disk_source(d),
+        node("target", ("dev", d.target_dev), ("bus", None if "bus" in implied else d.bus)),
+        node("readonly") if d.readonly else None,
+        node("shareable") if d.shareable else None,
+        _text("serial", d.serial),
+        _boot(d.boot_order),
+        _addr(d.address),
+    ])
+
+
+def format_disk_xml(disk: Disk, *, implied: Collection[str] = ()) -> str:
+    """One <disk> as `virsh dumpxml` shows it in <devices>, unindented.
+
+    ``implied`` leaves out what the sender did not say (attach-disk without --type or --targetbus),
+    so a request carries only what was asked for, as `virsh attach-disk --print-xml` prints it.
+    """
+    return render(disk_node(disk, implied))
+
+
+# Child order of <interface>: libvirt's (dumpxml), and the one `attach-interface --print-xml` prints.
+INTERFACE_CHILDREN = ("mac", "source", "target", "model", "driver", "link", "boot", "alias", "address")
+ATTACH_INTERFACE_CHILDREN = ("source", "mac", "target", "model", "driver", "link", "boot", "alias", "address")
+
+
+def interface_node(i: Interface, order: tuple[str, ...] = INTERFACE_CHILDREN) -> Node:
+    """One <interface> element, its children in ``order`` (a permutation of INTERFACE_CHILDREN)."""
+    if sorted(order) != sorted(INTERFACE_CHILDREN):
+        raise ValueError(f"interface child order {order} must name each of {INTERFACE_CHILDREN} once")
+    children = {
+        "mac": node("mac", ("address", i.mac)) if i.mac is not None else None,
+        "source": node("source", *i.source) if i.source else None,
+        "target": node("target", ("dev", i.target_dev)) if i.target_dev is not None else None,
+        "model": node("model", ("type", i.model)) if i.model is not None else None,
+        "driver": node("driver", ("name", i.driver_name), ("queues", i.driver_queues))
+        if i.driver_name is not None or i.driver_queues is not None else None,
+        "link": node("link", ("state", i.link_state)) if i.link_state is not None else None,
+        "boot": _boot(i.boot_order),
+        "alias": node("alias", ("name", i.alias)) if i.alias is not None else None,
+        "address": _addr(i.address),
+    }
+    return node("interface", ("type", i.type), children=[children[tag] for tag in order], expand=True)
+
+
+def format_interface_xml(iface: Interface, *, attach: bool = False) -> str:
+    """One <interface>, unindented: libvirt's child order, or with ``attach`` the order
+    `attach-interface --print-xml` prints (<source> first)."""
+    return render(interface_node(iface, ATTACH_INTERFACE_CHILDREN if attach else INTERFACE_CHILDREN))
 
 
 def _disk_source(d: Disk) -> Node | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidArgument, PyvirtError, UnsupportedConfig
 from .names import check_name
-from .xml_util import Context, Hint, Reader, escape, node, parse_xml, render
+from .xml_util import Context, Hint, Reader, node, parse_xml, render
 
 STATES = ("running", "paused", "shutoff", "disk-snapshot")
 MEMORY_MODES = ("no", "internal", "external")
@@ -173,9 +173,13 @@ def _domain_text(elem: ET.Element) -> str:
 
 
 def format_snapshot_xml(snap: DomainSnapshot, *, internal: bool = False) -> str:
-    """What `virsh snapshot-dumpxml` prints (libvirt's element order); ``internal`` adds <active>."""
+    """What `virsh snapshot-dumpxml` prints (libvirt's element order); ``internal`` adds <active>.
+
+    A snapshot to create has only what its sender gave (snapshot-create-as: a name, a description,
+    or neither, which is ``<domainsnapshot>`` open and closed); the daemon fills in the rest.
+    """
     head = [
-        node("name", text=snap.name),
+        node("name", text=snap.name) if snap.name is not None else None,
         node("description", text=snap.description) if snap.description is not None else None,
         node("state", text=snap.state) if snap.state else None,
         node("parent", children=[node("name", text=snap.parent)]) if snap.parent else None,
@@ -191,17 +195,7 @@ def format_snapshot_xml(snap: DomainSnapshot, *, internal: bool = False) -> str:
     if snap.domain_xml:
         lines += ["  " + line if line else line for line in snap.domain_xml.rstrip("\n").split("\n")]
     if internal:
-        lines.append(f"  <active>{1 if snap.current else 0}</active>")
+        lines.append("  " + render(node("active", text=str(1 if snap.current else 0))).rstrip("\n"))
     lines.append("</domainsnapshot>")
     return "\n".join(lines) + "\n"
 
-
-def new_snapshot_xml(name: str | None, description: str | None) -> str:
-    """The XML `snapshot-create-as` sends (and prints with --print-xml)."""
-    parts = ["<domainsnapshot>"]
-    if name is not None:
-        parts.append(f"  <name>{escape(name)}</name>")
-    if description is not None:
-        parts.append(f"  <description>{escape(description)}</description>")
-    parts.append("</domainsnapshot>")
-    return "\n".join(parts) + "\n"

@@ -16,6 +16,11 @@ Defaults are filled while parsing, so the model is explicit and
 ``parse(format(x)) == x``: the source format of fs/netfs pools is 'auto', of
 logical pools 'lvm2', of disk pools 'unknown'; a logical pool's VG name is the
 pool name and its target path /dev/VG.
+
+A request (``format_pool_request_xml``, ``format_volume_request_xml``) is the
+other layout of the same objects: only what was given, in the order virsh's
+pool-define-as / vol-create-as build it (their ``--print-xml``), leaving the
+defaults to the parser above.
 """
 from __future__ import annotations
 
@@ -40,8 +45,8 @@ from .xml_doc import with_path as _err
 from .xml_util import Context, Hint, Node, Reader, node, parse_xml, render
 
 __all__ = [
-    "POOL_SOURCE_FORMATS", "format_pool_xml", "format_volume_xml", "parse_pool_xml",
-    "parse_volume_xml", "volume_name_problem",
+    "POOL_SOURCE_FORMATS", "format_pool_request_xml", "format_pool_xml", "format_volume_request_xml",
+    "format_volume_xml", "parse_pool_xml", "parse_volume_xml", "volume_name_problem",
 ]
 
 # Source formats each pool type takes (the first is libvirt's default).
@@ -369,12 +374,12 @@ def format_pool_xml(pool: Pool, info: PoolInfo | None = None) -> str:
     root.add(_fmt_pool_source(pool))
     target = node("target", children=[node("path", text=pool.target.path), _fmt_perms(pool.target.permissions)])
     root.add(target)
-    return _open_empty(render(root), ("source", "target"))
+    return render(root)
 
 
 def _fmt_pool_source(pool: Pool) -> Node:
     uses, src = _USES[pool.type], pool.source
-    out = node("source")
+    out = node("source", expand=True)  # libvirt writes an empty <source> open and closed
     if "host" in uses and src.host:
         out.add(node("host", ("name", src.host), ("port", src.port)))
     if "device" in uses:
@@ -391,6 +396,32 @@ def _fmt_pool_source(pool: Pool) -> Node:
     return out
 
 
+def format_pool_request_xml(pool: Pool) -> str:
+    """The <pool> `virsh pool-define-as --print-xml` prints (vshBuildPoolXML): only the parts that are set.
+
+    Any pool type is written as given (the daemon names the ones it lacks); <source> holds host, dir,
+    devices, format, name and initiator in virsh's order; an empty target path means "not given"
+    (the parser picks the default, e.g. /dev/VG of a logical pool) and writes no <target>.
+    """
+    src = pool.source
+    source = node("source", children=[
+        node("host", ("name", src.host), ("port", src.port)) if src.host else None,
+        node("dir", ("path", src.dir)) if src.dir else None,
+        *[node("device", ("path", dev)) for dev in src.devices],
+        node("format", ("type", src.format)) if src.format else None,
+        node("name", text=src.name) if src.name else None,
+        node("initiator", children=[node("iqn", ("name", src.iqn))]) if src.iqn else None,
+    ])
+    root = node("pool", ("type", pool.type), children=[
+        node("name", text=pool.name),
+        node("uuid", text=pool.uuid) if pool.uuid else None,
+        source if source.children else None,
+        node("target", children=[node("path", text=pool.target.path), _fmt_perms(pool.target.permissions)])
+        if pool.target.path else None,
+    ])
+    return render(root)
+
+
 def _fmt_perms(p: Permissions | None) -> Node | None:
     if p is None or (p.mode is None and p.owner is None and p.group is None):
         return None
@@ -400,13 +431,6 @@ def _fmt_perms(p: Permissions | None) -> Node | None:
         node("owner", text=str(p.owner)) if p.owner is not None else None,
         node("group", text=str(p.group)) if p.group is not None else None,
     ])
-
-
-def _open_empty(text: str, tags: tuple[str, ...]) -> str:
-    """libvirt writes an empty <source>/<target> as an open and a close tag on two lines."""
-    for tag in tags:
-        text = re.sub(rf"^( *)<{tag}/>$", rf"\1<{tag}>\n\1</{tag}>", text, flags=re.M)
-    return text
 
 
 # ====================================================================== volume parse
@@ -529,10 +553,28 @@ def format_volume_xml(vol: Volume) -> str:
         node("path", text=vol.path) if vol.path is not None else None,
         node("format", ("type", vol.format)) if vol.format is not None else None,
         _fmt_perms(vol.permissions),
-    ]))
-    if vol.backing is not None:
-        root.add(node("backingStore", children=[
-            node("path", text=vol.backing.path),
-            node("format", ("type", vol.backing.format)) if vol.backing.format is not None else None,
-        ]))
-    return _open_empty(render(root), ("target",))
+    ], expand=True))  # libvirt writes an empty <target> open and closed
+    root.add(_fmt_backing(vol.backing))
+    return render(root)
+
+
+def format_volume_request_xml(vol: Volume) -> str:
+    """The <volume> `virsh vol-create-as --print-xml` prints: sizes in bytes without a unit, no type,
+    <target> only for a format, and the <backingStore> to build on."""
+    root = node("volume", children=[
+        node("name", text=vol.name),
+        node("capacity", text=str(vol.capacity)),
+        node("allocation", text=str(vol.allocation)) if vol.allocation is not None else None,
+        node("target", children=[node("format", ("type", vol.format))]) if vol.format else None,
+        _fmt_backing(vol.backing),
+    ])
+    return render(root)
+
+
+def _fmt_backing(b: BackingStore | None) -> Node | None:
+    if b is None:
+        return None
+    return node("backingStore", children=[
+        node("path", text=b.path),
+        node("format", ("type", b.format)) if b.format is not None else None,
+    ])

@@ -47,17 +47,32 @@ def bytes_to_kib(n: int) -> int:
     return -(-n // 1024)
 
 
-def parse_size(text: str, default_unit: str = "KiB") -> int:
+def parse_size(text: str, default_unit: str = "KiB", *, what: str | None = None) -> int:
     """'512M', '1.5G', '2 GiB', '4096' (in ``default_unit``) -> bytes.
 
     Decimals are allowed (qemu-img style); a fraction of a byte rounds up.
+    ``what`` names the value in virsh's words for a command-line option ("Malformed
+    allocation 1.2.3: ..."); without it the message quotes the text ("size '1.2.3' ...").
     """
     match = _SIZE_RE.match(text)
     if match is None:
+        if what is not None:
+            raise InvalidArgument(f"Malformed {what} {text}: {_size_help(default_unit)}")
         raise InvalidArgument(f"size '{text}' is not a number with an optional unit; write e.g. 512M, 1.5G or 2GiB")
     number, unit = match.groups()
-    mult = unit_multiplier(unit or default_unit)
+    try:
+        mult = unit_multiplier(unit or default_unit)
+    except InvalidArgument:
+        if what is None:
+            raise
+        raise InvalidArgument(f"Malformed {what} {text}: unknown suffix '{unit}'; {_size_help(default_unit)}") from None
     return math.ceil(Fraction(number) * mult)
+
+
+def _size_help(default_unit: str) -> str:
+    plain = "bytes" if unit_multiplier(default_unit) == 1 else default_unit
+    return (f"write a whole number of {plain} or one with a suffix: k/KiB, M/MiB, G/GiB, T/TiB (powers of 1024) "
+            "or KB, MB, GB, TB (powers of 1000), e.g. 512M or 10G")
 
 
 def parse_size_kib(text: str, default_unit: str = "KiB") -> int:

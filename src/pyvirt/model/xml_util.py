@@ -350,6 +350,7 @@ class Node:
     text: str | None = None
     children: list[Node] = field(default_factory=list)
     raw: str | None = None  # pre-rendered inner XML (metadata), indented by the renderer
+    expand: bool = False  # when empty, written as an open and a close tag on two lines (as libvirt writes some)
 
     def add(self, child: Node | None) -> Node | None:
         if child is not None:
@@ -358,13 +359,14 @@ class Node:
 
 
 def node(tag: str, *attrs: tuple[str, str | int | None], text: str | None = None,
-         children: Iterable[Node | None] = ()) -> Node:
+         children: Iterable[Node | None] = (), expand: bool = False) -> Node:
     """Shorthand: node('target', ('dev', 'vda'), ('bus', 'virtio'))."""
     return Node(
         tag,
         [(k, None if v is None else str(v)) for k, v in attrs],
         text,
         [c for c in children if c is not None],
+        expand=expand,
     )
 
 
@@ -397,5 +399,8 @@ def _render(n: Node, depth: int, lines: list[str]) -> None:
         lines.append(f"{pad}</{n.tag}>")
     elif n.text is not None:
         lines.append(f"{pad}<{n.tag}{attrs}>{escape(n.text)}</{n.tag}>")
+    elif n.expand:
+        lines.append(f"{pad}<{n.tag}{attrs}>")
+        lines.append(f"{pad}</{n.tag}>")
     else:
         lines.append(f"{pad}<{n.tag}{attrs}/>")
