@@ -135,10 +135,8 @@ class DomainManager:
                     used = await run.monitor.query_balloon() // 1024
         caps = await self.host.capabilities()
         accel = run.accel if run else self.host.accel_for(dom, caps, check=False)
-        s = entry.summary()
         return DomainInfo(
-            s.id, s.name, s.uuid, s.state, s.reason, s.persistent, s.autostart,
-            os_type=dom.os.type, vcpus=dom.vcpu_current or dom.vcpus, cpu_time_ns=cpu_ns,
+            **vars(entry.summary()), os_type=dom.os.type, vcpus=dom.vcpu_current or dom.vcpus, cpu_time_ns=cpu_ns,
             max_memory_kib=dom.memory_kib, used_memory_kib=used if run else dom.effective_memory_kib,
             managed_save=False, security_model="none", security_doi="0", accel=accel,
             cpu_note="; ".join(run.notes) if run else "",

@@ -147,8 +147,7 @@ class NetworkManager:
 
     def info(self, ref: str) -> NetworkInfo:
         entry = self.lookup(ref)
-        s = entry.summary()
-        return NetworkInfo(s.name, s.uuid, s.active, s.persistent, s.autostart, s.bridge, s.mode,
+        return NetworkInfo(**vars(entry.summary()),
                            connections=len(self.users(entry.name)) if entry.active else 0)
 
     def users(self, network: str) -> list[LostLink]:

@@ -50,14 +50,9 @@ class DomainSummary:
 
 
 @dataclass(frozen=True)
-class DomainInfo:
-    id: int | None
-    name: str
-    uuid: str
-    state: str
-    reason: str
-    persistent: bool
-    autostart: bool
+class DomainInfo(DomainSummary):
+    """dominfo: the summary and the figures virsh shows with it."""
+
     os_type: str
     vcpus: int
     cpu_time_ns: int
@@ -264,15 +259,8 @@ class NetworkSummary:
 
 
 @dataclass(frozen=True)
-class NetworkInfo:
-    name: str
-    uuid: str
-    active: bool
-    persistent: bool
-    autostart: bool
-    bridge: str | None
-    mode: str
-    connections: int
+class NetworkInfo(NetworkSummary):
+    connections: int  # interfaces of running domains plugged in
 
 
 @dataclass(frozen=True)
