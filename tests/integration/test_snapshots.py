@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-
 from pyvirt.qemu import img
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok

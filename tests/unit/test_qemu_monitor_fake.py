@@ -38,7 +38,7 @@ class FakeQmp:
         self.connected = asyncio.Event()
         self.server: asyncio.AbstractServer | None = None
 
-    async def __aenter__(self) -> "FakeQmp":
+    async def __aenter__(self) -> FakeQmp:
         self.server = await asyncio.start_unix_server(self._serve, str(self.path))
         return self
 

@@ -356,7 +356,7 @@ def default_network(taken_subnets: Iterable[Owner | IPNetwork],
     third = DEFAULT_THIRD_OCTET
     clash = _conflict(wanted, owners)
     if clash is not None:
-        order = [*range(DEFAULT_THIRD_OCTET + 1, 256), *range(0, DEFAULT_THIRD_OCTET)]
+        order = [*range(DEFAULT_THIRD_OCTET + 1, 256), *range(DEFAULT_THIRD_OCTET)]
         free = next((x for x in order if _conflict(ipaddress.ip_network(f"192.168.{x}.0/24"), owners) is None), None)
         if free is None:
             raise HostError(f"{wanted} is already used on this host (by {clash[1]}) and so is every other "

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import ConnectError, ExecInterruptedError, ExecuteError, EventListener, QMPClient, QMPError, Runstate
+from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, ExecuteError, QMPClient, QMPError, Runstate
 from qemu.qmp.message import Message
 
 from ..errors import QemuError
@@ -42,7 +42,7 @@ class QmpEvent:
     timestamp: float = 0.0
 
     @classmethod
-    def from_message(cls, msg: Message) -> "QmpEvent":
+    def from_message(cls, msg: Message) -> QmpEvent:
         stamp = msg.get("timestamp") or {}
         seconds = float(stamp.get("seconds", 0)) + float(stamp.get("microseconds", 0)) / 1e6
         return cls(str(msg["event"]), dict(msg.get("data") or {}), seconds)
@@ -86,7 +86,7 @@ class Monitor:
         address: str | socket.socket = socket_path if isinstance(socket_path, socket.socket) else str(socket_path)
         try:
             await asyncio.wait_for(self._client.connect(address), timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise QemuError(
                 f"cannot connect to the QEMU monitor of {self.name} at {where}: no QMP greeting within "
                 f"{timeout:g} s; QEMU may be hung (check its log) or another client holds the monitor"
@@ -190,7 +190,7 @@ class Monitor:
                 f"QMP command '{command}' to {self.name} failed: the connection to QEMU was lost before it "
                 "answered (QEMU exited or closed the monitor)"
             ) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise QemuError(
                 f"QMP command '{command}' to {self.name} got no answer within {timeout:g} s; QEMU may be hung"
             ) from exc
@@ -339,7 +339,7 @@ class Monitor:
         """Put node ``node_name`` into an empty drive whose tray is open."""
         await self.execute("blockdev-insert-medium", {"id": device_id, "node-name": node_name})
 
-    async def __aenter__(self) -> "Monitor":
+    async def __aenter__(self) -> Monitor:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
