@@ -14,6 +14,7 @@ on every path.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -152,10 +153,8 @@ def run_probe_boot(qemu_binary: str, accel: str, timeout: float) -> BootResult:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 _KVM_MODULES = ("kvm_intel", "kvm_amd", "kvm_pvm")

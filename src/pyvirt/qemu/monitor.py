@@ -68,7 +68,7 @@ class Monitor:
         # The library's default listener keeps every event forever (queue and
         # history): a leak over a VM's lifetime. Forward events ourselves instead.
         with contextlib.suppress(ValueError):
-            self._client._listeners.remove(self._client.events)  # pylint: disable=protected-access
+            self._client._listeners.remove(self._client.events)  # noqa: SLF001 - no public way to drop the default
         self._client.register_listener(_Forwarder(self._deliver))
         self._queue: asyncio.Queue[QmpEvent] = asyncio.Queue()
         self._callbacks: list[EventCallback] = []

@@ -160,7 +160,7 @@ async def spawn(
         os.write(log_fd, _log_header(argv, env).encode())
         log_start = os.lseek(log_fd, 0, os.SEEK_END)
         try:
-            popen = subprocess.Popen(
+            popen = subprocess.Popen(  # noqa: ASYNC220 - fork+exec is quick; a pidfd, not the loop, watches QEMU
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,

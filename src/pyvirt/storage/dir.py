@@ -13,6 +13,7 @@ leaves the file sparse. A failed create or copy removes the file it started.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -258,10 +259,8 @@ class DirBackend:
 
     @staticmethod
     def _remove_partial(path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
 
     # ------------------------------------------------------------ change
     def delete_volume(self, name: str) -> None:

@@ -55,7 +55,7 @@ def run(argv: Sequence[str], *, timeout: float = TIMEOUT, ok: tuple[int, ...] = 
     what = doing or f"run {tool}"
     shown = shlex.join(args)
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                               env=_env())
     except FileNotFoundError:
         raise HostError(f"cannot {what}: {tool} is not installed; install Debian's {package_for(tool)} "
