@@ -389,7 +389,7 @@ def test_client_stream_progress_and_busy_volume(daemon: DaemonHandle, pool_names
             assert slow.sent_first.wait(10)
             with pytest.raises(OperationBusy, match="busy"):
                 vol.delete()
-            with pytest.raises(OperationBusy, match="upload of 's.img'"):
+            with pytest.raises(OperationBusy, match=r"upload of 's\.img'"):
                 conn.pool("pvts-cli").destroy()
         finally:
             slow.release.set()

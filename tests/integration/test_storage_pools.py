@@ -720,7 +720,7 @@ def test_runner_turns_failures_into_host_errors() -> None:
     assert info.value.detail is not None and "exit status: 3" in info.value.detail
     assert "command: sh -c 'echo noise" in info.value.detail
     assert run(["sh", "-c", "exit 2"], ok=(0, 2)).returncode == 2
-    with pytest.raises(HostError, match="did not finish in 0.3s and was killed"):
+    with pytest.raises(HostError, match=r"did not finish in 0\.3s and was killed"):
         run(["sleep", "10"], timeout=0.3)
     with pytest.raises(HostError, match="lvm2"):
         run(["/nonexistent/lvcreate"])
