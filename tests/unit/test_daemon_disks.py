@@ -123,7 +123,8 @@ def test_users_sees_file_block_and_volume_disks(tmp_path: Path) -> None:
     pools = FakePools({})
     pools.pools = {"default": SimpleNamespace(backend=backend)}
     volume_disk = Disk("vda", "virtio", source_type="volume", source_pool="default", source_volume="vol.raw")
-    m = manager(entry("by-volume", volume_disk, running=False), entry("by-path", Disk("vdb", "virtio", source=str(image))),
+    m = manager(entry("by-volume", volume_disk, running=False),
+                entry("by-path", Disk("vdb", "virtio", source=str(image))),
                 entry("other", Disk("vdb", "virtio", source="/elsewhere.raw")), pools=pools)
     assert m.users(str(image)) == ["by-path", "by-volume"]
 

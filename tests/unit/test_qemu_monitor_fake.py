@@ -52,7 +52,8 @@ class FakeQmp:
         assert self.writer is not None
         self.writer.write(json.dumps(obj).encode() + b"\r\n")
 
-    def event(self, name: str, data: dict[str, Any] | None = None, seconds: int = 1700000000, micro: int = 250000) -> None:
+    def event(self, name: str, data: dict[str, Any] | None = None, seconds: int = 1700000000,
+              micro: int = 250000) -> None:
         msg: dict[str, Any] = {"event": name, "timestamp": {"seconds": seconds, "microseconds": micro}}
         if data is not None:
             msg["data"] = data

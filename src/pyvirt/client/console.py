@@ -31,7 +31,8 @@ class ConsoleStream:
         except FileNotFoundError as exc:
             raise ConnectionFailed(f"failed to connect to the daemon at unix://{socket_path}: no such file") from exc
         except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise ConnectionFailed(f"failed to open the console of domain '{ref}' at unix://{socket_path}: {exc}") from exc
+            raise ConnectionFailed(
+                f"failed to open the console of domain '{ref}' at unix://{socket_path}: {exc}") from exc
         self._pending = b""
         self.name = ref
         self.close_reason = ""
@@ -43,7 +44,8 @@ class ConsoleStream:
             first = self._ws.recv(timeout)
         except TimeoutError as exc:
             self.close()
-            raise ConnectionFailed(f"the daemon did not open the console of domain '{self.name}' within {timeout:.0f} s") from exc
+            raise ConnectionFailed(
+                f"the daemon did not open the console of domain '{self.name}' within {timeout:.0f} s") from exc
         except self._closed_exc as exc:
             self.close()
             raise ConnectionFailed(f"the daemon closed the console of domain '{self.name}': {exc}") from exc

@@ -123,7 +123,8 @@ class Domain:
     def info(self) -> dict[str, Any]:
         """dominfo: the summary plus os_type, vcpus, cpu_time_ns, memory, accel..."""
         data: dict[str, Any] = self._conn.request("GET", self._path())
-        self.last = DomainSummary({k: data[k] for k in ("id", "name", "uuid", "state", "reason", "persistent", "autostart") if k in data})
+        keys = ("id", "name", "uuid", "state", "reason", "persistent", "autostart")
+        self.last = DomainSummary({k: data[k] for k in keys if k in data})
         return data
 
     def summary(self) -> DomainSummary:
@@ -157,11 +158,13 @@ class Domain:
     # --- interfaces -----------------------------------------------------------------------
     def interfaces(self, inactive: bool = False) -> list[dict[str, Any]]:
         """domiflist rows: {target, type, source, model, mac, link}."""
-        return list(self._conn.request("GET", self._path("/interfaces" + ("?inactive=1" if inactive else "")))["interfaces"])
+        query = "?inactive=1" if inactive else ""
+        return list(self._conn.request("GET", self._path("/interfaces" + query))["interfaces"])
 
     def interface_addresses(self, source: str = "lease") -> list[dict[str, Any]]:
         """domifaddr rows: {name, mac, addrs: [{type, addr, prefix}]} (source: lease)."""
-        return list(self._conn.request("GET", self._path(f"/interfaces/addresses?source={quote(source)}"))["interfaces"])
+        path = self._path(f"/interfaces/addresses?source={quote(source)}")
+        return list(self._conn.request("GET", path)["interfaces"])
 
     def interface_stats(self, device: str) -> dict[str, int]:
         """domifstat counters, from the guest's side (rx = what the guest received)."""

@@ -38,10 +38,12 @@ def open_socket(path: str, timeout: float | None = None) -> socket.socket:
         sock.connect(path)
     except FileNotFoundError as exc:
         sock.close()
-        raise ConnectionFailed(f"failed to connect to the daemon at {where}: no such file ({daemon_hint(path)})") from exc
+        raise ConnectionFailed(
+            f"failed to connect to the daemon at {where}: no such file ({daemon_hint(path)})") from exc
     except ConnectionRefusedError as exc:
         sock.close()
-        raise ConnectionFailed(f"failed to connect to the daemon at {where}: connection refused ({daemon_hint(path)})") from exc
+        raise ConnectionFailed(
+            f"failed to connect to the daemon at {where}: connection refused ({daemon_hint(path)})") from exc
     except PermissionError as exc:
         sock.close()
         raise ConnectionFailed(
@@ -204,7 +206,8 @@ def decode_answer(method: str, target: str, resp: Response, data: bytes) -> Any:
     except ValueError:
         doc = None
         if 200 <= resp.status < 300:
-            raise InternalError(f"the daemon answered {method} {target} with a body that is not JSON: {data[:200]!r}") from None
+            raise InternalError(
+                f"the daemon answered {method} {target} with a body that is not JSON: {data[:200]!r}") from None
     if 200 <= resp.status < 300:
         return doc
     if isinstance(doc, dict) and isinstance(doc.get("error"), dict):

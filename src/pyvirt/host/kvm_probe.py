@@ -131,7 +131,8 @@ def run_probe_boot(qemu_binary: str, accel: str, timeout: float) -> BootResult:
                 cwd=tmp,
             )
         except OSError as exc:
-            return BootResult(accel, False, False, None, False, 0.0, "", spawn_error=f"{qemu_binary}: {exc.strerror or exc}")
+            return BootResult(accel, False, False, None, False, 0.0, "",
+                              spawn_error=f"{qemu_binary}: {exc.strerror or exc}")
         timed_out = False
         try:
             try:
