@@ -57,13 +57,16 @@ def open_socket(path: str, timeout: float | None = None) -> socket.socket:
 
 
 class Response:
-    """Status, lower-cased headers and the body reader of one answer."""
+    """Status, lower-cased headers and the body reader of one answer.
+
+    ``reader`` is the connection's file object positioned at the body: read(), chunks() and
+    lines() decode it; a caller that copies a large body in pieces reads it directly."""
 
     def __init__(self, status: int, reason: str, headers: dict[str, str], reader: Any) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
-        self._reader = reader
+        self.reader = reader
 
     @property
     def chunked(self) -> bool:
@@ -79,25 +82,25 @@ class Response:
             return b"".join(self.chunks())
         length = self.headers.get("content-length")
         if length is not None:
-            data = self._reader.read(int(length))
+            data = self.reader.read(int(length))
             if len(data) != int(length):
                 raise _lost("the answer was cut short")
             return data
-        return self._reader.read()
+        return self.reader.read()
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the decoded chunks of a chunked body as they arrive."""
         while True:
-            line = self._reader.readline(MAX_LINE)
+            line = self.reader.readline(MAX_LINE)
             if not line:
                 raise _lost("the stream ended without its last chunk")
             size = int(line.split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
-                while self._reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
+                while self.reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
-            data = self._reader.read(size)
-            self._reader.readline(MAX_LINE)
+            data = self.reader.read(size)
+            self.reader.readline(MAX_LINE)
             if len(data) != size:
                 raise _lost("a chunk was cut short")
             yield data
@@ -129,10 +132,12 @@ class UnixHTTP:
         self._sock: socket.socket | None = None
         self._reader: Any = None
 
-    def connect(self) -> None:
+    def connect(self) -> socket.socket:
+        """Open the connection unless it is open; the socket, for a caller that streams a request body."""
         if self._sock is None:
             self._sock = open_socket(self.path, self.timeout)
             self._reader = self._sock.makefile("rb")
+        return self._sock
 
     def close(self) -> None:
         if self._reader is not None:
@@ -157,17 +162,17 @@ class UnixHTTP:
             raise _lost(f"{method} {target}: {exc}") from exc
 
     def _send_once(self, method: str, target: str, body: bytes | None) -> Response:
-        self.connect()
-        assert self._sock is not None
+        sock = self.connect()
         head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         elif method in ("POST", "PUT"):
             head += "Content-Length: 0\r\n"
-        self._sock.sendall(head.encode() + b"\r\n" + (body or b""))
-        return self._read_head()
+        sock.sendall(head.encode() + b"\r\n" + (body or b""))
+        return self.read_head()
 
-    def _read_head(self) -> Response:
+    def read_head(self) -> Response:
+        """Read the status line and headers of the next answer; the body is left to the Response."""
         status_line = self._reader.readline(MAX_LINE)
         if not status_line:
             raise _NoAnswer("the daemon closed the connection without answering")
