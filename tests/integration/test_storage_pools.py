@@ -27,9 +27,9 @@ from pyvirt.model.storage import BackingStore, Permissions, Pool, PoolSource, Po
 from pyvirt.model.storage_xml import format_pool_xml, parse_pool_xml
 from pyvirt.qemu import img
 from pyvirt.storage import backend_for
-from pyvirt.storage.base import CHUNK
+from pyvirt.storage.base import CHUNK, signature
 from pyvirt.storage.disk import DiskBackend
-from pyvirt.storage.fs import FsBackend, mount_at, signature
+from pyvirt.storage.fs import FsBackend, mount_at
 from pyvirt.storage.logical import LogicalBackend, dm_available
 from pyvirt.storage.netfs import NetfsBackend
 

@@ -4,6 +4,13 @@
 """
 from __future__ import annotations
 
-from .base import PoolBackend, ProgressCallback, backend_for
+from . import base
+from .backends import backend_for
+from .base import PoolBackend, ProgressCallback
 
 __all__ = ["PoolBackend", "ProgressCallback", "backend_for"]
+
+# Transition: daemon/pools.py still imports backend_for from storage.base, where it used to live.
+# Importing pyvirt.storage.base always runs this package first, so the name is there; remove this
+# line (and the declaration at the end of base.py) once daemon/pools.py imports it from pyvirt.storage.
+base.backend_for = backend_for

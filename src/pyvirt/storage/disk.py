@@ -29,12 +29,12 @@ from .base import (
     block_size,
     check_range,
     out_of_space,
+    refuse_if_used,
     stream_in,
     stream_out,
     zero_device,
     zero_range,
 )
-from .fs import refuse_if_used
 from .run import run
 
 ALIGN = 1024 * 1024  # partitions start on MiB boundaries (parted's "optimal" for most disks)
