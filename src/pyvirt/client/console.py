@@ -95,10 +95,11 @@ class ConsoleStream:
     def close(self) -> None:
         """End the session. Unread output is dropped first: the websockets reader stops taking
         frames once its queue is full, and would then miss the daemon's close (a 10 s wait)."""
+        drained: tuple[type[Exception], ...] = (TimeoutError, *self._closed_exc)
         try:
             while True:
                 self._ws.recv(timeout=0.05)  # lets the reader thread hand over what it holds
-        except (TimeoutError, *self._closed_exc):
+        except drained:
             pass
         self._ws.close()
 

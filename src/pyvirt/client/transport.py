@@ -14,7 +14,7 @@ from ..errors import ConnectionFailed, InternalError, PyvirtError, from_dict
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 MAX_LINE = 65536
 
@@ -62,7 +62,7 @@ class Response:
     ``reader`` is the connection's file object positioned at the body: read(), chunks() and
     lines() decode it; a caller that copies a large body in pieces reads it directly."""
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str], reader: Any) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str], reader: BinaryIO) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
@@ -130,7 +130,7 @@ class UnixHTTP:
         self.path = path
         self.timeout = timeout
         self._sock: socket.socket | None = None
-        self._reader: Any = None
+        self._reader: BinaryIO | None = None
 
     def connect(self) -> socket.socket:
         """Open the connection unless it is open; the socket, for a caller that streams a request body."""
@@ -173,7 +173,10 @@ class UnixHTTP:
 
     def read_head(self) -> Response:
         """Read the status line and headers of the next answer; the body is left to the Response."""
-        status_line = self._reader.readline(MAX_LINE)
+        reader = self._reader
+        if reader is None:
+            raise _NoAnswer("no connection is open")
+        status_line = reader.readline(MAX_LINE)
         if not status_line:
             raise _NoAnswer("the daemon closed the connection without answering")
         parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
@@ -181,14 +184,14 @@ class UnixHTTP:
             raise InternalError(f"the daemon sent a malformed HTTP status line: {status_line[:80]!r}")
         headers: dict[str, str] = {}
         while True:
-            line = self._reader.readline(MAX_LINE)
+            line = reader.readline(MAX_LINE)
             if line in (b"\r\n", b"\n"):
                 break
             if not line:
                 raise _NoAnswer("the daemon closed the connection in the middle of an answer")
             key, _, value = line.decode("latin-1").partition(":")
             headers[key.strip().lower()] = value.strip()
-        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, self._reader)
+        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, reader)
 
     def request_json(self, method: str, target: str, payload: Any = None) -> Any:
         """One JSON request -> the decoded JSON answer; error answers are raised as pyvirt errors."""

@@ -212,7 +212,7 @@ def _ip(r: Reader) -> IPConfig:
         if addr.version == 6:
             prefix = 64
         else:
-            prefix = classful_prefix(addr)  # type: ignore[arg-type]
+            prefix = classful_prefix(addr)
             if prefix is None:
                 raise r.error(f"address '{address}' has neither netmask= nor prefix=", "add prefix='24' (or netmask=)")
     ranges: list[DHCPRange] = []

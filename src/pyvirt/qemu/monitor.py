@@ -43,9 +43,11 @@ class QmpEvent:
 
     @classmethod
     def from_message(cls, msg: Message) -> QmpEvent:
-        stamp = msg.get("timestamp") or {}
-        seconds = float(stamp.get("seconds", 0)) + float(stamp.get("microseconds", 0)) / 1e6
-        return cls(str(msg["event"]), dict(msg.get("data") or {}), seconds)
+        stamp, data = msg.get("timestamp"), msg.get("data")  # a Message's values are typed as object
+        seconds = 0.0
+        if isinstance(stamp, dict):
+            seconds = float(stamp.get("seconds", 0)) + float(stamp.get("microseconds", 0)) / 1e6
+        return cls(str(msg["event"]), dict(data) if isinstance(data, dict) else {}, seconds)
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ class Monitor:
 
     async def query_name(self) -> str | None:
         ret = await self.execute("query-name")
-        return ret.get("name")
+        name: str | None = ret.get("name")  # absent when the VM has no -name
+        return name
 
     async def query_cpus_fast(self) -> list[int]:
         """Host thread id of each vCPU, in CPU index order (for pinning)."""

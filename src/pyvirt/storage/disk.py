@@ -66,7 +66,8 @@ def parse_parted(text: str) -> Layout:
     if not lines or lines[0] != "BYT":
         raise HostError("parted printed something pyvirt cannot read (expected 'BYT;' first)", detail=text[:500])
     disk = lines[1].split(":")
-    parts, free = [], []
+    parts: list[Part] = []
+    free: list[Part] = []
     for line in lines[2:]:
         f = line.split(":")
         if len(f) < 4:
