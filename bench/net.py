@@ -83,7 +83,8 @@ def bench_net(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int) ->
             t0 = time.perf_counter()
             cli(d, "net-destroy", "bnet")
             stops.append((time.perf_counter() - t0) * 1000)
-        rows.append({"what": "net-start (bridge + dnsmasq + nft + DNS check)", "ms": round(sorted(starts)[runs // 2], 1)})
+        rows.append({"what": "net-start (bridge + dnsmasq + nft + DNS check)",
+                     "ms": round(sorted(starts)[runs // 2], 1)})
         rows.append({"what": "net-destroy", "ms": round(sorted(stops)[runs // 2], 1)})
         cli(d, "net-start", "bnet")
         leases = []
@@ -95,7 +96,8 @@ def bench_net(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int) ->
             lease_of(d, f"lease{i}")
             leases.append((time.perf_counter() - t0) * 1000)
             cli(d, "destroy", f"lease{i}")
-        rows.append({"what": "guest start -> DHCP lease (microvm, TCG, STP bridge)", "ms": round(sorted(leases)[runs // 2], 1)})
+        rows.append({"what": "guest start -> DHCP lease (microvm, TCG, STP bridge)",
+                     "ms": round(sorted(leases)[runs // 2], 1)})
         leases_nostp = []
         cli(d, "net-destroy", "bnet")
         (tmp / "n2.xml").write_text(NET_XML.replace("<bridge name='pvbench0'/>", "<bridge name='pvbench0' stp='off'/>"))
@@ -109,7 +111,8 @@ def bench_net(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int) ->
             lease_of(d, f"lease{i}", start=start)
             leases_nostp.append((time.perf_counter() - t0) * 1000)
             cli(d, "destroy", f"lease{i}")
-        rows.append({"what": "guest start -> DHCP lease (microvm, TCG, stp='off')", "ms": round(sorted(leases_nostp)[runs // 2], 1)})
+        rows.append({"what": "guest start -> DHCP lease (microvm, TCG, stp='off')",
+                     "ms": round(sorted(leases_nostp)[runs // 2], 1)})
         fast = GuestImage(guest.kernel, iperf_initrd(guest, tmp), guest.cmdline)
         for model in ("virtio", "e1000", "rtl8139"):
             _throughput(d, fast, tmp, model, rows)
@@ -118,7 +121,8 @@ def bench_net(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int) ->
 
 
 def _nic(mac: str, model: str = "virtio") -> str:
-    return f"<interface type='network'><source network='bnet'/><mac address='{mac}'/><model type='{model}'/></interface>"
+    return (f"<interface type='network'><source network='bnet'/><mac address='{mac}'/>"
+            f"<model type='{model}'/></interface>")
 
 
 def _throughput(d: DaemonHandle, guest: GuestImage, tmp: Path, model: str, rows: list[Row]) -> None:

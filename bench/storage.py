@@ -7,6 +7,7 @@ cache is dropped before each copy so every tool reads from the disk alike.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -24,10 +25,8 @@ BIN = Path(__file__).resolve().parents[1] / ".venv/bin"
 
 def _drop_caches() -> None:
     subprocess.run(["sync"], check=True)
-    try:
+    with contextlib.suppress(OSError):  # not allowed here: all tools then read from the page cache alike
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
-    except OSError:
-        pass  # not allowed here: all tools then read from the page cache alike
 
 
 def _timed(argv: list[str]) -> float:
@@ -68,8 +67,8 @@ def bench_storage(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int
         # vol-clone through the daemon (default pool) vs qemu-img convert of the same volume
         d.cli("pool-refresh", "default")
         clone_times, qimg_times = [], []
-        subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(src), str(d.root / "var/lib/pyvirt/images/bbase.qcow2")],
-                       check=True)
+        base = d.root / "var/lib/pyvirt/images/bbase.qcow2"
+        subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(src), str(base)], check=True)
         d.cli("pool-refresh", "default")
         for i in range(runs):
             _drop_caches()
@@ -121,8 +120,10 @@ def _snapshot_latency(d: DaemonHandle, guest: GuestImage, tmp: Path, rows: list[
             t0 = time.perf_counter()
             d.cli("snapshot-revert", "bsnap", f"live{i}")
             live_r.append((time.perf_counter() - t0) * 1000)
-        rows.append({"what": "snapshot-create-as, running 256 MiB guest + memory", "ms": round(sorted(live_c)[runs // 2], 1)})
-        rows.append({"what": "snapshot-revert, running 256 MiB guest + memory", "ms": round(sorted(live_r)[runs // 2], 1)})
+        rows.append({"what": "snapshot-create-as, running 256 MiB guest + memory",
+                     "ms": round(sorted(live_c)[runs // 2], 1)})
+        rows.append({"what": "snapshot-revert, running 256 MiB guest + memory",
+                     "ms": round(sorted(live_r)[runs // 2], 1)})
     finally:
         d.cli("destroy", "bsnap")
         d.cli("undefine", "bsnap", "--snapshots-metadata")

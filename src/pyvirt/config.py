@@ -132,7 +132,7 @@ class Settings:
     extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "Settings":
+    def load(cls, path: Path) -> Settings:
         if not path.exists():
             return cls()
         try:
@@ -149,6 +149,6 @@ class Config:
     settings: Settings
 
     @classmethod
-    def for_root(cls, root: str | os.PathLike[str] = "/") -> "Config":
+    def for_root(cls, root: str | os.PathLike[str] = "/") -> Config:
         paths = Paths(Path(root).resolve())
         return cls(paths, Settings.load(paths.settings_file))

@@ -42,8 +42,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make "tests.guest" importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pyvirt.errors import HostError  # noqa: E402
-from tests.guest import cpio, kernel, kmod  # noqa: E402
+from pyvirt.errors import HostError
+from tests.guest import cpio, kernel, kmod
 
 log = logging.getLogger("pyvirt.tests.guest")
 

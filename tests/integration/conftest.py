@@ -132,9 +132,9 @@ class DaemonHandle:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        log = open(self.root / "pyvirtd.stderr", "ab")
-        self.proc = subprocess.Popen([PYVIRTD, "--root", str(self.root)], stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL)
+        with open(self.root / "pyvirtd.stderr", "ab") as log:  # the daemon keeps its own copy of the fd
+            self.proc = subprocess.Popen([PYVIRTD, "--root", str(self.root)], stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():
@@ -201,10 +201,8 @@ class DaemonHandle:
     def cleanup(self) -> None:
         self.stop(signal.SIGKILL)
         for pid in qemu_pids_under(self.root) + pids_under(self.root, b"dnsmasq"):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 5
         while qemu_pids_under(self.root) and time.monotonic() < deadline:
             time.sleep(0.05)

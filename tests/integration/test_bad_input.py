@@ -121,8 +121,9 @@ def test_shutdown_timeout_falls_back_to_destroy(daemon: DaemonHandle, guest, tmp
 
 
 def test_no_daemon_and_unreadable_socket(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from .conftest import PYVIRT
     import subprocess
+
+    from .conftest import PYVIRT
 
     sock = tmp_path / "none.sock"
     r = subprocess.run([PYVIRT, "-c", f"unix://{sock}", "list"], capture_output=True, text=True)

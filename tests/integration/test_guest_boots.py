@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.guest.build import (LEASE_MARKER, POWEROFF_MARKER, READY_MARKER, GuestImage,
-                               build)
+from tests.guest.build import LEASE_MARKER, POWEROFF_MARKER, READY_MARKER, GuestImage, build
 
 pytestmark = pytest.mark.integration
 

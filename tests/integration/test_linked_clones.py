@@ -42,7 +42,8 @@ def test_two_guests_on_linked_clones_leave_the_base_unchanged(daemon: DaemonHand
         assert sha(base) == before  # both guests wrote only into their overlays
         for n in (1, 2):
             raw = tmp_path / f"lc{n}.raw"
-            subprocess.run(["qemu-img", "convert", "-O", "raw", str(base.parent / f"lc{n}.qcow2"), str(raw)], check=True)
+            clone = base.parent / f"lc{n}.qcow2"
+            subprocess.run(["qemu-img", "convert", "-O", "raw", str(clone), str(raw)], check=True)
             assert raw.read_bytes().startswith(f"guest{n}".encode())
     finally:
         for n in (1, 2):

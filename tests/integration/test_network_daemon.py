@@ -241,9 +241,11 @@ def test_net_define_again_without_uuid_updates_the_definition(daemon: DaemonHand
 
 def test_dual_stack_network_gives_the_guest_ipv6_by_router_advertisement(daemon: DaemonHandle, guest: GuestImage,
                                                                            tmp_path: Path) -> None:
-    xml = NET.format(name="pvv6", bridge="pvdb8", prefix="10.131.50").replace("</network>", """  <ip family='ipv6' address='fd00:131:50::1' prefix='64'>
+    # no DHCPv6 range: dnsmasq advertises the prefix for SLAAC (ra-only)
+    ipv6 = """  <ip family='ipv6' address='fd00:131:50::1' prefix='64'>
   </ip>
-</network>""")  # no DHCPv6 range: dnsmasq advertises the prefix for SLAAC (ra-only)
+</network>"""
+    xml = NET.format(name="pvv6", bridge="pvdb8", prefix="10.131.50").replace("</network>", ipv6)
     define(daemon, tmp_path, xml)
     try:
         addrs = subprocess.run(["ip", "-6", "addr", "show", "pvdb8"], capture_output=True, text=True).stdout

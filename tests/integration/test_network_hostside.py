@@ -189,7 +189,7 @@ def test_start_failure_carries_dnsmasqs_message(lab: Lab) -> None:
     dnsmasq.write_hosts_files(NET, hostsfile=f["hostsfile"], addn_hosts=f["addn_hosts"])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
         squatter.bind(("10.251.0.1", 53))
-        with pytest.raises(HostError, match="dnsmasq failed to start: .*10.251.0.1: Address already in use"):
+        with pytest.raises(HostError, match=r"dnsmasq failed to start: .*10\.251\.0\.1: Address already in use"):
             dnsmasq.start(f["conf"], f["pidfile"])
     assert dnsmasq.find(f["pidfile"], f["conf"]) is None
 

@@ -55,7 +55,9 @@ def ping(daemon: DaemonHandle, name: str, ip: str, tries: int = 8) -> bool:
     """One echo per second until one answers. A port new on an STP bridge forwards only after
     listening + learning (2 x the kernel's 2 s minimum forward delay), as under libvirt."""
     status, _ = daemon.guest_run(
-        name, f"for i in $(seq {tries}); do ping -c 1 -W 1 {ip} >/dev/null 2>&1 && break; done; ping -c 1 -W 1 {ip} >/dev/null 2>&1",
+        name,
+        f"for i in $(seq {tries}); do ping -c 1 -W 1 {ip} >/dev/null 2>&1 && break; done; "
+        f"ping -c 1 -W 1 {ip} >/dev/null 2>&1",
         timeout=tries * 2 + 10)
     return status == 0
 

@@ -7,6 +7,7 @@ asserted with wide margins where the number is the behaviour under test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -79,10 +80,8 @@ def qemus() -> Iterator[list[int]]:
                 pass
             finally:
                 os.close(fd)
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)  # reap if it is our child
-            except ChildProcessError:
-                pass
 
 
 def run(coro: object) -> object:
@@ -113,7 +112,7 @@ def test_lifecycle_and_events(root: Path, qemus: list[int]) -> None:
         assert (await mon.human_monitor_command("info version")).startswith(str(version))
         await mon.stop()
         assert await mon.query_status() == (False, "paused")
-        with pytest.raises(QemuError, match="'query-balloon'.*balloon"):
+        with pytest.raises(QemuError, match=r"'query-balloon'.*balloon"):
             await mon.query_balloon()  # no balloon device: QEMU's own words come through
         assert proc.alive()
         await mon.quit()

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-
 from pyvirt.qemu import img
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok
@@ -83,7 +82,8 @@ def test_offline_snapshot_brings_the_disk_back(daemon: DaemonHandle, guest: Gues
         boot(d, name)
         run(d, name, WRITE.format(m="A"))
         ok(d, "destroy", name)
-        assert ok(d, "snapshot-create-as", name, "s1", "before B") == "Domain snapshot s1 created\n"  # no empty line, as virsh
+        # no empty line after it, as virsh
+        assert ok(d, "snapshot-create-as", name, "s1", "before B") == "Domain snapshot s1 created\n"
         assert tags(image) == ["s1"]
         listing = ok(d, "snapshot-list", name)
         assert re.fullmatch(rf" Name   Creation Time               State\n-{{45}}\n s1     {TIME}   shutoff\n\n",

@@ -27,9 +27,9 @@ from pyvirt.model.storage import BackingStore, Permissions, Pool, PoolSource, Po
 from pyvirt.model.storage_xml import format_pool_xml, parse_pool_xml
 from pyvirt.qemu import img
 from pyvirt.storage import backend_for
-from pyvirt.storage.base import CHUNK
+from pyvirt.storage.base import CHUNK, signature
 from pyvirt.storage.disk import DiskBackend
-from pyvirt.storage.fs import FsBackend, mount_at, signature
+from pyvirt.storage.fs import FsBackend, mount_at
 from pyvirt.storage.logical import LogicalBackend, dm_available
 from pyvirt.storage.netfs import NetfsBackend
 
@@ -720,7 +720,7 @@ def test_runner_turns_failures_into_host_errors() -> None:
     assert info.value.detail is not None and "exit status: 3" in info.value.detail
     assert "command: sh -c 'echo noise" in info.value.detail
     assert run(["sh", "-c", "exit 2"], ok=(0, 2)).returncode == 2
-    with pytest.raises(HostError, match="did not finish in 0.3s and was killed"):
+    with pytest.raises(HostError, match=r"did not finish in 0\.3s and was killed"):
         run(["sleep", "10"], timeout=0.3)
     with pytest.raises(HostError, match="lvm2"):
         run(["/nonexistent/lvcreate"])

@@ -147,7 +147,8 @@ def route(st: FakeState, method: str, parts: list[str], query: dict[str, str], b
         raise ApiError(404, "not-found", "no such API path")
     p = parts[1:]
     if method == "GET" and p == ["version"]:
-        return 200, {"library": "0.1.0", "daemon": "0.1.0", "hypervisor": "QEMU", "hypervisor_version": "7.2.22", "api": 1}
+        return 200, {"library": "0.1.0", "daemon": "0.1.0", "hypervisor": "QEMU", "hypervisor_version": "7.2.22",
+                     "api": 1}
     if method == "GET" and p == ["host"]:
         return 200, {"hostname": "fakehost", "uri": "qemu:///system", "accel": "tcg", "kvm_usable": False,
                      "kvm_reason": "PVM", "cpus": 2, "memory_kib": 4194304, "cpu_model": "fake"}
@@ -155,7 +156,8 @@ def route(st: FakeState, method: str, parts: list[str], query: dict[str, str], b
         return 200, {"xml": "<capabilities>\n  <host/>\n</capabilities>\n"}
     if method == "GET" and p == ["host", "validate"]:
         return 200, {"checks": [
-            {"name": "Checking for hardware virtualization", "status": "WARN", "detail": "Only emulated CPUs are available"},
+            {"name": "Checking for hardware virtualization", "status": "WARN",
+             "detail": "Only emulated CPUs are available"},
             {"name": "Checking if device /dev/net/tun exists", "status": "PASS", "detail": ""},
         ]}
     if p == ["domains"] and method == "GET":
@@ -224,7 +226,8 @@ def _action(st: FakeState, d: dict[str, Any], action: str, body: dict[str, Any])
         d.update(id=st.next_id(), state="paused" if body.get("paused") else "running", reason="booted")
         return 200, summary(d)
     if not running:
-        raise ApiError(409, "operation-invalid", f"domain '{name}' is not running; start it first with `pyvirt start {name}`")
+        raise ApiError(409, "operation-invalid",
+                       f"domain '{name}' is not running; start it first with `pyvirt start {name}`")
     if action == "shutdown":
         if body.get("timeout") is not None:
             d.update(id=None, state="shut off", reason="destroyed")

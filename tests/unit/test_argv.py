@@ -421,7 +421,8 @@ def test_microvm_drops_ps2_with_note() -> None:
 
 
 def test_user_nic_models() -> None:
-    for model, driver in (("virtio", "virtio-net-pci"), ("e1000", "e1000"), ("e1000e", "e1000e"), ("rtl8139", "rtl8139")):
+    models = (("virtio", "virtio-net-pci"), ("e1000", "e1000"), ("e1000e", "e1000e"), ("rtl8139", "rtl8139"))
+    for model, driver in models:
         args = argv(dom(devices=Devices(interfaces=(Interface("user", mac="52:54:00:00:00:09", model=model),))))
         assert value(args, "-netdev") == ["user,id=hostnet0"]
         assert value(args, "-device") == [f"{driver},netdev=hostnet0,id=net0,mac=52:54:00:00:00:09"]
@@ -536,7 +537,8 @@ def test_spice_listen_choices() -> None:
         "port=5930,addr=127.0.0.1,disable-ticketing=on,seamless-migration=on"
     ]
     auto = dom(devices=Devices(graphics=(Graphics("spice", port=-1, autoport=True, passwd="s"),)))
-    assert value(argv(auto, has_spice=True), "-spice") == [f"unix=on,addr=/run/pyvirt/qemu/{UUID}.ch/spice.sock,seamless-migration=on"]
+    spice = f"unix=on,addr=/run/pyvirt/qemu/{UUID}.ch/spice.sock,seamless-migration=on"
+    assert value(argv(auto, has_spice=True), "-spice") == [spice]
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ class ConsoleFake:
         path = ws.request.path if ws.request else ""
         self.paths.append(path)
         if not path.startswith("/v1/domains/demo/console"):
-            ws.send(json.dumps({"error": {"code": "operation-invalid",
-                                          "message": "domain 'ghost' is not running; start it first with `pyvirt start ghost`"}}))
+            message = "domain 'ghost' is not running; start it first with `pyvirt start ghost`"
+            ws.send(json.dumps({"error": {"code": "operation-invalid", "message": message}}))
             ws.close()
             return
         ws.send(json.dumps({"connected": "demo"}))

@@ -224,7 +224,8 @@ def test_define_and_create_from_file(daemon, tmp_path):
 def test_define_missing_file_and_bad_xml(daemon, tmp_path):
     uri, _ = daemon
     missing = tmp_path / "nope.xml"
-    assert run(uri, "define", str(missing)) == (1, "\n", f"error: Failed to open file '{missing}': No such file or directory\n")
+    assert run(uri, "define", str(missing)) == (
+        1, "\n", f"error: Failed to open file '{missing}': No such file or directory\n")
     bad = tmp_path / "bad.xml"
     bad.write_text("not xml")
     rc, out, err = run(uri, "define", str(bad))
@@ -284,7 +285,8 @@ def test_error_as_json_on_stderr(daemon):
     (["dominfo", "--domain"], "expected syntax: --domain <string>"),
     (["list", "--all", "--all"], "option --all already seen"),
     (["list", "--name=x"], "invalid '=' after option --name"),
-    (["shutdown", "demo", "--timeout", "soon"], "Numeric value 'soon' for <timeout> option is malformed or out of range"),
+    (["shutdown", "demo", "--timeout", "soon"],
+     "Numeric value 'soon' for <timeout> option is malformed or out of range"),
     (["--bogus", "list"], "unsupported option '--bogus'. See --help."),
     (["-o", "yaml", "list"], "unsupported output format 'yaml': use text or json"),
 ])
@@ -346,7 +348,8 @@ def test_help_command_and_group():
     assert out.getvalue() == (
         "  NAME\n    domstate - domain state\n\n  SYNOPSIS\n    domstate <domain> [--reason]\n\n"
         "  DESCRIPTION\n    Returns state about a domain.\n\n"
-        "  OPTIONS\n    [--domain] <string>  domain name, id or uuid\n    --reason         also print reason for the state\n\n\n"
+        "  OPTIONS\n    [--domain] <string>  domain name, id or uuid\n"
+        "    --reason         also print reason for the state\n\n\n"
     )
     out = io.StringIO()
     assert main(["help", "monitor"], stdout=out, stderr=io.StringIO()) == 0

@@ -141,7 +141,8 @@ def test_pool_xml_logical_with_two_devices_and_escaping():
 def test_pool_define_as_takes_source_dev_more_than_once():
     cmd = COMMANDS["pool-define-as"]
     a = cmd.parse(["lv", "logical", "--source-dev", "/dev/loop0", "--source-dev=/dev/loop1", "--source-name", "vg"])
-    assert (a["name"], a["type"], a["source_dev"], a["source_name"]) == ("lv", "logical", ["/dev/loop0", "/dev/loop1"], "vg")
+    assert (a["name"], a["type"], a["source_dev"], a["source_name"]) == (
+        "lv", "logical", ["/dev/loop0", "/dev/loop1"], "vg")
     assert cmd.parse(["d", "dir"])["source_dev"] == []
     with pytest.raises(UsageError, match="option --target already seen"):
         cmd.parse(["d", "dir", "--target", "/a", "--target", "/b"])

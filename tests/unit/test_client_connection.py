@@ -123,7 +123,8 @@ def test_events_stream_on_its_own_connection(daemon):
 def test_missing_socket_message(tmp_path):
     with pytest.raises(ConnectionFailed) as info:
         connect(f"unix://{tmp_path}/pyvirtd.sock")
-    assert str(info.value).startswith(f"failed to connect to the daemon at unix://{tmp_path}/pyvirtd.sock: no such file")
+    where = f"unix://{tmp_path}/pyvirtd.sock"
+    assert str(info.value).startswith(f"failed to connect to the daemon at {where}: no such file")
 
 
 def test_system_socket_message_tells_how_to_start():

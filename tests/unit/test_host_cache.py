@@ -19,7 +19,8 @@ FAKE_QEMU = r"""#!/bin/sh
 echo "$*" >> "$(dirname "$0")/calls.log"
 case "$1 $2" in
   "--version ") echo "QEMU emulator version 7.2.22 (fake)";;
-  "-machine help") printf 'Supported machines are:\npc                   Standard PC (alias of pc-i440fx-7.2)\npc-i440fx-7.2        Standard PC (default)\n';;
+  "-machine help") printf 'Supported machines are:\npc                   Standard PC (alias of pc-i440fx-7.2)\n'
+                   printf 'pc-i440fx-7.2        Standard PC (default)\n';;
   "-accel help") printf 'Accelerators supported in QEMU binary:\ntcg\n';;
   "-cpu help") printf 'Available CPUs:\nx86 qemu64                QEMU Virtual CPU version 2.5+\n';;
   "-device help") printf 'Network devices:\nname "virtio-net-pci", bus PCI, alias "virtio-net"\n';;

@@ -69,7 +69,8 @@ def test_reasons_say_what_happened() -> None:
     text = describe(died, 3.0, where)
     assert "status 1" in text and "failed to set MSR 0x10a" in text and text.endswith("guests will run with TCG")
     ok = BootResult("kvm", True, False, EXPECTED_STATUS, True, 0.123, "")
-    assert describe(ok, 3.0, "host module kvm_intel") == "KVM guest finished a trivial boot in 0.12 s (host module kvm_intel)"
+    assert describe(ok, 3.0, "host module kvm_intel") == (
+        "KVM guest finished a trivial boot in 0.12 s (host module kvm_intel)")
     silent = BootResult("kvm", False, False, EXPECTED_STATUS, False, 0.1, "")
     assert "marker never appeared" in describe(silent, 3.0, where)
 

@@ -188,7 +188,7 @@ def test_start_refuses_hosts_files_dnsmasq_cannot_read(tmp_path: Path) -> None:
 def test_start_without_binary_says_what_to_install(tmp_path: Path) -> None:
     conf = tmp_path / "n.conf"
     conf.write_text("port=0\n")
-    with pytest.raises(HostError, match="not installed at /nonexistent/dnsmasq.*dnsmasq-base"):
+    with pytest.raises(HostError, match=r"not installed at /nonexistent/dnsmasq.*dnsmasq-base"):
         dnsmasq.start(conf, tmp_path / "n.pid", binary="/nonexistent/dnsmasq")
 
 

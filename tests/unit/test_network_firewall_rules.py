@@ -104,8 +104,8 @@ def test_nat_port_range_forward_dev_and_ipv6_routed() -> None:
     text = firewall.ruleset([(NAT_PORTS, "virbr4")])
     assert chain(text, "postrouting") == [
         "ip saddr 10.4.0.0/24 ip daddr { 224.0.0.0/24, 255.255.255.255 } return",
-        'oifname "eth0" ip saddr 10.4.0.0/24 ip daddr != 10.4.0.0/24 meta l4proto { tcp, udp } '
-        "masquerade to :20000-29999",
+        ('oifname "eth0" ip saddr 10.4.0.0/24 ip daddr != 10.4.0.0/24 meta l4proto { tcp, udp } '
+         "masquerade to :20000-29999"),
         'oifname "eth0" ip saddr 10.4.0.0/24 ip daddr != 10.4.0.0/24 masquerade',
     ]
     # IPv6 of a nat network is routed (no conntrack restriction, no masquerade)
@@ -147,7 +147,7 @@ def test_nft_accepts_the_ruleset(active: list[tuple[Network, str]]) -> None:
 @needs_root
 def test_nft_errors_carry_nfts_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(firewall, "ruleset", lambda active, table: "table inet pvtd_check { chain x { bogus } }\n")
-    with pytest.raises(HostError, match="nft refused the network firewall rules: .*syntax error") as err:
+    with pytest.raises(HostError, match=r"nft refused the network firewall rules: .*syntax error") as err:
         firewall.check([], table="pvtd_check")
     assert "bogus" in str(err.value)  # the detail carries the script
 

@@ -48,9 +48,9 @@ def test_tun_ioctl_numbers_match_linux_if_tun_h() -> None:
     def ioc(direction: int, nr: int) -> int:
         return (direction << 30) | (4 << 16) | (ord("T") << 8) | nr
 
-    assert links.TUNSETIFF == ioc(1, 202)
-    assert links.TUNSETOWNER == ioc(1, 204)
-    assert links.TUNGETIFF == ioc(2, 210)
+    assert ioc(1, 202) == links.TUNSETIFF
+    assert ioc(1, 204) == links.TUNSETOWNER
+    assert ioc(2, 210) == links.TUNGETIFF
 
 
 def test_ifreq_round_trip() -> None:

@@ -391,7 +391,8 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
      InvalidArgument, ("'files;rm'", "DNS name")),
     ("dns-enable-value", net_xml("<dns enable='off'/>"), InvalidArgument, ("'off'", "'yes' or 'no'")),
     ("domain-local-only", net_xml("<domain localOnly='yes'/>"), InvalidArgument, ("localOnly=", "name=")),
-    ("domain-bad", net_xml("<domain name='lab example'/>"), InvalidArgument, ("'lab example'", "domain name", "example.lan")),
+    ("domain-bad", net_xml("<domain name='lab example'/>"), InvalidArgument,
+     ("'lab example'", "domain name", "example.lan")),
     ("domain-newline", net_xml("<domain name='lab&#10;server=1.2.3.4'/>"), InvalidArgument,
      ("domain name", "'lab\\nserver=1.2.3.4'")),
 ]

@@ -38,7 +38,7 @@ class FakeQmp:
         self.connected = asyncio.Event()
         self.server: asyncio.AbstractServer | None = None
 
-    async def __aenter__(self) -> "FakeQmp":
+    async def __aenter__(self) -> FakeQmp:
         self.server = await asyncio.start_unix_server(self._serve, str(self.path))
         return self
 
@@ -52,7 +52,8 @@ class FakeQmp:
         assert self.writer is not None
         self.writer.write(json.dumps(obj).encode() + b"\r\n")
 
-    def event(self, name: str, data: dict[str, Any] | None = None, seconds: int = 1700000000, micro: int = 250000) -> None:
+    def event(self, name: str, data: dict[str, Any] | None = None, seconds: int = 1700000000,
+              micro: int = 250000) -> None:
         msg: dict[str, Any] = {"event": name, "timestamp": {"seconds": seconds, "microseconds": micro}}
         if data is not None:
             msg["data"] = data
@@ -181,7 +182,7 @@ def test_command_error_names_command_and_qemu_words() -> None:
                 assert "web1" in err.value.message
                 assert "No balloon device has been activated" in err.value.message
                 assert err.value.detail == "QMP error class DeviceNotActive"
-                with pytest.raises(QemuError, match="'no-such-cmd'.*has not been found"):
+                with pytest.raises(QemuError, match=r"'no-such-cmd'.*has not been found"):
                     await mon.execute("no-such-cmd")
                 assert mon.connected  # a failed command does not end the session
             finally:
@@ -205,7 +206,7 @@ def test_connect_times_out_without_greeting() -> None:
     async def body(path: Path) -> None:
         async with FakeQmp(path, {}, greet=False):
             mon = Monitor("web1")
-            with pytest.raises(QemuError, match="no QMP greeting within 0.3 s"):
+            with pytest.raises(QemuError, match=r"no QMP greeting within 0\.3 s"):
                 await mon.connect(path, timeout=0.3)
 
     run(body)
@@ -230,7 +231,7 @@ def test_events_in_order_then_end_marker() -> None:
             assert got[2].data["requested"] is False
             assert seen == [e.name for e in got]
             assert not mon.connected
-            with pytest.raises(QemuError, match="'query-status'.*not connected"):
+            with pytest.raises(QemuError, match=r"'query-status'.*not connected"):
                 await mon.query_status()
             await mon.close()  # idempotent after EOF
 
@@ -259,7 +260,7 @@ def test_connection_lost_during_command() -> None:
     async def body(path: Path) -> None:
         async with FakeQmp(path, {"query-status": hang_up}) as fake:
             mon = await connected(fake)
-            with pytest.raises(QemuError, match="'query-status'.*connection to QEMU was lost"):
+            with pytest.raises(QemuError, match=r"'query-status'.*connection to QEMU was lost"):
                 await mon.query_status()
             await asyncio.wait_for(mon.wait_closed(), 5)
             await mon.close()
@@ -290,7 +291,7 @@ def test_command_timeout() -> None:
         async with FakeQmp(path, {"query-status": never}) as fake:
             mon = await connected(fake)
             try:
-                with pytest.raises(QemuError, match="'query-status'.*no answer within 0.2 s"):
+                with pytest.raises(QemuError, match=r"'query-status'.*no answer within 0\.2 s"):
                     await mon.execute("query-status", timeout=0.2)
             finally:
                 await mon.close()

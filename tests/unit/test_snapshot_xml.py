@@ -9,7 +9,10 @@ import pytest
 from pyvirt.cli import snapshot_cmds as sc
 from pyvirt.errors import InvalidArgument, NotFound, UnsupportedConfig, XMLSyntaxError
 from pyvirt.model.snapshot_xml import (
-    DomainSnapshot, SnapshotDisk, format_snapshot_xml, parse_snapshot_xml,
+    DomainSnapshot,
+    SnapshotDisk,
+    format_snapshot_xml,
+    parse_snapshot_xml,
 )
 
 DOMAIN = """<domain type='qemu'>
@@ -133,14 +136,14 @@ VIRSH_TREE = """a
       |
       +- e
         
-"""
+"""  # noqa: W291, W293 - virsh pads its tree with trailing spaces
 VIRSH_TWO_ROOTS = """s2
   |
   +- 1795438942
     
 s3
 
-"""
+"""  # noqa: W293 - virsh pads its tree with trailing spaces
 
 
 def test_tree_layout_is_virshs():

@@ -234,20 +234,20 @@ def _pool(t: str = "dir", src: str = "", path: str = "/srv/p") -> str:
      "target path of a logical pool is /dev/VG ('/dev/p')"),
     ("<pool type='dir'><name>p</name><uuid>xyz</uuid><target><path>/p</path></target></pool>", InvalidArgument,
      "not 32 hexadecimal digits"),
-    ("<pool type='dir'><name>p</name><target><path>/p</path><permissions><mode>999</mode></permissions>"
-     "</target></pool>", InvalidArgument, "mode '999' is not an octal file mode"),
-    ("<pool type='dir'><name>p</name><target><path>/p</path><permissions><owner>x</owner></permissions>"
-     "</target></pool>", InvalidArgument, "not a whole number"),
-    ("<pool type='dir'><name>p</name><target><path>/p</path><permissions><label>s0</label></permissions>"
-     "</target></pool>", UnsupportedConfig, "security labels"),
-    ("<pool type='dir'><name>p</name><features><cow state='no'/></features><target><path>/p</path></target>"
-     "</pool>", UnsupportedConfig, "pool features"),
+    (("<pool type='dir'><name>p</name><target><path>/p</path><permissions><mode>999</mode></permissions>"
+      "</target></pool>"), InvalidArgument, "mode '999' is not an octal file mode"),
+    (("<pool type='dir'><name>p</name><target><path>/p</path><permissions><owner>x</owner></permissions>"
+      "</target></pool>"), InvalidArgument, "not a whole number"),
+    (("<pool type='dir'><name>p</name><target><path>/p</path><permissions><label>s0</label></permissions>"
+      "</target></pool>"), UnsupportedConfig, "security labels"),
+    (("<pool type='dir'><name>p</name><features><cow state='no'/></features><target><path>/p</path></target>"
+      "</pool>"), UnsupportedConfig, "pool features"),
     ("<pool type='dir'><name>p</name><bogus/><target><path>/p</path></target></pool>", UnsupportedConfig,
      "unsupported element <bogus> in pool 'p'"),
     ("<pool type='dir' x='1'><name>p</name><target><path>/p</path></target></pool>", UnsupportedConfig,
      "unsupported attribute 'x'"),
-    ("<pool type='dir'><name>p</name><capacity unit='parsec'>1</capacity><target><path>/p</path></target>"
-     "</pool>", InvalidArgument, "unknown size unit 'parsec'"),
+    (("<pool type='dir'><name>p</name><capacity unit='parsec'>1</capacity><target><path>/p</path></target>"
+      "</pool>"), InvalidArgument, "unknown size unit 'parsec'"),
 ])
 def test_pool_errors(text: str, cls: type[Exception], words: str) -> None:
     with pytest.raises(cls) as info:
@@ -267,8 +267,8 @@ CAP = "<capacity>1024</capacity>"
 @pytest.mark.parametrize("text, cls, words", [
     ("<pool><name>v</name></pool>", InvalidArgument, "not <volume>"),
     ("<volume><capacity>1</capacity></volume>", InvalidArgument, "no <name>"),
-    (_vol(CAP, "a/b"), InvalidArgument, "invalid volume name 'a/b': it contains '/'; a volume name may not "
-                                        "contain '/'"),
+    (_vol(CAP, "a/b"), InvalidArgument, ("invalid volume name 'a/b': it contains '/'; a volume name may not "
+                                         "contain '/'")),
     (_vol(CAP, ".."), InvalidArgument, "it is '..'"),
     (_vol(CAP, "."), InvalidArgument, "it is '.'"),
     (_vol(CAP, ""), InvalidArgument, "it is empty"),

@@ -6,7 +6,6 @@ Connecting to the system URI as root starts the daemon when nothing answers
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -15,8 +14,9 @@ from collections.abc import Iterator
 from ..errors import ConnectionFailed
 from .domain import Domain, DomainSummary
 from .network import Network
+from .session import Session
 from .storage import StoragePool, StorageVolume
-from .transport import UnixHTTP, decode_answer, open_socket
+from .transport import UnixHTTP, open_socket
 from .uri import default_uri, is_system, quote, socket_path
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
@@ -26,35 +26,14 @@ if TYPE_CHECKING:
 AUTOSTART_WAIT = 10.0
 
 
-class Connection:
-    """A session with one pyvirtd. Use as a context manager or call close()."""
-
-    def __init__(self, uri: str, path: str, http: UnixHTTP) -> None:
-        self._uri = uri
-        self.socket_path = path
-        self._http = http
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class Connection(Session):
+    """A session with one pyvirtd (request(), stream_events(), close() come from Session) and the
+    handles on its domains, networks and pools. Use as a context manager or call close()."""
 
     def __repr__(self) -> str:
         return f"<Connection {self._uri}>"
 
-    def close(self) -> None:
-        self._http.close()
-
-    def request(self, method: str, path: str, payload: Any = None) -> Any:
-        """One REST call (docs/api.md); a daemon error comes back as its pyvirt.errors class."""
-        return self._http.request_json(method, path, payload)
-
     # --- host -----------------------------------------------------------------------------
-    def uri(self) -> str:
-        """The URI this connection was opened with (canonical: qemu:///system by default)."""
-        return self._uri
-
     def version(self) -> dict[str, Any]:
         data: dict[str, Any] = self.request("GET", "/v1/version")
         return data
@@ -150,27 +129,6 @@ class Connection:
     def event_history(self, domain: str | None = None) -> list[dict[str, Any]]:
         path = "/v1/events/history" + (f"?domain={quote(domain)}" if domain else "")
         return list(self.request("GET", path)["events"])
-
-    def stream_events(self, path: str) -> Iterator[dict[str, Any]]:
-        """Subscribe now (not at the first next()), so no event after this call is missed."""
-        http = UnixHTTP(self.socket_path)
-        try:
-            resp = http.send("GET", path)
-            if not 200 <= resp.status < 300:
-                decode_answer("GET", path, resp, resp.read())
-        except BaseException:
-            http.close()
-            raise
-
-        def lines() -> Iterator[dict[str, Any]]:
-            try:
-                for line in resp.lines():
-                    if line.strip():
-                        yield json.loads(line)
-            finally:
-                http.close()
-
-        return lines()
 
 
 def connect(uri: str | None = None, *, autostart: bool = True, timeout: float | None = None) -> Connection:

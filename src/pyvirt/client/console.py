@@ -31,7 +31,8 @@ class ConsoleStream:
         except FileNotFoundError as exc:
             raise ConnectionFailed(f"failed to connect to the daemon at unix://{socket_path}: no such file") from exc
         except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise ConnectionFailed(f"failed to open the console of domain '{ref}' at unix://{socket_path}: {exc}") from exc
+            raise ConnectionFailed(
+                f"failed to open the console of domain '{ref}' at unix://{socket_path}: {exc}") from exc
         self._pending = b""
         self.name = ref
         self.close_reason = ""
@@ -43,7 +44,8 @@ class ConsoleStream:
             first = self._ws.recv(timeout)
         except TimeoutError as exc:
             self.close()
-            raise ConnectionFailed(f"the daemon did not open the console of domain '{self.name}' within {timeout:.0f} s") from exc
+            raise ConnectionFailed(
+                f"the daemon did not open the console of domain '{self.name}' within {timeout:.0f} s") from exc
         except self._closed_exc as exc:
             self.close()
             raise ConnectionFailed(f"the daemon closed the console of domain '{self.name}': {exc}") from exc
@@ -93,10 +95,11 @@ class ConsoleStream:
     def close(self) -> None:
         """End the session. Unread output is dropped first: the websockets reader stops taking
         frames once its queue is full, and would then miss the daemon's close (a 10 s wait)."""
+        drained: tuple[type[Exception], ...] = (TimeoutError, *self._closed_exc)
         try:
             while True:
                 self._ws.recv(timeout=0.05)  # lets the reader thread hand over what it holds
-        except (TimeoutError, *self._closed_exc):
+        except drained:
             pass
         self._ws.close()
 

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..errors import NotFound
+from .snapshot import DomainSnapshot, create_snapshot, list_snapshots
 from .uri import quote
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
     from typing import Any
 
-    from .connection import Connection
     from .console import ConsoleStream
-    from .snapshot import DomainSnapshot
+    from .session import Session
 
 ACTIVE_STATES = frozenset({"running", "paused", "in shutdown", "pmsuspended", "blocked", "idle"})
 
@@ -58,7 +59,7 @@ class DomainSummary:
 class Domain:
     """A handle on one domain by name, UUID or id. Creating it sends nothing."""
 
-    def __init__(self, conn: Connection, ref: str, summary: DomainSummary | None = None) -> None:
+    def __init__(self, conn: Session, ref: str, summary: DomainSummary | None = None) -> None:
         self._conn = conn
         self.ref = str(ref)
         self.last: DomainSummary | None = summary  # the newest summary the daemon sent
@@ -74,6 +75,10 @@ class Domain:
     # --- plumbing -------------------------------------------------------------------------
     def _path(self, tail: str = "") -> str:
         return f"/v1/domains/{quote(self.ref)}{tail}"
+
+    def request(self, method: str, tail: str = "", payload: Any = None) -> Any:
+        """One REST call under this domain's path (``tail`` such as "/snapshots"), as Connection.request."""
+        return self._conn.request(method, self._path(tail), payload)
 
     def _summary_call(self, method: str, tail: str, payload: Any = None) -> Domain:
         data = self._conn.request(method, self._path(tail), payload)
@@ -123,7 +128,8 @@ class Domain:
     def info(self) -> dict[str, Any]:
         """dominfo: the summary plus os_type, vcpus, cpu_time_ns, memory, accel..."""
         data: dict[str, Any] = self._conn.request("GET", self._path())
-        self.last = DomainSummary({k: data[k] for k in ("id", "name", "uuid", "state", "reason", "persistent", "autostart") if k in data})
+        keys = ("id", "name", "uuid", "state", "reason", "persistent", "autostart")
+        self.last = DomainSummary({k: data[k] for k in keys if k in data})
         return data
 
     def summary(self) -> DomainSummary:
@@ -157,11 +163,13 @@ class Domain:
     # --- interfaces -----------------------------------------------------------------------
     def interfaces(self, inactive: bool = False) -> list[dict[str, Any]]:
         """domiflist rows: {target, type, source, model, mac, link}."""
-        return list(self._conn.request("GET", self._path("/interfaces" + ("?inactive=1" if inactive else "")))["interfaces"])
+        query = "?inactive=1" if inactive else ""
+        return list(self._conn.request("GET", self._path("/interfaces" + query))["interfaces"])
 
     def interface_addresses(self, source: str = "lease") -> list[dict[str, Any]]:
         """domifaddr rows: {name, mac, addrs: [{type, addr, prefix}]} (source: lease)."""
-        return list(self._conn.request("GET", self._path(f"/interfaces/addresses?source={quote(source)}"))["interfaces"])
+        path = self._path(f"/interfaces/addresses?source={quote(source)}")
+        return list(self._conn.request("GET", path)["interfaces"])
 
     def interface_stats(self, device: str) -> dict[str, int]:
         """domifstat counters, from the guest's side (rx = what the guest received)."""
@@ -244,21 +252,14 @@ class Domain:
     # --- snapshots ------------------------------------------------------------------------
     def snapshots(self) -> list[dict[str, Any]]:
         """snapshot-list rows, by name: name, state, parent, creation_time, current, location, children..."""
-        from .snapshot import list_snapshots
-
         return list(list_snapshots(self)["snapshots"])
 
     def snapshot(self, name: str) -> DomainSnapshot:
         """A handle on snapshot ``name`` (nothing is sent until it is used)."""
-        from .snapshot import DomainSnapshot
-
         return DomainSnapshot(self, name)
 
     def current_snapshot(self) -> DomainSnapshot:
         """The current snapshot (the last one taken or reverted to); NotFound when there is none."""
-        from ..errors import NotFound
-        from .snapshot import DomainSnapshot, list_snapshots
-
         data = list_snapshots(self)
         row = next((r for r in data["snapshots"] if r["name"] == data.get("current")), None)
         if row is None:
@@ -269,8 +270,6 @@ class Domain:
                         halt: bool = False, live: bool = False, atomic: bool = False, quiesce: bool = False,
                         reuse_external: bool = False) -> DomainSnapshot:
         """Take an internal snapshot from <domainsnapshot> XML (None: the defaults, named by epoch seconds)."""
-        from .snapshot import create_snapshot
-
         return create_snapshot(self, xml, disk_only=disk_only, no_metadata=no_metadata, halt=halt, live=live,
                                atomic=atomic, quiesce=quiesce, reuse_external=reuse_external)
 

@@ -7,13 +7,13 @@ TYPE_CHECKING = False  # typing costs import time on the CLI path
 if TYPE_CHECKING:
     from typing import Any
 
-    from .connection import Connection
+    from .session import Session
 
 
 class Network:
     """A handle on one virtual network by name or UUID. Creating it sends nothing."""
 
-    def __init__(self, conn: Connection, ref: str, summary: dict[str, Any] | None = None) -> None:
+    def __init__(self, conn: Session, ref: str, summary: dict[str, Any] | None = None) -> None:
         self._conn = conn
         self.ref = str(ref)
         self.last: dict[str, Any] | None = summary

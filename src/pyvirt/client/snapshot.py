@@ -11,15 +11,21 @@ from .uri import quote
 
 TYPE_CHECKING = False  # typing costs import time on the CLI path
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
 
-    from .domain import Domain
+    class SnapshotOwner(Protocol):
+        """What a snapshot needs of its domain (client.domain.Domain is one), so this module sits below it."""
+
+        @property
+        def name(self) -> str: ...
+
+        def request(self, method: str, tail: str = "", payload: Any = None) -> Any: ...
 
 
 class DomainSnapshot:
     """A handle on one snapshot of a domain, by name. Creating it sends nothing."""
 
-    def __init__(self, domain: Domain, name: str, row: dict[str, Any] | None = None) -> None:
+    def __init__(self, domain: SnapshotOwner, name: str, row: dict[str, Any] | None = None) -> None:
         self.domain = domain
         self.name = str(name)
         self.last: dict[str, Any] | None = row  # the newest row the daemon sent
@@ -27,11 +33,8 @@ class DomainSnapshot:
     def __repr__(self) -> str:
         return f"<DomainSnapshot {self.name!r} of {self.domain.name!r}>"
 
-    def _path(self, tail: str = "") -> str:
-        return self.domain._path(f"/snapshots/{quote(self.name)}{tail}")  # noqa: SLF001 - same client
-
     def _call(self, method: str, tail: str = "", payload: Any = None) -> Any:
-        return self.domain._conn.request(method, self._path(tail), payload)  # noqa: SLF001
+        return self.domain.request(method, f"/snapshots/{quote(self.name)}{tail}", payload)
 
     def info(self) -> dict[str, Any]:
         """name, domain, description, state, parent, creation_time, location, current, memory,
@@ -66,14 +69,14 @@ class DomainSnapshot:
         return self
 
 
-def list_snapshots(domain: Domain) -> dict[str, Any]:
+def list_snapshots(domain: SnapshotOwner) -> dict[str, Any]:
     """{"snapshots": [row...] (by name), "current": name or None}."""
-    data: dict[str, Any] = domain._conn.request("GET", domain._path("/snapshots"))  # noqa: SLF001
+    data: dict[str, Any] = domain.request("GET", "/snapshots")
     return data
 
 
-def create_snapshot(domain: Domain, xml: str | None = None, **flags: bool) -> DomainSnapshot:
+def create_snapshot(domain: SnapshotOwner, xml: str | None = None, **flags: bool) -> DomainSnapshot:
     """Take a snapshot from <domainsnapshot> XML (None: every default, named after the epoch seconds)."""
     payload: dict[str, Any] = {"xml": xml, **{k: bool(v) for k, v in flags.items()}}
-    row = domain._conn.request("POST", domain._path("/snapshots/create"), payload)  # noqa: SLF001
+    row = domain.request("POST", "/snapshots/create", payload)
     return DomainSnapshot(domain, row["name"], row)

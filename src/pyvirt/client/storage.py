@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, BinaryIO
 
-    from .connection import Connection
+    from .session import Session
 
     Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
@@ -28,7 +28,7 @@ CHUNK = 4 * 1024 * 1024
 class StoragePool:
     """A handle on one storage pool by name or UUID. Creating it sends nothing."""
 
-    def __init__(self, conn: Connection, ref: str, summary: dict[str, Any] | None = None) -> None:
+    def __init__(self, conn: Session, ref: str, summary: dict[str, Any] | None = None) -> None:
         self._conn = conn
         self.ref = str(ref)
         self.last: dict[str, Any] | None = summary
@@ -111,7 +111,7 @@ class StoragePool:
 class StorageVolume:
     """A handle on one volume of one pool (by the pool's name or UUID and the volume's name)."""
 
-    def __init__(self, conn: Connection, pool: str, name: str, summary: dict[str, Any] | None = None) -> None:
+    def __init__(self, conn: Session, pool: str, name: str, summary: dict[str, Any] | None = None) -> None:
         self._conn = conn
         self.pool = str(pool)
         self.name = str(name)
@@ -183,7 +183,7 @@ class StorageVolume:
 
 
 # ---------------------------------------------------------------- streaming HTTP
-# transport.UnixHTTP sends whole bodies; these two use its connection and head parsing
+# transport.UnixHTTP sends whole bodies; these two use its socket, head parsing and body reader
 # to move a body in pieces, each on a connection of its own (closed afterwards).
 
 def send_stream(path: str, method: str, target: str, source: BinaryIO, length: int,
@@ -191,9 +191,7 @@ def send_stream(path: str, method: str, target: str, source: BinaryIO, length: i
     """Send ``length`` bytes of ``source`` as the raw request body; the decoded JSON answer is returned."""
     http = UnixHTTP(path)
     try:
-        http.connect()
-        sock = http._sock
-        assert sock is not None
+        sock = http.connect()
         head = (f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
                 f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n")
         sent = 0
@@ -213,7 +211,7 @@ def send_stream(path: str, method: str, target: str, source: BinaryIO, length: i
         if progress is not None and length == 0:
             progress(0, 0)
         try:
-            resp = http._read_head()
+            resp = http.read_head()
         except Exception as exc:  # transport's _NoAnswer, or the socket died
             if isinstance(exc, (InvalidArgument, ConnectionFailed)):
                 raise
@@ -232,7 +230,7 @@ def receive_stream(path: str, target: str, sink: BinaryIO, progress: Progress | 
         if not 200 <= resp.status < 300:
             decode_answer("GET", target, resp, resp.read())
         total = int(resp.headers.get("content-length", "-1"))
-        reader = resp._reader
+        reader = resp.reader
         done = 0
         while total < 0 or done < total:
             data = reader.read(CHUNK if total < 0 else min(CHUNK, total - done))

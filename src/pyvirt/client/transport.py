@@ -14,7 +14,7 @@ from ..errors import ConnectionFailed, InternalError, PyvirtError, from_dict
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 MAX_LINE = 65536
 
@@ -38,10 +38,12 @@ def open_socket(path: str, timeout: float | None = None) -> socket.socket:
         sock.connect(path)
     except FileNotFoundError as exc:
         sock.close()
-        raise ConnectionFailed(f"failed to connect to the daemon at {where}: no such file ({daemon_hint(path)})") from exc
+        raise ConnectionFailed(
+            f"failed to connect to the daemon at {where}: no such file ({daemon_hint(path)})") from exc
     except ConnectionRefusedError as exc:
         sock.close()
-        raise ConnectionFailed(f"failed to connect to the daemon at {where}: connection refused ({daemon_hint(path)})") from exc
+        raise ConnectionFailed(
+            f"failed to connect to the daemon at {where}: connection refused ({daemon_hint(path)})") from exc
     except PermissionError as exc:
         sock.close()
         raise ConnectionFailed(
@@ -55,13 +57,16 @@ def open_socket(path: str, timeout: float | None = None) -> socket.socket:
 
 
 class Response:
-    """Status, lower-cased headers and the body reader of one answer."""
+    """Status, lower-cased headers and the body reader of one answer.
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str], reader: Any) -> None:
+    ``reader`` is the connection's file object positioned at the body: read(), chunks() and
+    lines() decode it; a caller that copies a large body in pieces reads it directly."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str], reader: BinaryIO) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
-        self._reader = reader
+        self.reader = reader
 
     @property
     def chunked(self) -> bool:
@@ -77,25 +82,25 @@ class Response:
             return b"".join(self.chunks())
         length = self.headers.get("content-length")
         if length is not None:
-            data = self._reader.read(int(length))
+            data = self.reader.read(int(length))
             if len(data) != int(length):
                 raise _lost("the answer was cut short")
             return data
-        return self._reader.read()
+        return self.reader.read()
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the decoded chunks of a chunked body as they arrive."""
         while True:
-            line = self._reader.readline(MAX_LINE)
+            line = self.reader.readline(MAX_LINE)
             if not line:
                 raise _lost("the stream ended without its last chunk")
             size = int(line.split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
-                while self._reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
+                while self.reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
-            data = self._reader.read(size)
-            self._reader.readline(MAX_LINE)
+            data = self.reader.read(size)
+            self.reader.readline(MAX_LINE)
             if len(data) != size:
                 raise _lost("a chunk was cut short")
             yield data
@@ -125,12 +130,14 @@ class UnixHTTP:
         self.path = path
         self.timeout = timeout
         self._sock: socket.socket | None = None
-        self._reader: Any = None
+        self._reader: BinaryIO | None = None
 
-    def connect(self) -> None:
+    def connect(self) -> socket.socket:
+        """Open the connection unless it is open; the socket, for a caller that streams a request body."""
         if self._sock is None:
             self._sock = open_socket(self.path, self.timeout)
             self._reader = self._sock.makefile("rb")
+        return self._sock
 
     def close(self) -> None:
         if self._reader is not None:
@@ -155,18 +162,21 @@ class UnixHTTP:
             raise _lost(f"{method} {target}: {exc}") from exc
 
     def _send_once(self, method: str, target: str, body: bytes | None) -> Response:
-        self.connect()
-        assert self._sock is not None
+        sock = self.connect()
         head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         elif method in ("POST", "PUT"):
             head += "Content-Length: 0\r\n"
-        self._sock.sendall(head.encode() + b"\r\n" + (body or b""))
-        return self._read_head()
+        sock.sendall(head.encode() + b"\r\n" + (body or b""))
+        return self.read_head()
 
-    def _read_head(self) -> Response:
-        status_line = self._reader.readline(MAX_LINE)
+    def read_head(self) -> Response:
+        """Read the status line and headers of the next answer; the body is left to the Response."""
+        reader = self._reader
+        if reader is None:
+            raise _NoAnswer("no connection is open")
+        status_line = reader.readline(MAX_LINE)
         if not status_line:
             raise _NoAnswer("the daemon closed the connection without answering")
         parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
@@ -174,14 +184,14 @@ class UnixHTTP:
             raise InternalError(f"the daemon sent a malformed HTTP status line: {status_line[:80]!r}")
         headers: dict[str, str] = {}
         while True:
-            line = self._reader.readline(MAX_LINE)
+            line = reader.readline(MAX_LINE)
             if line in (b"\r\n", b"\n"):
                 break
             if not line:
                 raise _NoAnswer("the daemon closed the connection in the middle of an answer")
             key, _, value = line.decode("latin-1").partition(":")
             headers[key.strip().lower()] = value.strip()
-        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, self._reader)
+        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, reader)
 
     def request_json(self, method: str, target: str, payload: Any = None) -> Any:
         """One JSON request -> the decoded JSON answer; error answers are raised as pyvirt errors."""
@@ -204,7 +214,8 @@ def decode_answer(method: str, target: str, resp: Response, data: bytes) -> Any:
     except ValueError:
         doc = None
         if 200 <= resp.status < 300:
-            raise InternalError(f"the daemon answered {method} {target} with a body that is not JSON: {data[:200]!r}") from None
+            raise InternalError(
+                f"the daemon answered {method} {target} with a body that is not JSON: {data[:200]!r}") from None
     if 200 <= resp.status < 300:
         return doc
     if isinstance(doc, dict) and isinstance(doc.get("error"), dict):

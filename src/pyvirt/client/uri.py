@@ -52,7 +52,8 @@ def socket_path(uri: str) -> str:
         unknown = set(params) - {"socket"}
         if unknown or (scheme == "qemu" and params):
             bad = ", ".join(sorted(unknown or params))
-            raise InvalidArgument(f"connection URI '{uri}': unsupported parameter(s) {bad}; only qemu+unix:// takes socket=PATH")
+            raise InvalidArgument(
+                f"connection URI '{uri}': unsupported parameter(s) {bad}; only qemu+unix:// takes socket=PATH")
         sock = params.get("socket", SYSTEM_SOCKET)
         if not sock.startswith("/"):
             raise InvalidArgument(f"connection URI '{uri}': socket= needs an absolute path")

@@ -29,7 +29,8 @@ from ..model.ids import new_uuid
 from ..model.storage import Pool, PoolInfo, PoolTarget
 from ..model.storage_xml import format_pool_xml, parse_pool_xml, sanitize_path
 from ..state.store import ObjectRow, Store
-from ..storage.base import PoolBackend, backend_for
+from ..storage import backend_for
+from ..storage.base import PoolBackend
 from .objects import Kind, Registry, autostart_once
 from .results import PoolSummary
 from .states import POOL_STATES, PoolState

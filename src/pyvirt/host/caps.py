@@ -37,7 +37,7 @@ class MachineType:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MachineType":
+    def from_dict(cls, data: dict[str, Any]) -> MachineType:
         return cls(
             name=str(data["name"]),
             alias=data.get("alias"),
@@ -60,7 +60,7 @@ class KvmStatus:
         return {"dev_exists": self.dev_exists, "usable": self.usable, "reason": self.reason, "module": self.module}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "KvmStatus":
+    def from_dict(cls, data: dict[str, Any]) -> KvmStatus:
         return cls(
             dev_exists=bool(data["dev_exists"]),
             usable=bool(data["usable"]),
@@ -79,7 +79,7 @@ class CpuTopology:
         return {"sockets": self.sockets, "cores": self.cores, "threads": self.threads}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CpuTopology":
+    def from_dict(cls, data: dict[str, Any]) -> CpuTopology:
         return cls(int(data["sockets"]), int(data["cores"]), int(data["threads"]))
 
 
@@ -168,7 +168,7 @@ class HostCapabilities:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "HostCapabilities":
+    def from_dict(cls, data: dict[str, Any]) -> HostCapabilities:
         """Rebuild from ``to_dict`` output; a foreign or damaged document is an InternalError."""
         if data.get("format") != CAPS_FORMAT:
             raise InternalError(

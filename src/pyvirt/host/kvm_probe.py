@@ -14,6 +14,7 @@ on every path.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -130,7 +131,8 @@ def run_probe_boot(qemu_binary: str, accel: str, timeout: float) -> BootResult:
                 cwd=tmp,
             )
         except OSError as exc:
-            return BootResult(accel, False, False, None, False, 0.0, "", spawn_error=f"{qemu_binary}: {exc.strerror or exc}")
+            return BootResult(accel, False, False, None, False, 0.0, "",
+                              spawn_error=f"{qemu_binary}: {exc.strerror or exc}")
         timed_out = False
         try:
             try:
@@ -152,10 +154,8 @@ def run_probe_boot(qemu_binary: str, accel: str, timeout: float) -> BootResult:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 _KVM_MODULES = ("kvm_intel", "kvm_amd", "kvm_pvm")

@@ -8,6 +8,7 @@ some 30-60 ms elsewhere. The parsers are pure functions of QEMU's text.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -222,7 +223,7 @@ class _Answer:
 def _ask(binary: str, args: tuple[str, ...]) -> _Answer:
     try:
         proc = subprocess.run(
-            [binary, *args], stdin=subprocess.DEVNULL, capture_output=True,
+            [binary, *args], check=False, stdin=subprocess.DEVNULL, capture_output=True,
             timeout=QUERY_TIMEOUT, env={**os.environ, "LC_ALL": "C"},
         )
     except subprocess.TimeoutExpired as exc:  # run() has killed it
@@ -338,10 +339,8 @@ def write_cache(path: Path, key: dict[str, Any], caps: HostCapabilities) -> None
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

@@ -27,7 +27,6 @@ from typing import TypeVar
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from . import validate
-from .validate import ADDRESS_ATTRS
 from .domain import (
     CPU,
     OS,
@@ -61,10 +60,10 @@ from .domain import (
 from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
 from .ids import parse_mac
 from .units import parse_xml_size_kib
+from .validate import ADDRESS_ATTRS
 from .xml_doc import open_document, read_name, read_uuid
 from .xml_doc import with_path as _err
 from .xml_util import Context, Hint, Reader, parse_xml, serialize_foreign
-
 
 __all__ = ["LiveInfo", "disk_bus_for", "format_disk_xml", "format_domain_xml", "format_interface_xml",
            "parse_disk_xml", "parse_domain_xml", "parse_interface_xml"]

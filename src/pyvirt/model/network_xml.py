@@ -212,7 +212,7 @@ def _ip(r: Reader) -> IPConfig:
         if addr.version == 6:
             prefix = 64
         else:
-            prefix = classful_prefix(addr)  # type: ignore[arg-type]
+            prefix = classful_prefix(addr)
             if prefix is None:
                 raise r.error(f"address '{address}' has neither netmask= nor prefix=", "add prefix='24' (or netmask=)")
     ranges: list[DHCPRange] = []
@@ -356,7 +356,7 @@ def default_network(taken_subnets: Iterable[Owner | IPNetwork],
     third = DEFAULT_THIRD_OCTET
     clash = _conflict(wanted, owners)
     if clash is not None:
-        order = [*range(DEFAULT_THIRD_OCTET + 1, 256), *range(0, DEFAULT_THIRD_OCTET)]
+        order = [*range(DEFAULT_THIRD_OCTET + 1, 256), *range(DEFAULT_THIRD_OCTET)]
         free = next((x for x in order if _conflict(ipaddress.ip_network(f"192.168.{x}.0/24"), owners) is None), None)
         if free is None:
             raise HostError(f"{wanted} is already used on this host (by {clash[1]}) and so is every other "

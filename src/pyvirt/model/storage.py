@@ -29,7 +29,8 @@ class PoolSource:
     port: int | None = None
     dir: str | None = None  # <dir path=/>: netfs export path
     name: str | None = None  # <name>: logical VG name (defaults to the pool name)
-    format: str | None = None  # <format type=/>: fs (ext4, xfs, auto), netfs (nfs, cifs), logical (lvm2), disk (dos, gpt)
+    # <format type=/>: fs (ext4, xfs, auto), netfs (nfs, cifs), logical (lvm2), disk (dos, gpt)
+    format: str | None = None
     iqn: str | None = None  # <device path='iqn...'/> for iscsi is in devices; initiator iqn here
 
 

@@ -26,9 +26,9 @@ def unit_multiplier(unit: str) -> int:
         exp = _POWERS.index(u[0]) + 1
         rest = u[1:]
         if rest in ("", "ib"):
-            return 1024**exp
+            return int(1024**exp)  # int ** int is typed as Any: a negative power is a float
         if rest == "b":
-            return 1000**exp
+            return int(1000**exp)
     raise InvalidArgument(
         f"unknown size unit '{unit}'; use b, KiB/k, MiB/M, GiB/G, TiB/T (powers of 1024) "
         "or KB, MB, GB, TB (powers of 1000)"

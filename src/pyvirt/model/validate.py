@@ -183,7 +183,8 @@ def _os(c: _Check, d: Domain) -> None:
         c.one_of("<os>/<loader>", "type", o.loader.type, LOADER_TYPES)
         c.absolute("<os>/<nvram>", "nvram", o.loader.nvram)
         c.absolute("<os>/<nvram>", "nvram template", o.loader.nvram_template)
-    boot_orders = [x.boot_order for x in (*d.devices.disks, *d.devices.interfaces) if x.boot_order is not None]
+    boot_devices: tuple[Disk | Interface, ...] = (*d.devices.disks, *d.devices.interfaces)
+    boot_orders = [x.boot_order for x in boot_devices if x.boot_order is not None]
     if boot_orders and o.boot:
         c.fail("<os>/<boot>", "per-device <boot order=.../> cannot be combined with <os><boot dev=.../>",
                "use one of the two")
@@ -279,8 +280,8 @@ def _devices(c: _Check, d: Domain) -> None:
         if n > 1:
             c.fail(f"<devices>/<interface>/<mac address='{mac}'>", f"{n} interfaces have MAC {mac}",
                    "give each interface its own MAC, or leave <mac> out to get one")
-    for dev in (*dv.serials, *dv.consoles, *dv.channels):
-        _chardev(c, dev)
+    for chardev in (*dv.serials, *dv.consoles, *dv.channels):
+        _chardev(c, chardev)
     for inp in dv.inputs:
         path = f"<devices>/<input type='{inp.type}'>"
         c.one_of(path, "input type", inp.type, INPUT_TYPES, optional=False)

@@ -235,7 +235,7 @@ class Reader:
     # -- completeness
     def done(self, hints: dict[str, Hint] | None = None) -> None:
         """Raise for the first attribute, child or text nobody consumed."""
-        for name in self.elem.keys():
+        for name in self.elem.attrib:
             if name not in self._attrs_used:
                 raise UnsupportedConfig(
                     f"unsupported attribute '{self.ctx.show_tag(name)}' on {self.path} "
@@ -288,7 +288,7 @@ def serialize_foreign(elem: ET.Element, declared: NsMap, in_scope: dict[str, str
         uri, _ = split_tag(node.tag)
         if uri is not None:
             used.add(uri)
-        for key in node.keys():
+        for key in node.attrib:
             kuri, _ = split_tag(key)
             if kuri is not None:
                 used.add(kuri)

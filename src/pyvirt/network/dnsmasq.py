@@ -215,8 +215,8 @@ def start(conf: Path, pidfile: Path, *, binary: str = DEFAULT_BINARY, timeout: f
     with contextlib.suppress(FileNotFoundError):
         pidfile.unlink()
     try:
-        done = subprocess.run([binary, f"--conf-file={conf}"], stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=timeout, start_new_session=True)
+        done = subprocess.run([binary, f"--conf-file={conf}"], check=False, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, start_new_session=True)
     except FileNotFoundError as exc:
         raise HostError(f"dnsmasq is not installed at {binary} (Debian: apt-get install dnsmasq-base), "
                         "or set dnsmasq_binary in pyvirt.toml") from exc

@@ -166,7 +166,7 @@ def ruleset(active: Active, *, table: str = DEFAULT_TABLE) -> str:
 def _run_nft(script: str, *, nft: str, check_only: bool = False) -> None:
     argv = [nft, *(["-c"] if check_only else []), "-f", "-"]
     try:
-        done = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(argv, check=False, input=script, capture_output=True, text=True, timeout=30)
     except FileNotFoundError as exc:
         raise HostError(f"nft is not installed at {nft} (Debian: apt-get install nftables), "
                         "or set nft_binary in pyvirt.toml") from exc
@@ -217,7 +217,7 @@ def current(*, table: str = DEFAULT_TABLE, nft: str = DEFAULT_NFT) -> str | None
     """``nft list table inet TABLE`` as nft prints it, or None when there is no such table."""
     try:
         done = subprocess.run([nft, "list", "table", "inet", _table_name(table)], capture_output=True,
-                              text=True, timeout=30)
+                              text=True, timeout=30, check=False)
     except (FileNotFoundError, subprocess.TimeoutExpired) as exc:
         raise HostError(f"cannot run {nft} to list table inet {table}: {exc}") from exc
     return done.stdout if done.returncode == 0 else None

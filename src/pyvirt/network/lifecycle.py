@@ -63,7 +63,7 @@ def nft_table_for(root: Path) -> str:
     daemons on one host), so one daemon never rewrites another's table."""
     if root == Path("/"):
         return "pyvirt"
-    return "pyvirt_" + hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    return "pyvirt_" + hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:8]
 
 
 def parse_dhcp_host(xml: str) -> DHCPHost:

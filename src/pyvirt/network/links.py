@@ -30,6 +30,7 @@ import re
 import stat
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from pyroute2 import IPRoute
@@ -531,7 +532,7 @@ def macvtap_node(ifindex: int, dev_dir: str = DEV_DIR) -> str:
     """
     sysfs = f"{MACVTAP_CLASS}/tap{ifindex}/dev"
     try:
-        major, minor = (int(x) for x in open(sysfs).read().strip().split(":"))
+        major, minor = (int(x) for x in Path(sysfs).read_text().strip().split(":"))
     except FileNotFoundError:
         raise NotFound(f"no macvtap link has ifindex {ifindex} ({sysfs} is missing)") from None
     path = f"{dev_dir}/tap{ifindex}"

@@ -191,7 +191,8 @@ def _cpu(b: Build) -> list[Option]:
             raise InvalidArgument("CPU features need a CPU model or mode; add <model> or mode='host-passthrough'")
         return []  # only topology: QEMU's default model
     else:
-        raise UnsupportedConfig(f"CPU mode '{mode}' is not supported; use host-passthrough, host-model, maximum or custom")
+        raise UnsupportedConfig(
+            f"CPU mode '{mode}' is not supported; use host-passthrough, host-model, maximum or custom")
     flags = []
     for feat in cpu.features:
         if feat.policy in ("require", "force", "optional"):
@@ -319,7 +320,8 @@ def action_options(b: Build) -> list[Option]:
         raise UnsupportedConfig("all watchdogs of a domain must have the same action (QEMU has one)")
     for act in wd_actions:
         if act not in WATCHDOG_ACTIONS:
-            raise UnsupportedConfig(f"watchdog action '{act}' is not supported; use one of {', '.join(WATCHDOG_ACTIONS)}")
+            raise UnsupportedConfig(
+                f"watchdog action '{act}' is not supported; use one of {', '.join(WATCHDOG_ACTIONS)}")
         if act == "dump":
             b.note("watchdog action 'dump' runs as 'pause' (the guest stops when the watchdog fires)")
         actions.append(("watchdog", WATCHDOG_ACTIONS[act]))

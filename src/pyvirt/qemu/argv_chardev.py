@@ -66,7 +66,8 @@ def backend(b: Build, dev: CharDev, cid: str, alias: str, primary: bool = False)
     if dev.type == "spicevmc":
         need_spice(b, f"{alias} (type spicevmc)")
         return Option("-chardev", kv("spicevmc", ("id", cid), ("name", "vdagent")))
-    raise UnsupportedConfig(f"{alias}: character device type '{dev.type}' is not supported; use pty, unix, file or null")
+    raise UnsupportedConfig(
+        f"{alias}: character device type '{dev.type}' is not supported; use pty, unix, file or null")
 
 
 def need_spice(b: Build, what: str) -> None:
@@ -106,7 +107,8 @@ def chardev_options(b: Build) -> list[Option]:
     for n, (idx, con) in enumerate(consoles):
         alias = f"console{idx}"
         out.append(backend(b, con, f"char{alias}", alias, primary=not serials and n == 0))
-        out.append(Option("-device", kv("virtconsole", *_vserial_bus(b, con, alias), ("chardev", f"char{alias}"), ("id", alias))))
+        device = kv("virtconsole", *_vserial_bus(b, con, alias), ("chardev", f"char{alias}"), ("id", alias))
+        out.append(Option("-device", device))
     out += _channels(b)
     return out
 

@@ -216,7 +216,8 @@ def sound_options(b: Build) -> list[Option]:
     for i, sound in enumerate(d.sounds):
         alias = f"sound{i}"
         if sound.model not in SOUND_MODELS:
-            raise UnsupportedConfig(f"{alias}: model '{sound.model}' is not supported; use one of {', '.join(SOUND_MODELS)}")
+            raise UnsupportedConfig(
+                f"{alias}: model '{sound.model}' is not supported; use one of {', '.join(SOUND_MODELS)}")
         name = SOUND_MODELS[sound.model]
         if sound.model == "sb16":
             if b.microvm:
@@ -227,7 +228,8 @@ def sound_options(b: Build) -> list[Option]:
         place = pci_placement(b, sound.address, alias)
         if sound.model in ("ich9", "ich6"):
             out.append(Option("-device", kv(name, ("id", alias), *place)))
-            codec = kv("hda-duplex", ("id", f"{alias}-codec0"), ("bus", f"{alias}.0"), ("cad", 0), ("audiodev", audiodev))
+            codec = kv("hda-duplex", ("id", f"{alias}-codec0"), ("bus", f"{alias}.0"), ("cad", 0),
+                       ("audiodev", audiodev))
             out.append(Option("-device", codec))
         else:
             out.append(Option("-device", kv(name, ("id", alias), ("audiodev", audiodev), *place)))
@@ -273,7 +275,8 @@ def rng_options(b: Build) -> list[Option]:
         elif rng.backend_model == "builtin":
             out.append(Option("-object", Json({"qom-type": "rng-builtin", "id": obj})))
         else:
-            raise UnsupportedConfig(f"{alias}: backend model '{rng.backend_model}' is not supported; use random or builtin")
+            raise UnsupportedConfig(
+                f"{alias}: backend model '{rng.backend_model}' is not supported; use random or builtin")
         dev = kv(
             b.virtio("rng"),
             ("rng", obj),
@@ -315,7 +318,8 @@ def panic_options(b: Build) -> list[Option]:
             ioport = None
             if panic.address is not None:
                 if panic.address.type != "isa":
-                    raise UnsupportedConfig(f"{alias}: address type '{panic.address.type}' does not fit; use type='isa'")
+                    raise UnsupportedConfig(
+                        f"{alias}: address type '{panic.address.type}' does not fit; use type='isa'")
                 ioport = panic.address.get("iobase")
             out.append(Option("-device", kv("pvpanic", ("id", alias), ("ioport", ioport))))
         elif panic.model == "pvpanic":

@@ -120,7 +120,7 @@ def disk_names(domain: Domain) -> list[DiskNames]:
 def disk_options(b: Build) -> list[Option]:
     out: list[Option] = []
     seen: dict[str, str] = {}
-    for disk, names in zip(b.domain.devices.disks, disk_names(b.domain)):
+    for disk, names in zip(b.domain.devices.disks, disk_names(b.domain), strict=True):
         if names.device_id in seen:
             raise InvalidArgument(
                 f"disks {seen[names.device_id]} and {disk.target_dev} sit at the same place ({names.device_id}); "

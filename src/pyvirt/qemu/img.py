@@ -152,7 +152,8 @@ def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,),
     exe = binary or QEMU_IMG
     argv = [exe, *args]
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL)
     except FileNotFoundError as exc:
         raise HostError(f"cannot run {exe}: not installed; install Debian's qemu-utils") from exc
     except subprocess.TimeoutExpired as exc:

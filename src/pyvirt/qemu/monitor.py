@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import ConnectError, ExecInterruptedError, ExecuteError, EventListener, QMPClient, QMPError, Runstate
+from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, ExecuteError, QMPClient, QMPError, Runstate
 from qemu.qmp.message import Message
 
 from ..errors import QemuError
@@ -42,10 +42,12 @@ class QmpEvent:
     timestamp: float = 0.0
 
     @classmethod
-    def from_message(cls, msg: Message) -> "QmpEvent":
-        stamp = msg.get("timestamp") or {}
-        seconds = float(stamp.get("seconds", 0)) + float(stamp.get("microseconds", 0)) / 1e6
-        return cls(str(msg["event"]), dict(msg.get("data") or {}), seconds)
+    def from_message(cls, msg: Message) -> QmpEvent:
+        stamp, data = msg.get("timestamp"), msg.get("data")  # a Message's values are typed as object
+        seconds = 0.0
+        if isinstance(stamp, dict):
+            seconds = float(stamp.get("seconds", 0)) + float(stamp.get("microseconds", 0)) / 1e6
+        return cls(str(msg["event"]), dict(data) if isinstance(data, dict) else {}, seconds)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Monitor:
         # The library's default listener keeps every event forever (queue and
         # history): a leak over a VM's lifetime. Forward events ourselves instead.
         with contextlib.suppress(ValueError):
-            self._client._listeners.remove(self._client.events)  # pylint: disable=protected-access
+            self._client._listeners.remove(self._client.events)  # noqa: SLF001 - no public way to drop the default
         self._client.register_listener(_Forwarder(self._deliver))
         self._queue: asyncio.Queue[QmpEvent] = asyncio.Queue()
         self._callbacks: list[EventCallback] = []
@@ -86,7 +88,7 @@ class Monitor:
         address: str | socket.socket = socket_path if isinstance(socket_path, socket.socket) else str(socket_path)
         try:
             await asyncio.wait_for(self._client.connect(address), timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise QemuError(
                 f"cannot connect to the QEMU monitor of {self.name} at {where}: no QMP greeting within "
                 f"{timeout:g} s; QEMU may be hung (check its log) or another client holds the monitor"
@@ -190,7 +192,7 @@ class Monitor:
                 f"QMP command '{command}' to {self.name} failed: the connection to QEMU was lost before it "
                 "answered (QEMU exited or closed the monitor)"
             ) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise QemuError(
                 f"QMP command '{command}' to {self.name} got no answer within {timeout:g} s; QEMU may be hung"
             ) from exc
@@ -226,7 +228,8 @@ class Monitor:
 
     async def query_name(self) -> str | None:
         ret = await self.execute("query-name")
-        return ret.get("name")
+        name: str | None = ret.get("name")  # absent when the VM has no -name
+        return name
 
     async def query_cpus_fast(self) -> list[int]:
         """Host thread id of each vCPU, in CPU index order (for pinning)."""
@@ -365,7 +368,7 @@ class Monitor:
         """Start a job deleting internal snapshot ``tag`` from ``devices``."""
         await self.execute("snapshot-delete", {"job-id": job_id, "tag": tag, "devices": devices})
 
-    async def __aenter__(self) -> "Monitor":
+    async def __aenter__(self) -> Monitor:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

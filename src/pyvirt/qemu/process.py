@@ -30,7 +30,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import InvalidArgument, OperationInvalid, QemuError
@@ -87,7 +87,7 @@ class QemuProcess:
             loop.add_reader(self.pidfd, self._on_exit)
         try:
             await asyncio.wait_for(asyncio.shield(self._exited), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -160,7 +160,7 @@ async def spawn(
         os.write(log_fd, _log_header(argv, env).encode())
         log_start = os.lseek(log_fd, 0, os.SEEK_END)
         try:
-            popen = subprocess.Popen(
+            popen = subprocess.Popen(  # noqa: ASYNC220 - fork+exec is quick; a pidfd, not the loop, watches QEMU
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
@@ -217,7 +217,7 @@ def _clear_stale_socket(path: Path) -> None:
 
 
 def _log_header(argv: list[str], env: Mapping[str, str] | None) -> str:
-    now = datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    now = datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
     env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items()))
     return f"{now}: starting up\n{env_words + ' ' if env_words else ''}{shlex.join(argv)}\n"
 

@@ -97,7 +97,7 @@ class RuntimeRecord:
         return json.dumps(self.__dict__)
 
     @classmethod
-    def from_json(cls, text: str, version: int) -> "RuntimeRecord":
+    def from_json(cls, text: str, version: int) -> RuntimeRecord:
         data = json.loads(text)
         # version 1 is the only one so far; upgrades go here.
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
-from .base import PoolBackend, ProgressCallback, backend_for
+from .backends import backend_for
+from .base import PoolBackend, ProgressCallback
 
 __all__ = ["PoolBackend", "ProgressCallback", "backend_for"]

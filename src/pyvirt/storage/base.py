@@ -8,8 +8,10 @@ vol-upload and vol-download. Backends hold no state of their own beyond the
 daemon's record, ``is_active`` only says what the host shows.
 
 Shared here: the out-of-space error (one wording everywhere), free-space
-figures from statvfs, chunked streaming into and out of a volume, and zeroing
-a block device.
+figures from statvfs, <permissions> on files and directories, what blkid finds
+on a device (and the refusal to build over it), chunked streaming into and out
+of a volume, and zeroing a block device. ``backend_for`` (storage/backends.py)
+sits above the backends, which all build on this module.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ import struct
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import HostError, InvalidArgument
-from ..model.storage import Pool, PoolInfo, Volume
+from ..errors import HostError, InvalidArgument, OperationInvalid
+from ..model.storage import Permissions, Pool, PoolInfo, Volume
+from .run import run
 
 CHUNK = 4 * 1024 * 1024  # bytes per read/write when streaming
 ProgressCallback = Callable[[float], None]  # percent done, 0..100 (qemu.img uses the same)
@@ -122,7 +125,45 @@ def statvfs_info(path: str) -> PoolInfo:
                     available=st.f_bavail * st.f_frsize)
 
 
+# ---------------------------------------------------------------- permissions
+def _mode(perms: Permissions | None, default: int) -> int:
+    return int(perms.mode, 8) if perms is not None and perms.mode is not None else default
+
+
+def apply_permissions(path: str, perms: Permissions | None, default_mode: int) -> None:
+    """chmod (and chown when an owner/group is given) as the XML's <permissions> say."""
+    os.chmod(path, _mode(perms, default_mode))
+    if perms is not None and (perms.owner is not None or perms.group is not None):
+        os.chown(path, -1 if perms.owner is None else perms.owner, -1 if perms.group is None else perms.group)
+
+
 # ---------------------------------------------------------------- devices
+def signature(device: str) -> str | None:
+    """What blkid finds on ``device`` ('ext4', 'LVM2_member', 'dos' partition table...), or None if blank."""
+    proc = run(["blkid", "-p", "-o", "export", device], ok=(0, 2), doing=f"probe '{device}' for data")
+    if proc.returncode == 2:
+        return None
+    values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    if "TYPE" in values:
+        return values["TYPE"]
+    if "PTTYPE" in values:
+        return f"{values['PTTYPE']} partition table"
+    return values.get("USAGE") or "unknown data"
+
+
+def refuse_if_used(pool: str, device: str, overwrite: bool, doing: str) -> None:
+    """pool-build without overwrite must not destroy a device that holds something."""
+    if overwrite:
+        return
+    found = signature(device)
+    if found is not None:
+        raise OperationInvalid(
+            f"pool '{pool}': device '{device}' already holds {found} (found by blkid); {doing} would destroy "
+            "it. Build with overwrite (pool-build --overwrite) to do that anyway, or just start the pool to "
+            "use what is there"
+        )
+
+
 def block_size(path: str) -> int:
     """Size in bytes of a block device (or of a regular file)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -244,24 +285,3 @@ def stream_out(path: str, writer: Writer, offset: int, length: int, *,
     finally:
         os.close(fd)
     return done
-
-
-# ---------------------------------------------------------------- factory
-def backend_for(pool: Pool, qemu_img: str | None = None) -> PoolBackend:
-    """The backend for ``pool.type``; ``qemu_img`` is the qemu-img binary (Config.settings.qemu_img)."""
-    from . import dir as dir_backend
-    from . import disk, fs, iscsi, logical, netfs
-
-    makers: dict[str, Callable[[Pool, str | None], PoolBackend]] = {
-        "dir": dir_backend.DirBackend,
-        "fs": fs.FsBackend,
-        "netfs": netfs.NetfsBackend,
-        "logical": logical.LogicalBackend,
-        "disk": disk.DiskBackend,
-        "iscsi": iscsi.make_iscsi_backend,
-    }
-    maker = makers.get(pool.type)
-    if maker is None:
-        raise InvalidArgument(f"pool '{pool.name}' has type '{pool.type}', which pyvirt has no backend for; "
-                              f"use one of {', '.join(makers)}")
-    return maker(pool, qemu_img)

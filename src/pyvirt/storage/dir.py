@@ -13,6 +13,7 @@ leaves the file sparse. A failed create or copy removes the file it started.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -29,6 +30,7 @@ from .base import (
     ProgressCallback,
     Reader,
     Writer,
+    apply_permissions,
     check_range,
     is_enospc,
     out_of_space,
@@ -39,17 +41,6 @@ from .base import (
 
 log = logging.getLogger(__name__)
 TEMP_PREFIX = ".pyvirt-tmp-"  # files being rebuilt (wipe); never listed as volumes
-
-
-def _mode(perms: Permissions | None, default: int) -> int:
-    return int(perms.mode, 8) if perms is not None and perms.mode is not None else default
-
-
-def apply_permissions(path: str, perms: Permissions | None, default_mode: int) -> None:
-    """chmod (and chown when an owner/group is given) as the XML's <permissions> say."""
-    os.chmod(path, _mode(perms, default_mode))
-    if perms is not None and (perms.owner is not None or perms.group is not None):
-        os.chown(path, -1 if perms.owner is None else perms.owner, -1 if perms.group is None else perms.group)
 
 
 def preallocation(fmt: str, capacity: int, allocation: int | None) -> tuple[str | None, int]:
@@ -258,10 +249,8 @@ class DirBackend:
 
     @staticmethod
     def _remove_partial(path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
 
     # ------------------------------------------------------------ change
     def delete_volume(self, name: str) -> None:

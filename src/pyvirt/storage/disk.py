@@ -29,12 +29,12 @@ from .base import (
     block_size,
     check_range,
     out_of_space,
+    refuse_if_used,
     stream_in,
     stream_out,
     zero_device,
     zero_range,
 )
-from .fs import refuse_if_used
 from .run import run
 
 ALIGN = 1024 * 1024  # partitions start on MiB boundaries (parted's "optimal" for most disks)
@@ -66,7 +66,8 @@ def parse_parted(text: str) -> Layout:
     if not lines or lines[0] != "BYT":
         raise HostError("parted printed something pyvirt cannot read (expected 'BYT;' first)", detail=text[:500])
     disk = lines[1].split(":")
-    parts, free = [], []
+    parts: list[Part] = []
+    free: list[Part] = []
     for line in lines[2:]:
         f = line.split(":")
         if len(f) < 4:

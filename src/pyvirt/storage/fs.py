@@ -13,8 +13,8 @@ import stat
 
 from ..errors import InvalidArgument, NotFound, OperationInvalid
 from ..model.storage import Pool, PoolInfo
-from .base import DEFAULT_POOL_MODE, statvfs_info
-from .dir import DirBackend, apply_permissions
+from .base import DEFAULT_POOL_MODE, apply_permissions, refuse_if_used, statvfs_info
+from .dir import DirBackend
 from .run import run
 
 # mkfs options that make it run without questions (and, for overwrite, over an old filesystem).
@@ -38,32 +38,6 @@ def mount_at(target: str) -> tuple[str, str] | None:
             if len(fields) >= 5 and len(rest) >= 2 and _unescape(fields[4]) == want:
                 found = (_unescape(rest[1]), rest[0])
     return found
-
-
-def signature(device: str) -> str | None:
-    """What blkid finds on ``device`` ('ext4', 'LVM2_member', 'dos' partition table...), or None if blank."""
-    proc = run(["blkid", "-p", "-o", "export", device], ok=(0, 2), doing=f"probe '{device}' for data")
-    if proc.returncode == 2:
-        return None
-    values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    if "TYPE" in values:
-        return values["TYPE"]
-    if "PTTYPE" in values:
-        return f"{values['PTTYPE']} partition table"
-    return values.get("USAGE") or "unknown data"
-
-
-def refuse_if_used(pool: str, device: str, overwrite: bool, doing: str) -> None:
-    """pool-build without overwrite must not destroy a device that holds something."""
-    if overwrite:
-        return
-    found = signature(device)
-    if found is not None:
-        raise OperationInvalid(
-            f"pool '{pool}': device '{device}' already holds {found} (found by blkid); {doing} would destroy "
-            "it. Build with overwrite (pool-build --overwrite) to do that anyway, or just start the pool to "
-            "use what is there"
-        )
 
 
 class FsBackend(DirBackend):

@@ -27,16 +27,16 @@ from .base import (
     ProgressCallback,
     Reader,
     Writer,
+    apply_permissions,
     block_size,
     check_range,
     is_enospc,
     out_of_space,
+    refuse_if_used,
     stream_in,
     stream_out,
     zero_device,
 )
-from .dir import apply_permissions
-from .fs import refuse_if_used
 from .run import run
 
 _LVM_NOT_FOUND = 5  # LVM's exit status for "no such VG/LV" (ECMD_FAILED)

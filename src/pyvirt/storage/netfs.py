@@ -10,8 +10,7 @@ import os
 
 from ..errors import HostError, InvalidArgument
 from ..model.storage import Pool
-from .base import DEFAULT_POOL_MODE
-from .dir import apply_permissions
+from .base import DEFAULT_POOL_MODE, apply_permissions
 from .fs import FsBackend
 from .run import have, package_for
 

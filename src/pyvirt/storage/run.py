@@ -55,8 +55,8 @@ def run(argv: Sequence[str], *, timeout: float = TIMEOUT, ok: tuple[int, ...] = 
     what = doing or f"run {tool}"
     shown = shlex.join(args)
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              env=_env())
+        proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, env=_env())
     except FileNotFoundError:
         raise HostError(f"cannot {what}: {tool} is not installed; install Debian's {package_for(tool)} "
                         f"(apt-get install {package_for(tool)})") from None

@@ -1,0 +1,63 @@
+"""What a handle (Domain, Network, StoragePool...) needs of its connection: one REST call, one event stream.
+
+``Connection`` builds on it with the lookups and factories that make the handles.
+The handles depend on this class only, so they never import connection.py:
+imports in the client point one way, from the connection down to the handles.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from .transport import UnixHTTP, decode_answer
+
+TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
+if TYPE_CHECKING:
+    from typing import Any, Self
+
+
+class Session:
+    """A session with one pyvirtd. Use as a context manager or call close()."""
+
+    def __init__(self, uri: str, path: str, http: UnixHTTP) -> None:
+        self._uri = uri
+        self.socket_path = path
+        self._http = http
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def uri(self) -> str:
+        """The URI this connection was opened with (canonical: qemu:///system by default)."""
+        return self._uri
+
+    def request(self, method: str, path: str, payload: Any = None) -> Any:
+        """One REST call (docs/api.md); a daemon error comes back as its pyvirt.errors class."""
+        return self._http.request_json(method, path, payload)
+
+    def stream_events(self, path: str) -> Iterator[dict[str, Any]]:
+        """Subscribe now (not at the first next()), so no event after this call is missed."""
+        http = UnixHTTP(self.socket_path)
+        try:
+            resp = http.send("GET", path)
+            if not 200 <= resp.status < 300:
+                decode_answer("GET", path, resp, resp.read())
+        except BaseException:
+            http.close()
+            raise
+
+        def lines() -> Iterator[dict[str, Any]]:
+            try:
+                for line in resp.lines():
+                    if line.strip():
+                        yield json.loads(line)
+            finally:
+                http.close()
+
+        return lines()
