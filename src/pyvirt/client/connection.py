@@ -16,7 +16,7 @@ from ..errors import ConnectionFailed
 from .domain import Domain, DomainSummary
 from .network import Network
 from .storage import StoragePool, StorageVolume
-from .transport import UnixHTTP, decode_answer, open_socket
+from .transport import TRACE_ENV, UnixHTTP, decode_answer, open_socket, trace
 from .uri import default_uri, is_system, quote, socket_path
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
@@ -154,10 +154,16 @@ class Connection:
     def stream_events(self, path: str) -> Iterator[dict[str, Any]]:
         """Subscribe now (not at the first next()), so no event after this call is missed."""
         http = UnixHTTP(self.socket_path)
+        dest = os.environ.get(TRACE_ENV)
         try:
             resp = http.send("GET", path)
             if not 200 <= resp.status < 300:
-                decode_answer("GET", path, resp, resp.read())
+                data = resp.read()
+                if dest:
+                    trace(dest, "GET", path, resp, data)
+                decode_answer("GET", path, resp, data)
+            if dest:
+                trace(dest, "GET", path, resp)
         except BaseException:
             http.close()
             raise
@@ -166,7 +172,10 @@ class Connection:
             try:
                 for line in resp.lines():
                     if line.strip():
-                        yield json.loads(line)
+                        record = json.loads(line)
+                        if dest:
+                            trace(dest, "GET", path, resp, record=record)
+                        yield record
             finally:
                 http.close()
 
