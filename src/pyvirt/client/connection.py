@@ -47,7 +47,7 @@ class Connection:
         self._http.close()
 
     def request(self, method: str, path: str, payload: Any = None) -> Any:
-        """One REST call (docs/api.md); a daemon error comes back as its pyvirt.errors class."""
+        """One REST call (docs/openapi.yaml); a daemon error comes back as its pyvirt.errors class."""
         return self._http.request_json(method, path, payload)
 
     # --- host -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Storage pool and volume handles of the Python client (docs/api.md, "Storage pools and volumes").
+"""Storage pool and volume handles of the Python client (the routes: docs/openapi.yaml).
 
 Standard library only, like the rest of the client. Volume data is streamed:
 ``StorageVolume.upload`` sends a file object as the raw request body in
