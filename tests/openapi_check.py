@@ -60,6 +60,7 @@ class Tally:
     exchanges: int = 0
     records: int = 0
     routes: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)  # requests outside the document, refused as it says
 
 
 class Contract:
@@ -266,8 +267,11 @@ def check_trace(lines: Iterable[str], tally: Tally | None = None) -> list[str]:
         except ValueError as exc:
             problems.append(f"trace line {n} is not JSON ({exc}): {line[:200]!r}")
             continue
-        problems += contract.check(ex)
+        found = contract.check(ex)
+        problems += found
         if tally is not None:
+            if not found and 400 <= int(ex["status"]) < 500:
+                tally.refused += contract.check(ex, refused_requests_ok=False)
             if "record" in ex:
                 tally.records += 1
             else:

@@ -97,8 +97,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"openapi: {TRACED.exchanges} requests and {TRACED.records} event-stream records checked against "
         f"docs/openapi.yaml; {len(TRACED.routes & documented)} of {len(documented)} documented operations exercised")
+    if TRACED.refused:
+        terminalreporter.write_line(f"openapi: {len(TRACED.refused)} requests outside the document were refused "
+                                    "with a documented 4xx, e.g.: " + "; ".join(TRACED.refused[:3]))
     unexercised = sorted(documented - TRACED.routes)
-    if unexercised:
+    if unexercised and len(unexercised) <= 20:
         terminalreporter.write_line("openapi: never exercised: " + ", ".join(unexercised))
 
 
