@@ -3,6 +3,11 @@
 Each daemon is a real `pyvirtd --root DIR` process (so kill -9 and restarts
 are real). Teardown kills whatever QEMU a test left running under that root
 and removes the root: a failing test leaks nothing.
+
+Every exchange with a daemon is checked against the REST contract
+(docs/openapi.yaml): PYVIRT_API_TRACE points at a file of each test's own, which
+the CLI subprocesses and the in-process clients append to, and the test fails
+when a line departs from the document (tests/openapi_check.py).
 """
 from __future__ import annotations
 
@@ -18,10 +23,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pyvirt.client.transport import TRACE_ENV
 from tests.guest.build import READY_MARKER, GuestImage, build
+from tests.openapi_check import Contract, Tally, check_trace
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -35,6 +43,66 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "integration" in str(item.fspath):
                 item.add_marker(skip)
+
+
+TRACED = Tally()  # what the run checked, for the summary line
+
+
+def check_api_trace(path: Path, who: str) -> None:
+    """Fail with every exchange of ``path`` that departs from docs/openapi.yaml, each named."""
+    if not path.exists():
+        return
+    problems = check_trace(path.read_text(encoding="utf-8").splitlines(), TRACED)
+    if problems:
+        shown = "\n  ".join(problems[:30]) + ("\n  ..." if len(problems) > 30 else "")
+        pytest.fail(f"{who}: {len(problems)} exchange(s) with pyvirtd departed from docs/openapi.yaml "
+                    f"(trace: {path}):\n  {shown}", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def api_trace_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Trace the requests made outside any test too (module fixtures), and check them at the end."""
+    where = tmp_path_factory.mktemp("api-trace")
+    outside = where / "outside-tests.jsonl"
+    before = os.environ.get(TRACE_ENV)
+    os.environ[TRACE_ENV] = str(outside)
+    try:
+        yield where
+    finally:
+        if before is None:
+            os.environ.pop(TRACE_ENV, None)
+        else:
+            os.environ[TRACE_ENV] = before
+    check_api_trace(outside, "requests made by fixtures outside the tests")
+
+
+@pytest.fixture(autouse=True)
+def api_trace(request: pytest.FixtureRequest, api_trace_dir: Path) -> Iterator[Path]:
+    """Each test's own trace file (os.environ: subprocesses and in-process clients inherit it),
+    checked after the test and its other fixtures' teardown."""
+    path = api_trace_dir / (re.sub(r"[^\w.-]+", "_", request.node.nodeid)[-150:] + ".jsonl")
+    outside = os.environ[TRACE_ENV]
+    os.environ[TRACE_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ[TRACE_ENV] = outside
+    check_api_trace(path, request.node.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not (TRACED.exchanges or TRACED.records):
+        return
+    documented = {f"{op.method} {op.template}" for op in Contract.load().operations()}
+    terminalreporter.write_line(
+        f"openapi: {TRACED.exchanges} requests and {TRACED.records} event-stream records checked against "
+        f"docs/openapi.yaml; {len(TRACED.routes & documented)} of {len(documented)} documented operations exercised")
+    if TRACED.refused:
+        terminalreporter.write_line(f"openapi: {len(TRACED.refused)} requests outside the document were refused "
+                                    "with a documented 4xx, e.g.: " + "; ".join(TRACED.refused[:3]))
+    unexercised = sorted(documented - TRACED.routes)
+    if unexercised and len(unexercised) <= 20:
+        terminalreporter.write_line("openapi: never exercised: " + ", ".join(unexercised))
 
 
 @pytest.fixture(scope="session")

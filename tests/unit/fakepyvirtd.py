@@ -3,8 +3,15 @@
 Why a fake: the real daemon is being written at the same time as the client, and
 unit tests must run without root or QEMU. It is a real HTTP/1.1 server (the
 standard library's http.server, keep-alive) on a real unix socket in a thread,
-answering canned JSON per docs/api.md; only the daemon's logic is faked. The
-integration tests run the same CLI against the real pyvirtd.
+answering canned JSON; only the daemon's logic is faked. The integration tests
+run the same CLI against the real pyvirtd.
+
+It answers to the same contract as the real daemon, docs/openapi.yaml: every
+request it receives and every reply it sends is checked against the document
+(tests/openapi_check.py), and what departs from it is kept in
+``FakeState.violations``; ``fake_daemon()`` fails the test using it when any is
+left at the end. A request that breaks the document is also answered 400, as
+the real daemon would refuse it.
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.openapi_check import Contract
 
 UUIDS = {
     "demo": "6695eb01-f6a4-8304-79aa-97f2502e193f",
@@ -40,8 +49,22 @@ class FakeState:
     def __init__(self) -> None:
         self.domains: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
+        self.violations: list[str] = []  # departures from docs/openapi.yaml, in either direction
         self.connections = 0
         self.lock = threading.Lock()
+
+    def check(self, exchange: dict[str, Any]) -> list[str]:
+        """Check one exchange against the document; keep and return its violations."""
+        found = Contract.load().check(exchange, refused_requests_ok=False)
+        with self.lock:
+            self.violations += found
+        return found
+
+    def take_violations(self) -> list[str]:
+        """The violations so far, forgotten (for a test that provokes one on purpose)."""
+        with self.lock:
+            found, self.violations = self.violations, []
+        return found
 
     def add(self, name: str, *, id: int | None = None, state: str = "shut off", reason: str = "unknown",
             persistent: bool = True, autostart: bool = False) -> dict[str, Any]:
@@ -110,13 +133,19 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         with st.lock:
             st.requests.append((self.command, self.path, body))
+        exchange: dict[str, Any] = {"method": self.command, "path": url.path, "query": url.query}
+        if raw:
+            exchange["request"] = body
         if parts == ["v1", "events"] or (len(parts) == 4 and parts[3] == "events"):
-            return self._events(parts)
+            return self._events(parts, exchange)
         try:
             with st.lock:
                 status, answer = route(st, self.command, parts, query, body)
         except ApiError as exc:
             status, answer = exc.status, {"error": {"code": exc.code, "message": exc.message}}
+        problems = st.check({**exchange, "status": status, "content_type": "application/json", "response": answer})
+        if problems and 200 <= status < 300:  # the real daemon refuses a request outside the document
+            status, answer = 400, {"error": {"code": "invalid-argument", "message": "; ".join(problems)}}
         data = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -124,14 +153,30 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _events(self, parts: list[str]) -> None:
+    def _events(self, parts: list[str], exchange: dict[str, Any]) -> None:
+        st = self.server.state
+        with st.lock:
+            dom = st.find(parts[2]) if len(parts) == 4 else st.find("demo")
+        if dom is None:  # the real daemon looks the domain up before the stream starts
+            answer = {"error": {"code": "not-found", "message": f"domain '{parts[2]}' not found"}}
+            st.check({**exchange, "status": 404, "content_type": "application/json", "response": answer})
+            data = json.dumps(answer).encode()
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        name = parts[2] if len(parts) == 4 else "demo"
-        events = [{"time": 1700000000.0, "domain": name, "uuid": UUIDS.get(name, ""), "event": ev,
+        opened = {**exchange, "status": 200, "content_type": "application/x-ndjson"}
+        st.check(opened)
+        events = [{"time": 1700000000.0, "domain": dom["name"], "uuid": dom["uuid"], "event": ev,
                    "detail": "booted", "state": "running", "reason": "booted"} for ev in ("started", "suspended")]
+        for event in events:
+            st.check({**opened, "record": event})
         # split one event over two chunks and send a keep-alive blank line, as a stream may
         payload = "".join(json.dumps(e) + "\n" for e in events) + "\n"
         for piece in (payload[:30], payload[30:]):
@@ -262,10 +307,15 @@ def fake_daemon() -> Iterator[tuple[str, FakeState]]:
     server = FakeServer(str(path), state)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    finished = False
     try:
         yield f"unix://{path}", state
+        finished = True
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
+    if finished and state.violations:  # only after a clean finish: never hide the test's own failure
+        raise AssertionError("exchanges with the fake pyvirtd departed from docs/openapi.yaml:\n  "
+                             + "\n  ".join(state.violations))

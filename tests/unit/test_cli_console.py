@@ -19,23 +19,34 @@ from pathlib import Path
 import pytest
 from websockets.sync.server import ServerConnection, unix_serve
 
+from tests.openapi_check import Contract
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class ConsoleFake:
+    """Greets as docs/openapi.yaml says the daemon does (checked: ``violations``), then echoes."""
+
     def __init__(self) -> None:
         self.paths: list[str] = []
         self.received = b""
+        self.violations: list[str] = []
+
+    def greet(self, ws: ServerConnection, path: str, frame: dict[str, object]) -> None:
+        route, _, query = path.partition("?")
+        self.violations += Contract.load().check({"method": "GET", "path": route, "query": query, "status": 101,
+                                                  "content_type": "", "frame": frame}, refused_requests_ok=False)
+        ws.send(json.dumps(frame))
 
     def handler(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request else ""
         self.paths.append(path)
         if not path.startswith("/v1/domains/demo/console"):
-            message = "domain 'ghost' is not running; start it first with `pyvirt start ghost`"
-            ws.send(json.dumps({"error": {"code": "operation-invalid", "message": message}}))
+            self.greet(ws, path, {"error": {"code": "operation-invalid",
+                                            "message": "domain 'ghost' is not running; start it first with `pyvirt start ghost`"}})
             ws.close()
             return
-        ws.send(json.dumps({"connected": "demo"}))
+        self.greet(ws, path, {"connected": "demo"})
         ws.send(b"login: ")
         for frame in ws:
             data = frame if isinstance(frame, bytes) else frame.encode()
@@ -57,6 +68,7 @@ def console() -> Iterator[tuple[str, ConsoleFake]]:
         server.shutdown()
         thread.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
+    assert fake.violations == [], "the fake console departed from docs/openapi.yaml"
 
 
 def cli(uri: str, *argv: str) -> list[str]:

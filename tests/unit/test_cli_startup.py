@@ -8,7 +8,8 @@ import sys
 
 HEAVY = ["aiohttp", "websockets", "qemu", "qemu.qmp", "pydantic", "xml.etree", "xml.etree.ElementTree",
          "http.client", "ssl", "email", "argparse", "asyncio", "typing", "dataclasses", "pathlib",
-         "tomllib", "pyvirt.config", "pyvirt.model", "pyvirt.daemon", "pyvirt.api", "pyvirt.pyvirtd"]
+         "tomllib", "pyvirt.config", "pyvirt.model", "pyvirt.daemon", "pyvirt.api", "pyvirt.pyvirtd", "yaml",
+         "jsonschema", "referencing", "openapi_spec_validator", "openapi_schema_validator"]
 
 PROBE = """
 import json, sys

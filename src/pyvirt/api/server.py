@@ -88,12 +88,14 @@ class Api:
         r.add_get("/v1/events", self.events)
         r.add_get("/v1/events/history", self.history)
         from .disk_routes import add_disk_routes
+        from .openapi import serve_openapi
         from .snapshot_routes import add_snapshot_routes
         from .storage_routes import add_storage_routes
 
         add_storage_routes(r, self.s)
         add_disk_routes(r, self.s)
         add_snapshot_routes(r, self.s)
+        r.add_get("/openapi.json", serve_openapi)  # the contract of every route above: docs/openapi.yaml
         return app
 
     # ------------------------------------------------------------------ host

@@ -9,8 +9,10 @@ fast path.
 from __future__ import annotations
 
 import json
+import os
 
 from ..errors import ConnectionFailed, InternalError, from_dict
+from .transport import TRACE_ENV, trace
 from .uri import quote
 
 
@@ -22,7 +24,8 @@ class ConsoleStream:
         from websockets.sync.client import unix_connect
 
         self._closed_exc: tuple[type[Exception], ...] = (WebSocketException,)
-        target = f"ws://localhost/v1/domains/{quote(ref)}/console" + ("?force=1" if force else "")
+        self._target = f"/v1/domains/{quote(ref)}/console" + ("?force=1" if force else "")
+        target = f"ws://localhost{self._target}"
         try:
             # Entered at once: the stream outlives this call (closed by close()), and
             # websockets >= 17.1 warns about a connection never entered.
@@ -51,17 +54,26 @@ class ConsoleStream:
             raise ConnectionFailed(f"the daemon closed the console of domain '{self.name}': {exc}") from exc
         if isinstance(first, bytes):
             self._pending = first  # a daemon without the greeting: this is console output
+            self._trace(frame_bytes=len(first))
             return
         try:
             msg = json.loads(first)
         except ValueError as exc:
             self.close()
+            self._trace(frame_text=first[:200])
             raise InternalError(f"the daemon sent an unexpected console frame: {first[:200]!r}") from exc
+        self._trace(frame=msg)
         if isinstance(msg, dict) and isinstance(msg.get("error"), dict):
             self.close()
             raise from_dict(msg["error"])
         if isinstance(msg, dict) and msg.get("connected"):
             self.name = str(msg["connected"])
+
+    def _trace(self, **seen: object) -> None:
+        """The greeting to the PYVIRT_API_TRACE file (transport's docstring), when it is set:
+        ``frame`` (the decoded JSON), ``frame_bytes`` or ``frame_text`` (what came instead)."""
+        if dest := os.environ.get(TRACE_ENV):
+            trace(dest, "GET", self._target, None, None, 101, **seen)
 
     def read(self, timeout: float | None = None) -> bytes:
         """Console output as it comes; b"" once the session ended; TimeoutError if nothing came."""

@@ -1,4 +1,4 @@
-"""Domain handles of the Python client: one method per REST call (docs/api.md)."""
+"""Domain handles of the Python client: one method per REST call (docs/openapi.yaml)."""
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,4 +1,4 @@
-"""Network handles of the Python client: one method per REST call (docs/api.md)."""
+"""Network handles of the Python client: one method per REST call (docs/openapi.yaml)."""
 from __future__ import annotations
 
 from .uri import quote

@@ -7,9 +7,10 @@ imports in the client point one way, from the connection down to the handles.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
-from .transport import UnixHTTP, decode_answer
+from .transport import TRACE_ENV, UnixHTTP, decode_answer, trace
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
@@ -38,16 +39,22 @@ class Session:
         return self._uri
 
     def request(self, method: str, path: str, payload: Any = None) -> Any:
-        """One REST call (docs/api.md); a daemon error comes back as its pyvirt.errors class."""
+        """One REST call (docs/openapi.yaml); a daemon error comes back as its pyvirt.errors class."""
         return self._http.request_json(method, path, payload)
 
     def stream_events(self, path: str) -> Iterator[dict[str, Any]]:
         """Subscribe now (not at the first next()), so no event after this call is missed."""
         http = UnixHTTP(self.socket_path)
+        dest = os.environ.get(TRACE_ENV)
         try:
             resp = http.send("GET", path)
             if not 200 <= resp.status < 300:
-                decode_answer("GET", path, resp, resp.read())
+                data = resp.read()
+                if dest:
+                    trace(dest, "GET", path, resp, data)
+                decode_answer("GET", path, resp, data)
+            if dest:
+                trace(dest, "GET", path, resp)
         except BaseException:
             http.close()
             raise
@@ -56,7 +63,10 @@ class Session:
             try:
                 for line in resp.lines():
                     if line.strip():
-                        yield json.loads(line)
+                        record = json.loads(line)
+                        if dest:
+                            trace(dest, "GET", path, resp, record=record)
+                        yield record
             finally:
                 http.close()
 

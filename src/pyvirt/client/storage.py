@@ -1,4 +1,4 @@
-"""Storage pool and volume handles of the Python client (docs/api.md, "Storage pools and volumes").
+"""Storage pool and volume handles of the Python client (the routes: docs/openapi.yaml).
 
 Standard library only, like the rest of the client. Volume data is streamed:
 ``StorageVolume.upload`` sends a file object as the raw request body in
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConnectionFailed, InvalidArgument
-from .transport import UnixHTTP, decode_answer
+from .transport import TRACE_ENV, UnixHTTP, decode_answer, trace
 from .uri import quote
 
 TYPE_CHECKING = False  # typing costs import time on the CLI path
@@ -217,7 +217,10 @@ def send_stream(path: str, method: str, target: str, source: BinaryIO, length: i
                 raise
             raise ConnectionFailed(f"the daemon closed the connection during the upload after {sent} of {length} "
                                    "bytes; see the daemon log") from exc
-        return decode_answer(method, target, resp, resp.read())
+        data = resp.read()
+        if dest := os.environ.get(TRACE_ENV):
+            trace(dest, method, target, resp, data, request_type="application/octet-stream")
+        return decode_answer(method, target, resp, data)
     finally:
         http.close()
 
@@ -227,8 +230,12 @@ def receive_stream(path: str, target: str, sink: BinaryIO, progress: Progress | 
     http = UnixHTTP(path)
     try:
         resp = http.send("GET", target)
+        dest = os.environ.get(TRACE_ENV)
         if not 200 <= resp.status < 300:
-            decode_answer("GET", target, resp, resp.read())
+            data = resp.read()
+            if dest:
+                trace(dest, "GET", target, resp, data)
+            decode_answer("GET", target, resp, data)
         total = int(resp.headers.get("content-length", "-1"))
         reader = resp.reader
         done = 0
@@ -245,6 +252,8 @@ def receive_stream(path: str, target: str, sink: BinaryIO, progress: Progress | 
                 progress(done, max(total, done))
         if progress is not None and done == 0:
             progress(0, 0)
+        if dest:
+            trace(dest, "GET", target, resp, response_bytes=done)
         return done
     finally:
         http.close()

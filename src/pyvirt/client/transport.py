@@ -3,10 +3,18 @@
 Why not http.client: importing it pulls ssl and the email package (~19 ms here),
 most of the budget of a whole `pyvirt list`. The daemon speaks plain HTTP/1.1
 (Content-Length or chunked bodies), which takes a hundred lines to read.
+
+PYVIRT_API_TRACE=/path/file.jsonl makes every client call append one JSON line
+per exchange to that file (append mode, one write per line, so processes can
+share it): method, path, query, status, content_type, the request's JSON body
+(``request``) and the reply's (``response``), or for an event stream one line
+per record (``record``). The tests validate each line against the REST contract
+(docs/openapi.yaml). Unset, it costs one environment lookup per request.
 """
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 
@@ -17,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
 MAX_LINE = 65536
+TRACE_ENV = "PYVIRT_API_TRACE"
 
 
 def daemon_hint(path: str) -> str:
@@ -200,7 +209,33 @@ class UnixHTTP:
         data = resp.read()
         if not resp.keep_alive:
             self.close()
+        if dest := os.environ.get(TRACE_ENV):
+            trace(dest, method, target, resp, data, request=payload)
         return decode_answer(method, target, resp, data)
+
+
+def trace(dest: str, method: str, target: str, resp: Response | None, data: bytes | None = None,
+          status: int | None = None, **seen: Any) -> None:
+    """Append one exchange to the PYVIRT_API_TRACE file ``dest`` (see the module's docstring).
+
+    ``data`` is the reply's body when it was read whole; ``seen`` adds what else was seen
+    (``request``, ``request_type``, ``record``, ``frame``, ``response_bytes``); None values are left out.
+    """
+    path, _, query = target.partition("?")
+    line: dict[str, Any] = {"method": method, "path": path, "query": query,
+                            "status": resp.status if resp is not None else status,
+                            "content_type": resp.headers.get("content-type", "") if resp is not None else ""}
+    line.update((k, v) for k, v in seen.items() if v is not None)
+    if data is not None:
+        try:
+            line["response"] = json.loads(data)
+        except ValueError:
+            line["response_text"] = data[:1000].decode(errors="replace")
+    fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, json.dumps(line).encode() + b"\n")
+    finally:
+        os.close(fd)
 
 
 class _NoAnswer(Exception):
