@@ -132,7 +132,7 @@ class Contract:
                 continue
             params: dict[str, str] = {}
             literal = 0
-            for t, s in zip(parts, segments):
+            for t, s in zip(parts, segments, strict=False):
                 if t.startswith("{") and t.endswith("}"):
                     if not s:
                         break
@@ -150,8 +150,8 @@ class Contract:
             return op, params, ""
         if templates:
             allowed = sorted({op.method for op in self._operations if op.template in templates})
-            return None, {}, f"method {method} is not documented for {' or '.join(sorted(templates))} " \
-                             f"(documented: {', '.join(allowed)})"
+            return None, {}, (f"method {method} is not documented for {' or '.join(sorted(templates))} "
+                              f"(documented: {', '.join(allowed)})")
         return None, {}, "no path of the document matches (an undocumented route)"
 
     # ------------------------------------------------------------------------ checks
@@ -239,8 +239,8 @@ class Contract:
         if not content:
             return ([f"the reply has a {got} body; the document describes none"] if got else []), is_error
         if got not in content:
-            return [f"the reply is {got or 'without a content type'}; the document says "
-                    f"{', '.join(content)}"], is_error
+            return [(f"the reply is {got or 'without a content type'}; the document says "
+                    f"{', '.join(content)}")], is_error
         schema = f"{pointer}/content/{_escape(got)}/schema"
         if "schema" not in content[got]:
             return [], is_error

@@ -85,7 +85,8 @@ def _lock_pidfile(path: Path) -> int:
     except BlockingIOError:
         other = os.read(fd, 32).decode().strip() or "?"
         os.close(fd)
-        raise PyvirtError(f"another pyvirtd (pid {other}) already runs with this root ({path}); stop it first") from None
+        raise PyvirtError(f"another pyvirtd (pid {other}) already runs with this root ({path}); "
+                          "stop it first") from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
@@ -115,7 +116,8 @@ def _detach() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyvirtd", description="pyvirt daemon: manages QEMU/KVM guests")
-    parser.add_argument("--root", default="/", help="keep every file (settings, database, run, log) under this directory")
+    parser.add_argument("--root", default="/",
+                        help="keep every file (settings, database, run, log) under this directory")
     parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"pyvirtd {__version__}")

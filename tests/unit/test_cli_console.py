@@ -42,8 +42,8 @@ class ConsoleFake:
         path = ws.request.path if ws.request else ""
         self.paths.append(path)
         if not path.startswith("/v1/domains/demo/console"):
-            self.greet(ws, path, {"error": {"code": "operation-invalid",
-                                            "message": "domain 'ghost' is not running; start it first with `pyvirt start ghost`"}})
+            message = "domain 'ghost' is not running; start it first with `pyvirt start ghost`"
+            self.greet(ws, path, {"error": {"code": "operation-invalid", "message": message}})
             ws.close()
             return
         self.greet(ws, path, {"connected": "demo"})

@@ -86,8 +86,8 @@ def test_attach_disk_escapes_and_reads_back() -> None:
 @pytest.mark.parametrize(("argv", "xml"), [
     (("network", "default"), "<interface type='network'>\n  <source network='default'/>\n</interface>\n"),
     (("bridge", "br0", "--mac", "52:54:00:aa:bb:cc", "--model", "virtio", "--target", "vnet9"),
-     "<interface type='bridge'>\n  <source bridge='br0'/>\n  <mac address='52:54:00:aa:bb:cc'/>\n"
-     "  <target dev='vnet9'/>\n  <model type='virtio'/>\n</interface>\n"),
+     ("<interface type='bridge'>\n  <source bridge='br0'/>\n  <mac address='52:54:00:aa:bb:cc'/>\n"
+     "  <target dev='vnet9'/>\n  <model type='virtio'/>\n</interface>\n")),
     (("direct", "eth0"), "<interface type='direct'>\n  <source dev='eth0' mode='vepa'/>\n</interface>\n"),
     (("direct", "eth0", "--source-mode", "bridge"),
      "<interface type='direct'>\n  <source dev='eth0' mode='bridge'/>\n</interface>\n"),
@@ -275,11 +275,11 @@ def test_blockresize_reads_kib_without_a_suffix() -> None:
 
 
 def test_one_size_parser_names_the_value_when_asked() -> None:
-    with pytest.raises(InvalidArgument, match="^Malformed capacity 1..2: write a whole number of bytes"):
+    with pytest.raises(InvalidArgument, match=r"^Malformed capacity 1\.\.2: write a whole number of bytes"):
         parse_size("1..2", "b", what="capacity")
-    with pytest.raises(InvalidArgument, match="^size '1..2' is not a number"):  # other callers keep their words
+    with pytest.raises(InvalidArgument, match=r"^size '1\.\.2' is not a number"):  # other callers keep their words
         parse_size("1..2", "b")
-    with pytest.raises(InvalidArgument, match="^unknown size unit 'Q'"):
+    with pytest.raises(InvalidArgument, match=r"^unknown size unit 'Q'"):
         parse_size("1Q")
 
 
@@ -311,10 +311,10 @@ def _offences(source: str) -> list[tuple[int, str]]:
             found.append((n.lineno, f"markup in a string {text[:50]!r}"))
         if isinstance(n, ast.Import):
             found += [(n.lineno, f"import {a.name}") for a in n.names if a.name in XML_TEXT_TOOLS]
-        if isinstance(n, ast.ImportFrom) and n.module is not None:
-            if n.module in XML_TEXT_TOOLS or n.module.endswith("xml_util") or any(
-                    a.name in ("escape", "xml_escape") for a in n.names):
-                found.append((n.lineno, f"from {n.module} import ..."))
+        if isinstance(n, ast.ImportFrom) and n.module is not None and (
+                n.module in XML_TEXT_TOOLS or n.module.endswith("xml_util")
+                or any(a.name in ("escape", "xml_escape") for a in n.names)):
+            found.append((n.lineno, f"from {n.module} import ..."))
     return found
 
 

@@ -152,7 +152,8 @@ def test_volume_request() -> None:
         "    <format type='raw'/>\n  </backingStore>\n</volume>\n")
     assert parse_volume_xml(format_volume_request_xml(vol)) == vol
     plain = Volume(name=NASTY, capacity=5)
-    assert format_volume_request_xml(plain) == f"<volume>\n  <name>{NASTY_OUT}</name>\n  <capacity>5</capacity>\n</volume>\n"
+    assert format_volume_request_xml(plain) == \
+        f"<volume>\n  <name>{NASTY_OUT}</name>\n  <capacity>5</capacity>\n</volume>\n"
     assert parse_volume_xml(format_volume_request_xml(plain)) == plain
 
 

@@ -25,7 +25,8 @@ from ..daemon.devices import DeviceManager
 from ..daemon.disks import DiskManager
 from ..daemon.services import Services
 from ..errors import InvalidArgument
-from .http import json_body as _body, query_flag, scope, xml_field
+from .http import json_body as _body
+from .http import query_flag, scope, xml_field
 from .views import device_reply, reply, to_json
 
 

@@ -16,7 +16,10 @@ from ..daemon.results import DomainSummary
 from ..daemon.services import Services
 from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError
 from .console import ConsoleRoute
-from .http import json_body as _body, query_flag as _flag, scope as _scope, xml_field as _xml_field
+from .http import json_body as _body
+from .http import query_flag as _flag
+from .http import scope as _scope
+from .http import xml_field as _xml_field
 from .views import reply, to_json
 
 log = logging.getLogger(__name__)

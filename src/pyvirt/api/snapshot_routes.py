@@ -19,7 +19,8 @@ from aiohttp import web
 from ..daemon.services import Services
 from ..daemon.snapshots import SnapshotManager
 from ..errors import InvalidArgument
-from .http import json_body as _body, query_flag as _flag
+from .http import json_body as _body
+from .http import query_flag as _flag
 from .views import reply, to_json
 
 CREATE_FLAGS = ("disk_only", "no_metadata", "halt", "live", "atomic", "quiesce", "reuse_external")

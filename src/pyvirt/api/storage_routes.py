@@ -18,7 +18,9 @@ from ..daemon.results import Uploaded
 from ..daemon.services import Services
 from ..daemon.volumes import VolumeManager
 from ..errors import InvalidArgument
-from .http import json_body as _body, query_flag as _flag, xml_field as _xml
+from .http import json_body as _body
+from .http import query_flag as _flag
+from .http import xml_field as _xml
 from .views import reply, to_json
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from ..daemon.results import DiskChange, InterfaceChange
 
-
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 

@@ -5,12 +5,14 @@ from .output import Output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..client import Connection, Domain
     from .spec import Command
 
 
 class Ctx:
-    def __init__(self, out: Output, uri: str | None, commands: dict[str, Command]) -> None:
+    def __init__(self, out: Output, uri: str | None, commands: Mapping[str, Command]) -> None:
         self.out = out
         self.uri = uri
         self.commands = commands

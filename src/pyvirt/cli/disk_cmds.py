@@ -241,8 +241,8 @@ def cmd_change_media(ctx: Ctx, a: dict[str, Any]) -> None:
         xml = format_disk_xml(media_disk(_disk_of(ctx, a, a["path"], live), a["source"], a["block"]))
         ctx.out.text(xml.rstrip("\n"), {"xml": xml})
         return
-    result = ctx.domain(a["domain"]).change_media(a["path"], action, a["source"], live=live, config=config, force=a["force"],
-                              block=a["block"])
+    result = ctx.domain(a["domain"]).change_media(a["path"], action, a["source"], live=live, config=config,
+                                                  force=a["force"], block=a["block"])
     ctx.out.message(MEDIA_MESSAGES[action], {"result": MEDIA_MESSAGES[action], **result})
 
 

@@ -34,12 +34,12 @@ def editor() -> str:
 
 
 def run_editor(path: str) -> None:
-    """Run the editor through the shell (EDITOR may carry arguments, as "emacs -nw")."""
+    """Run the editor; EDITOR may carry arguments ("emacs -nw"), split as a shell would, with no shell."""
     import shlex
     import subprocess
 
     cmd = f"{editor()} {shlex.quote(path)}"
-    code = subprocess.call(cmd, shell=True)
+    code = subprocess.call([*shlex.split(editor()), path])
     if code != 0:
         raise PyvirtError(f"the editor `{cmd}` exited with status {code}; the domain definition was not changed")
 

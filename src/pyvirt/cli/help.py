@@ -7,6 +7,7 @@ from .spec import STRING, Command, Opt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from .context import Ctx
@@ -44,7 +45,7 @@ pyvirt [options]... <command> [args...]
 LONG_VERSION = f"pyvirt command line tool {__version__}\n"
 
 
-def group_block(commands: dict[str, Command], key: str, colon: bool = True) -> str:
+def group_block(commands: Mapping[str, Command], key: str, colon: bool = True) -> str:
     """One group's heading and command lines, by name as virsh lists them."""
     head = f" {GROUPS[key]} (help keyword '{key}')" + (":" if colon else "")
     lines = [f"    {c.name:<30} {c.summary}" for c in sorted(commands.values(), key=lambda c: c.name)
@@ -52,12 +53,12 @@ def group_block(commands: dict[str, Command], key: str, colon: bool = True) -> s
     return "".join(line + "\n" for line in [head, *lines])
 
 
-def grouped(commands: dict[str, Command], colon: bool = True) -> str:
+def grouped(commands: Mapping[str, Command], colon: bool = True) -> str:
     used = {c.group for c in commands.values()}
     return "".join(group_block(commands, k, colon) + "\n" for k in GROUPS if k in used)
 
 
-def usage(commands: dict[str, Command]) -> str:
+def usage(commands: Mapping[str, Command]) -> str:
     return (USAGE + grouped(commands, colon=False)
             + "\n  (specify help <group> for details about the commands in the group)\n"
             + "\n  (specify help <command> for details about the command)\n\n")
@@ -93,7 +94,8 @@ def cmd_help(ctx: Ctx, a: dict[str, Any]) -> None:
 
 COMMANDS = (
     Command("help", "pyvirt", "print help", cmd_help,
-            (Opt("command", STRING, "Prints global help, command specific help, or help for a group of related commands",
+            (Opt("command", STRING,
+                 "Prints global help, command specific help, or help for a group of related commands",
                  positional=True),),
             "Prints global help, command specific help, or help for a\ngroup of related commands", needs_conn=False),
 )

@@ -7,8 +7,8 @@ the model's formatter, in the child order virsh's attach-interface writes.
 from __future__ import annotations
 
 from ..errors import InvalidArgument
-from .spec import BOOL, DOMAIN, STRING, Command, Opt
 from .scope import SCOPE, scope
+from .spec import BOOL, DOMAIN, STRING, Command, Opt
 from .table import render
 
 TYPE_CHECKING = False
@@ -35,7 +35,8 @@ def cmd_domifaddr(ctx: Ctx, a: dict[str, Any]) -> None:
     if a["interface"]:
         ifaces = [i for i in ifaces if i["name"] == a["interface"]]
         if not ifaces:
-            raise InvalidArgument(f"No interface with name '{a['interface']}' was found; see `pyvirt domiflist {a['domain']}`")
+            raise InvalidArgument(f"No interface with name '{a['interface']}' was found; see "
+                                  f"`pyvirt domiflist {a['domain']}`")
     lines = [] if ctx.out.quiet else [f" {'Name':<10} {'MAC address':<17}    {'Protocol':<12} Address", "-" * 79]
     for iface in ifaces:
         for n, addr in enumerate(iface["addrs"]):

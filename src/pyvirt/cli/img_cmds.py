@@ -70,7 +70,7 @@ def parse_verb(argv: list[str]) -> tuple[str, dict[str, str | bool], dict[str, s
         data = [t.removeprefix("\0") for t in data]
     except getopt.GetoptError as exc:
         raise InvalidArgument(f"img {verb}: {exc}\n{USAGE}") from exc
-    takes_arg = {f"-{c}" for c, nxt in zip(short, short[1:] + " ") if nxt == ":" and c != ":"}
+    takes_arg = {f"-{c}" for c, nxt in zip(short, short[1:] + " ", strict=True) if nxt == ":" and c != ":"}
     takes_arg |= {f"--{name[:-1]}" for name in long if name.endswith("=")}
     opts: dict[str, str | bool] = {k: (v if k in takes_arg else True) for k, v in pairs}
     required = [n for n in names if not n.endswith("?")]
@@ -279,7 +279,6 @@ def _need_snapshot(path: str, tag: str, fmt: str) -> None:
     names = [s.name for s in img.snapshot_list(path, fmt=fmt)]
     if tag not in names:
         raise NotFound(f"image '{path}' has no snapshot '{tag}'" + (f"; it has: {', '.join(names)}" if names else ""))
-    return 0
 
 
 COMMANDS = (

@@ -9,6 +9,7 @@ pyvirt.cli. Console, edit and websockets load inside the commands that use them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 
 from .. import __version__
 from ..errors import PyvirtError
@@ -40,7 +41,7 @@ def module_for(name: str) -> str | None:
     return next((module for prefix, module in PREFIXES if name.startswith(prefix)), None)
 
 
-class CommandTable:
+class CommandTable(Mapping[str, Command]):
     """name -> Command, importing command modules only as they are needed."""
 
     def __init__(self) -> None:
@@ -54,39 +55,30 @@ class CommandTable:
             self._loaded[module] = {c.name: c for c in mod.COMMANDS}
         return self._loaded[module]
 
-    def get(self, name: str, default: Command | None = None) -> Command | None:
+    def find(self, name: str) -> Command | None:
         routed = module_for(name)
         for module in (routed,) if routed else CORE:
             if name in self._load(module):
                 return self._loaded[module][name]
-        return self._all().get(name, default)  # a name the routing does not know: look everywhere
+        return self._all().get(name)  # a name the routing does not know: look everywhere
 
     def _all(self) -> dict[str, Command]:
         return {name: c for module in MODULES for name, c in self._load(module).items()}
 
     def __getitem__(self, name: str) -> Command:
-        cmd = self.get(name)
+        cmd = self.find(name)
         if cmd is None:
             raise KeyError(name)
         return cmd
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and self.find(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._all())
 
     def __len__(self) -> int:
         return len(self._all())
-
-    def values(self):  # type: ignore[no-untyped-def]
-        return self._all().values()
-
-    def items(self):  # type: ignore[no-untyped-def]
-        return self._all().items()
-
-    def keys(self):  # type: ignore[no-untyped-def]
-        return self._all().keys()
 
 
 COMMANDS = CommandTable()

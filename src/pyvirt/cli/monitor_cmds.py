@@ -58,7 +58,8 @@ def cmd_list(ctx: Ctx, a: dict[str, Any]) -> None:
         for d in domains:
             if a["id"] and d.id is None:
                 continue
-            fields = ([d.uuid] if a["uuid"] else []) + ([str(d.id)] if a["id"] else []) + ([d.name] if a["name"] else [])
+            fields = (([d.uuid] if a["uuid"] else []) + ([str(d.id)] if a["id"] else [])
+                      + ([d.name] if a["name"] else []))
             lines.append(" ".join(fields) + "\n")
         ctx.out.text("".join(lines))
         return

@@ -36,9 +36,11 @@ def select(nets: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any]
     else:
         picked = [n for n in nets if n["active"]]
     if a["persistent"] or a["transient"]:
-        picked = [n for n in picked if (a["persistent"] and n["persistent"]) or (a["transient"] and not n["persistent"])]
+        picked = [n for n in picked
+                  if (a["persistent"] and n["persistent"]) or (a["transient"] and not n["persistent"])]
     if a["autostart"] or a["no_autostart"]:
-        picked = [n for n in picked if (a["autostart"] and n["autostart"]) or (a["no_autostart"] and not n["autostart"])]
+        picked = [n for n in picked
+                  if (a["autostart"] and n["autostart"]) or (a["no_autostart"] and not n["autostart"])]
     return picked
 
 
@@ -169,7 +171,8 @@ COMMANDS = (
     Command("net-create", "network", "create a network from an XML file", cmd_net_create,
             (NET_FILE,), "Create a network."),
     Command("net-define", "network", "define an inactive persistent virtual network or modify an existing "
-            "persistent one from an XML file", cmd_net_define, (NET_FILE,), "Define or modify a persistent virtual network."),
+            "persistent one from an XML file", cmd_net_define, (NET_FILE,),
+            "Define or modify a persistent virtual network."),
     Command("net-destroy", "network", "destroy (stop) a network", cmd_net_destroy,
             (NETWORK, Opt("force", BOOL, "stop it even if running domains use it (they lose their links)")),
             "Forcefully stop a given network."),

@@ -89,9 +89,11 @@ def select(pools: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any
     else:
         picked = [p for p in pools if p["active"]]
     if a["persistent"] or a["transient"]:
-        picked = [p for p in picked if (a["persistent"] and p["persistent"]) or (a["transient"] and not p["persistent"])]
+        picked = [p for p in picked
+                  if (a["persistent"] and p["persistent"]) or (a["transient"] and not p["persistent"])]
     if a["autostart"] or a["no_autostart"]:
-        picked = [p for p in picked if (a["autostart"] and p["autostart"]) or (a["no_autostart"] and not p["autostart"])]
+        picked = [p for p in picked
+                  if (a["autostart"] and p["autostart"]) or (a["no_autostart"] and not p["autostart"])]
     if a["type"]:
         types = parse_types(a["type"])
         picked = [p for p in picked if p["type"] in types]

@@ -41,7 +41,8 @@ class ConsoleService:
         """Take the domain's console; another session holding it is refused, or with ``force`` kicked."""
         entry = self.table.lookup(ref)
         if entry.running is None:
-            raise OperationInvalid(f"domain '{entry.name}' is not running; start it first with `pyvirt start {entry.name}`")
+            raise OperationInvalid(f"domain '{entry.name}' is not running; start it first with "
+                                   f"`pyvirt start {entry.name}`")
         holder = self._sessions.get(entry.uuid)
         if holder is not None and not holder.closed:
             if not force:

@@ -518,7 +518,7 @@ def _pin_indexes(live: Domain) -> Domain:
     """Give every disk with media its current node number, so removing one disk renames no other."""
     disks = tuple(replace(d, source_index=int(n.storage_node.split("-")[1]))
                   if n.storage_node is not None and d.source_index is None else d
-                  for d, n in zip(live.devices.disks, disk_names(live)))
+                  for d, n in zip(live.devices.disks, disk_names(live), strict=True))
     return replace(live, devices=replace(live.devices, disks=disks))
 
 
@@ -550,7 +550,8 @@ def _host_sizes(name: str, disk: Disk, path: str, capacity: int | None, wr_high:
         is_block = stat.S_ISBLK(st.st_mode)
         physical = block_size(path) if is_block else st.st_size
     except OSError as exc:
-        raise HostError(f"domain '{name}': cannot read disk {disk.target_dev} source '{path}': {exc.strerror}") from None
+        raise HostError(f"domain '{name}': cannot read disk {disk.target_dev} source '{path}': "
+                        f"{exc.strerror}") from None
     if is_block:
         allocation = wr_high if disk.format == "qcow2" and wr_high else physical
     else:

@@ -43,6 +43,7 @@ class DomainEntry:
     reason: str = "unknown"
     running: Running | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    moved: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set (and replaced) at each move
 
     @property
     def id(self) -> int | None:
@@ -176,6 +177,20 @@ class DomainTable:
         entry.state, entry.reason = state, reason
         self.record_runtime(entry)
         self.emit(entry, event, detail)
+        entry.moved.set()
+        entry.moved = asyncio.Event()
+
+    @staticmethod
+    async def wait_state(entry: DomainEntry, state: State, run: Running, timeout: float) -> bool:
+        """Wait until ``entry`` (still running ``run``) is in ``state``; False after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while entry.running is run and entry.state is not state:
+            try:
+                await asyncio.wait_for(entry.moved.wait(), deadline - loop.time())
+            except TimeoutError:
+                return False
+        return entry.state is state
 
     def emit(self, entry: DomainEntry, event: str, detail: str) -> None:
         self.bus.emit(domain=entry.name, uuid=entry.uuid, event=event, detail=detail,

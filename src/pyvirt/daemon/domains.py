@@ -246,7 +246,8 @@ class DomainManager:
         """Start the domain whose job lock the caller holds (``job``); undone whole if any step fails."""
         entry = job.entry
         if entry.active:
-            raise OperationInvalid(f"domain '{entry.name}' is already active; stop it first with `pyvirt destroy {entry.name}`")
+            raise OperationInvalid(f"domain '{entry.name}' is already active; stop it first with "
+                                   f"`pyvirt destroy {entry.name}`")
         domain = entry.config
         caps = await self.host.capabilities()
         accel = self.host.accel_for(domain, caps, check=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from ..config import Config
 from ..errors import AlreadyExists, InvalidArgument, OperationInvalid, PyvirtError
 from ..model.network import Network
-from ..model.network_xml import IPNetwork
 from ..model.network_xml import (
+    IPNetwork,
     check_overlap,
     default_network,
     format_network_xml,
@@ -121,7 +121,8 @@ class NetworkManager:
     async def _define_default(self) -> None:
         """libvirt's `default` NAT network, on a free subnet and bridge name."""
         taken = [*self._defined_subnets(), *await asyncio.to_thread(self.host.host_subnets)]
-        bridges = {e.bridge for e in self.nets if e.bridge} | set(await asyncio.to_thread(self.host.link_names, "virbr"))
+        host_bridges = await asyncio.to_thread(self.host.link_names, "virbr")
+        bridges = {e.bridge for e in self.nets if e.bridge} | set(host_bridges)
         if self.nets.get("default") is None:
             net, note = default_network(taken, bridges)
             if note:
@@ -183,7 +184,8 @@ class NetworkManager:
     def leases(self, ref: str, mac: str | None = None) -> list[Lease]:
         entry = self.lookup(ref)
         if not entry.active:
-            raise OperationInvalid(f"network '{entry.name}' is not active; start it with `pyvirt net-start {entry.name}`")
+            raise OperationInvalid(f"network '{entry.name}' is not active; start it with "
+                                   f"`pyvirt net-start {entry.name}`")
         found = self.host.leases(entry.current)
         return [lease for lease in found if mac is None or lease.mac == mac.lower()]
 

@@ -15,9 +15,9 @@ from typing import Protocol
 
 from ..errors import InvalidArgument, NotFound, OperationInvalid, PyvirtError, QemuError
 from ..model.domain import Domain, Interface
-from ..model.network import Network
 from ..model.domain_xml import parse_interface_xml
 from ..model.ids import new_mac
+from ..model.network import Network
 from ..model.validate import validate_domain
 from ..network import links, ports
 from ..network.leases import Lease

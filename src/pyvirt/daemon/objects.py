@@ -124,12 +124,20 @@ async def autostart_once(marker: Path, word: str, entries: Iterable[E], active: 
 
     The marker lives in the run directory (a tmpfs on a real host): a daemon
     restarted later in the same boot does not start again what a user stopped."""
-    if marker.exists():
+    if not _first_time(marker):
         return
-    marker.touch()
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.autostart and not active(entry):
             try:
                 await start(entry)
             except PyvirtError as exc:
                 log.error("autostart of %s %s failed: %s", word, entry.name, exc)
+
+
+def _first_time(marker: Path) -> bool:
+    """Create ``marker``; False if it was there already (a tmpfs file: nothing to wait for)."""
+    try:
+        with open(marker, "x"):
+            return True
+    except FileExistsError:
+        return False

@@ -52,7 +52,8 @@ def _check_readable(domain: Domain, what: str, path: str | None) -> None:
     p = Path(path)
     if not p.exists():
         raise InvalidArgument(
-            f"cannot start domain '{domain.name}': {what} '{path}' does not exist; fix the path with `pyvirt edit {domain.name}`"
+            f"cannot start domain '{domain.name}': {what} '{path}' does not exist; fix the path with "
+            f"`pyvirt edit {domain.name}`"
         )
     if not os.access(p, os.R_OK):
         raise HostError(
@@ -93,8 +94,8 @@ def check_disk_source(disk: Disk, doing: str, fix: str = "") -> None:
     except FileNotFoundError:
         how = f"; fix the path with `{fix}`" if fix else "; check the path"
         if disk.source_type == "volume":
-            how = f"; see `pyvirt vol-list {disk.source_pool}` (refresh the pool with `pyvirt pool-refresh " \
-                  f"{disk.source_pool}`)"
+            how = (f"; see `pyvirt vol-list {disk.source_pool}` (refresh the pool with `pyvirt pool-refresh "
+                   f"{disk.source_pool}`)")
         raise InvalidArgument(f"{doing}: {what} does not exist{how}") from None
     except OSError as exc:
         raise HostError(f"{doing}: {what} cannot be read: {exc.strerror}") from None

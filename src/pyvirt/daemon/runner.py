@@ -108,6 +108,14 @@ def remove_runtime_files(config: Config, domain: Domain) -> None:
     shutil.rmtree(config.paths.channel_dir(domain.uuid), ignore_errors=True)
 
 
+def _log_notes(log_path: Path, name: str, notes: list[str]) -> None:
+    """What the argv builder changed or dropped, in the daemon's log and the domain's QEMU log."""
+    with open(log_path, "a") as f:
+        for note in notes:
+            log.info("domain %s: %s", name, note)
+            f.write(f"pyvirt: {note}\n")
+
+
 class QemuLauncher:
     """Starts and finds the QEMU processes of domains (the domain manager's only way to them)."""
 
@@ -134,10 +142,7 @@ class QemuLauncher:
         config.paths.channel_dir(domain.uuid).mkdir(mode=0o700)
         undo.callback(remove_runtime_files, config, domain)
         log_path = config.paths.domain_log(domain.name)
-        with open(log_path, "a") as f:
-            for note in notes:
-                log.info("domain %s: %s", domain.name, note)
-                f.write(f"pyvirt: {note}\n")
+        _log_notes(log_path, domain.name, notes)
         proc = await qproc.spawn(
             argv,
             log_path=log_path,

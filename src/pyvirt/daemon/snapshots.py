@@ -25,12 +25,22 @@ from dataclasses import replace
 from typing import Protocol
 
 from ..errors import (
-    AlreadyExists, InvalidArgument, OperationInvalid, PyvirtError, QemuError, UnsupportedConfig,
+    AlreadyExists,
+    InvalidArgument,
+    OperationInvalid,
+    PyvirtError,
+    QemuError,
+    UnsupportedConfig,
 )
 from ..model.domain import Disk, Domain
 from ..model.domain_xml import parse_domain_xml
-from ..model.snapshot_xml import DomainSnapshot, SnapshotDisk, check_snapshot_name, parse_snapshot_xml
-from ..model.snapshot_xml import format_snapshot_xml
+from ..model.snapshot_xml import (
+    DomainSnapshot,
+    SnapshotDisk,
+    check_snapshot_name,
+    format_snapshot_xml,
+    parse_snapshot_xml,
+)
 from ..qemu import img, jobs
 from ..qemu.argv_disks import DiskNames, disk_names
 from .domain_table import DomainEntry, DomainTable, Job
@@ -377,7 +387,7 @@ def _snapshot_domain(entry: DomainEntry, snap: DomainSnapshot) -> Domain:
 
 def _live_match(live: Domain, disk: Disk) -> tuple[Disk, DiskNames] | None:
     """The running QEMU's disk that is ``disk``: same target, and same path when ``disk`` names one."""
-    for d, names in zip(live.devices.disks, disk_names(live)):
+    for d, names in zip(live.devices.disks, disk_names(live), strict=True):
         if d.target_dev == disk.target_dev and names.format_node and (not disk.source or d.source == disk.source):
             return d, names
     return None
@@ -448,9 +458,4 @@ def _delete_offline(domain_name: str, name: str, disks: list[Disk]) -> None:
 async def _settle(entry: DomainEntry, run: Running, running: bool) -> None:
     """Wait until the daemon has seen QEMU's STOP/RESUME events, so the answer shows the new state."""
     want = State.RUNNING if running else State.PAUSED
-    for _ in range(3):  # the event watcher drains its queue as soon as it runs
-        await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SETTLE_TIMEOUT
-    while entry.running is run and entry.state is not want and loop.time() < deadline:
-        await asyncio.sleep(0.01)
+    await DomainTable.wait_state(entry, want, run, SETTLE_TIMEOUT)

@@ -17,7 +17,7 @@ from ..qemu import events as ev
 log = logging.getLogger(__name__)
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     """A domain's state, as virsh prints it."""
 
     RUNNING = "running"
@@ -33,12 +33,12 @@ class State(str, enum.Enum):
         return cls.SHUTOFF if name == ev.SHUTOFF else cls(name)
 
 
-class NetState(str, enum.Enum):
+class NetState(enum.StrEnum):
     INACTIVE = "inactive"
     ACTIVE = "active"
 
 
-class PoolState(str, enum.Enum):
+class PoolState(enum.StrEnum):
     INACTIVE = "inactive"
     RUNNING = "running"
 

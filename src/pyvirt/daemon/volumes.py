@@ -133,7 +133,8 @@ class VolumeManager:
         async with contextlib.AsyncExitStack() as stack:
             if not same or vol.name != src.name:
                 await stack.enter_async_context(self.pools.volume_job(source_pool, src.name, "copy", exclusive=False))
-            entry, backend = await stack.enter_async_context(self.pools.volume_job(ref, vol.name, "create", exclusive=True))
+            job = self.pools.volume_job(ref, vol.name, "create", exclusive=True)
+            entry, backend = await stack.enter_async_context(job)
             if linked:
                 made = await asyncio.to_thread(backend.create_volume, vol)
             else:
@@ -202,7 +203,7 @@ class VolumeManager:
         """vol-download: checks the range, then ``await start(n)`` gives the writer for n bytes (the API
         sends its response head there), then the backend writes from a worker thread."""
         _check_offsets(offset, length or 0)
-        async with self.pools.volume_job(ref, name, "download", exclusive=False) as (entry, backend):
+        async with self.pools.volume_job(ref, name, "download", exclusive=False) as (_entry, backend):
             vol = await asyncio.to_thread(backend.volume, name)
             size = await asyncio.to_thread(block_size, vol.path or "")
             count = size - offset if length is None else length

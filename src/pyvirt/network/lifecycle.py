@@ -146,7 +146,7 @@ class HostSide:
                         addn_hosts=self.run_dir / f"{name}.addnhosts")
 
     # ------------------------------------------------------------- queries
-    def host_subnets(self) -> list[tuple[object, str]]:
+    def host_subnets(self) -> list[tuple[links.Network, str]]:
         return list(links.host_subnets())
 
     def link_names(self, prefix: str) -> list[str]:
