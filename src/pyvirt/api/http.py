@@ -17,6 +17,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         data = await request.json()
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"request body is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     if not isinstance(data, dict):
         raise InvalidArgument("request body must be a JSON object")
     return data

@@ -224,6 +224,8 @@ class NicManager:
                                                                                    interfaces=tuple(new))))
 
     async def attach(self, ref: str, xml: str, *, live: bool, config: bool) -> InterfaceChange:
+        if not live and not config:
+            raise InvalidArgument("nothing to attach: give --live, --config or both")
         entry = self.table.lookup(ref)
         nic = parse_interface_xml(xml)
         if nic.mac is None:
