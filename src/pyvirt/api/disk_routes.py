@@ -27,7 +27,7 @@ from ..daemon.services import Services
 from ..errors import InvalidArgument
 from .http import json_body as _body
 from .http import query_flag, scope, xml_field
-from .views import device_reply, reply, to_json
+from .views import device_reply, reply
 
 
 def _xml(body: dict[str, Any]) -> str:
@@ -68,7 +68,7 @@ class DiskRoutes:
 
     async def list(self, request: web.Request) -> web.Response:
         rows = self.disks.list_disks(request.match_info["ref"], inactive=query_flag(request, "inactive"))
-        return web.json_response({"disks": to_json(rows)})
+        return reply({"disks": rows})
 
     async def attach(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -81,7 +81,7 @@ class DiskRoutes:
 
     async def info(self, request: web.Request) -> web.Response:
         target = request.query.get("target") or None
-        return web.json_response({"disks": to_json(await self.disks.block_info(request.match_info["ref"], target))})
+        return reply({"disks": await self.disks.block_info(request.match_info["ref"], target)})
 
     async def stats(self, request: web.Request) -> web.Response:
         target = request.query.get("target") or None

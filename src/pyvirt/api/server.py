@@ -6,7 +6,6 @@ turned into JSON by views.py.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -20,7 +19,7 @@ from .http import json_body as _body
 from .http import query_flag as _flag
 from .http import scope as _scope
 from .http import xml_field as _xml_field
-from .views import reply, to_json
+from .views import dumps, reply
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +111,11 @@ class Api:
         return web.json_response({"xml": await self.s.host.capabilities_xml()})
 
     async def validate(self, request: web.Request) -> web.Response:
-        return web.json_response({"checks": to_json(await self.s.host.validate())})
+        return reply({"checks": await self.s.host.validate()})
 
     # --------------------------------------------------------------- domains
     async def list_domains(self, request: web.Request) -> web.Response:
-        return web.json_response({"domains": to_json(self.domains.list_all())})
+        return reply({"domains": self.domains.list_all()})
 
     async def define(self, request: web.Request) -> web.Response:
         return reply(await self.domains.define(_xml_field(await _body(request))), status=201)
@@ -174,11 +173,11 @@ class Api:
     # ------------------------------------------------------------ interfaces
     async def interfaces(self, request: web.Request) -> web.Response:
         rows = self.s.nics.list_interfaces(request.match_info["ref"], inactive=_flag(request, "inactive"))
-        return web.json_response({"interfaces": to_json(rows)})
+        return reply({"interfaces": rows})
 
     async def interface_addresses(self, request: web.Request) -> web.Response:
         rows = self.s.nics.addresses(request.match_info["ref"], request.query.get("source", "lease"))
-        return web.json_response({"interfaces": to_json(rows)})
+        return reply({"interfaces": rows})
 
     async def interface_stats(self, request: web.Request) -> web.Response:
         return reply(self.s.nics.stats(request.match_info["ref"], request.match_info["dev"]))
@@ -215,7 +214,7 @@ class Api:
 
     # -------------------------------------------------------------- networks
     async def list_networks(self, request: web.Request) -> web.Response:
-        return web.json_response({"networks": to_json(self.s.networks.list_all())})
+        return reply({"networks": self.s.networks.list_all()})
 
     async def define_network(self, request: web.Request) -> web.Response:
         return reply(await self.s.networks.define(_xml_field(await _body(request))), status=201)
@@ -242,7 +241,7 @@ class Api:
 
     async def network_leases(self, request: web.Request) -> web.Response:
         leases = self.s.networks.dhcp_leases(request.match_info["ref"], request.query.get("mac"))
-        return web.json_response({"leases": to_json(leases)})
+        return reply({"leases": leases})
 
     async def start_network(self, request: web.Request) -> web.Response:
         return reply(await self.s.networks.start(request.match_info["ref"]))
@@ -263,7 +262,7 @@ class Api:
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
         async for record in events:
-            await resp.write(json.dumps(to_json(record)).encode() + b"\n")
+            await resp.write(dumps(record).encode() + b"\n")
         return resp
 
     async def events(self, request: web.Request) -> web.StreamResponse:
@@ -273,4 +272,4 @@ class Api:
         return await self._stream(request, self.domains.uuid(request.match_info["ref"]))
 
     async def history(self, request: web.Request) -> web.Response:
-        return web.json_response({"events": to_json(self.s.bus.history(request.query.get("domain")))})
+        return reply({"events": self.s.bus.history(request.query.get("domain"))})

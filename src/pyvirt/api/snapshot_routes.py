@@ -21,7 +21,7 @@ from ..daemon.snapshots import SnapshotManager
 from ..errors import InvalidArgument
 from .http import json_body as _body
 from .http import query_flag as _flag
-from .views import reply, to_json
+from .views import reply
 
 CREATE_FLAGS = ("disk_only", "no_metadata", "halt", "live", "atomic", "quiesce", "reuse_external")
 
@@ -54,7 +54,7 @@ class _SnapshotRoutes:
         done = await self.snapshots.revert(request.match_info["ref"], request.match_info["name"],
                                            running=bool(body.get("running")), paused=bool(body.get("paused")),
                                            force=bool(body.get("force")))
-        return web.json_response({**to_json(done.snapshot), "domain_state": done.domain_state})
+        return reply({**vars(done.snapshot), "domain_state": done.domain_state})
 
     async def set_current(self, request: web.Request) -> web.Response:
         return reply(await self.snapshots.set_current(request.match_info["ref"], request.match_info["name"]))

@@ -21,7 +21,7 @@ from ..errors import InvalidArgument
 from .http import json_body as _body
 from .http import query_flag as _flag
 from .http import xml_field as _xml
-from .views import reply, to_json
+from .views import reply
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class StorageRoutes:
 
     # ----------------------------------------------------------------- pools
     async def list_pools(self, request: web.Request) -> web.Response:
-        return web.json_response({"pools": to_json(await self.pools.list_all())})
+        return reply({"pools": await self.pools.list_all()})
 
     async def define(self, request: web.Request) -> web.Response:
         return reply(await self.pools.define(_xml(await _body(request), "pool")), status=201)
@@ -147,7 +147,7 @@ class StorageRoutes:
 
     # --------------------------------------------------------------- volumes
     async def list_volumes(self, request: web.Request) -> web.Response:
-        return web.json_response({"volumes": to_json(await self.volumes.list_volumes(request.match_info["pool"]))})
+        return reply({"volumes": await self.volumes.list_volumes(request.match_info["pool"])})
 
     async def create_volume(self, request: web.Request) -> web.Response:
         body = await _body(request)
