@@ -8,7 +8,6 @@ summaries encode in ~1 ms, as plain dicts do).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -17,16 +16,13 @@ from aiohttp import web
 from ..daemon.results import DiskChange, InterfaceChange
 
 
-def _fields(obj: Any) -> dict[str, Any]:
-    """json's fallback for a result dataclass: its fields, in declaration order."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return vars(obj)
-    raise TypeError(f"{type(obj).__name__} is not a result the API can answer with")
-
-
 def dumps(value: Any) -> str:
-    """Results (dataclasses, and dicts, lists or tuples of them) as JSON text."""
-    return json.dumps(value, default=_fields)
+    """Results (dataclasses, and dicts, lists or tuples of them) as JSON text.
+
+    ``default=vars``: json calls it only for what it cannot encode itself, i.e. the result
+    dataclasses, whose ``__dict__`` holds their fields in order; anything without one (a
+    slotted or foreign object) still fails with json's TypeError, a bug the middleware reports."""
+    return json.dumps(value, default=vars)
 
 
 def reply(value: Any, status: int = 200) -> web.Response:

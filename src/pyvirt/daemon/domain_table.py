@@ -58,8 +58,9 @@ class DomainEntry:
         return self.running.live if self.running is not None and not inactive else self.config
 
     def summary(self) -> DomainSummary:
-        return DomainSummary(self.id, self.name, self.uuid, self.state.value, self.reason, self.persistent,
-                             self.autostart)
+        run = self.running  # read once: `list --all` builds a thousand of these per call
+        return DomainSummary(run.id if run else None, self.name, self.uuid, self.state, self.reason,
+                             self.persistent, self.autostart)
 
 
 @dataclass(frozen=True)

@@ -107,10 +107,10 @@ class DomainManager:
 
     # --------------------------------------------------------------- queries
     def list_all(self) -> list[DomainSummary]:
-        entries = list(self.table)
-        active = sorted((e for e in entries if e.active), key=lambda e: e.id or 0)
-        inactive = sorted((e for e in entries if not e.active), key=lambda e: e.name)
-        return [e.summary() for e in active + inactive]
+        """Running domains by id, then the others by name (virsh list --all)."""
+        rows = sorted((e.summary() for e in self.table),
+                      key=lambda s: (s.id is None, s.id or 0, "" if s.id is not None else s.name))
+        return rows
 
     def summary(self, ref: str) -> DomainSummary:
         return self.table.lookup(ref).summary()
