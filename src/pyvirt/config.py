@@ -123,6 +123,8 @@ class Settings:
     # A healthy KVM finishes the probe boot in ~50 ms; a PVM host here needs 3.4 s and then hangs
     # real guests, so a short timeout is the safe side.
     kvm_probe_timeout: float = 1.5
+    # Seconds QEMU may take to open its QMP socket, and then to greet on it, at a start.
+    qemu_start_timeout: float = 10.0
     shutdown_timeout: float = 0.0
     # libvirt's `default` NAT network (virbr0, 192.168.122.0/24) is defined at the first start
     default_network: bool = True

@@ -143,22 +143,32 @@ class QemuLauncher:
         undo.callback(remove_runtime_files, config, domain)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
+        timeout = config.settings.qemu_start_timeout
         proc = await qproc.spawn(
             argv,
             log_path=log_path,
             pidfile=config.paths.qemu_pidfile(domain.uuid),
             qmp_socket=config.paths.qmp_socket(domain.uuid),
             pass_fds=inherited,
+            timeout=timeout,
+            domain=domain,
         )
+        undo.callback(proc.close)
         undo.push_async_callback(proc.terminate, 2.0)
         monitor = Monitor(domain.name)
-        await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=10.0)
-        undo.push_async_callback(monitor.close)
-        for index, nic in enumerate(domain.devices.interfaces):
-            if nic.link_state == "down":  # before the guest runs, so it never sees a carrier
-                await monitor.set_link(f"net{index}", False)
-        if not paused:
-            await monitor.cont()
+        step = "during the QMP handshake"
+        try:  # QEMU binds its monitor before it parses the devices: most bad configs fail in here
+            await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=timeout)
+            undo.push_async_callback(monitor.close)
+            step = "while setting its links"
+            for index, nic in enumerate(domain.devices.interfaces):
+                if nic.link_state == "down":  # before the guest runs, so it never sees a carrier
+                    await monitor.set_link(f"net{index}", False)
+            step = "at cont (starting the guest's CPUs)"
+            if not paused:
+                await monitor.cont()
+        except QemuError as exc:
+            raise await qproc.start_failed(proc, step, exc, domain) from exc
         return Running(
             id=dom_id, process=proc, monitor=monitor, live=domain, argv=argv, accel=accel,
             started=time.time(), notes=notes,
