@@ -25,6 +25,7 @@ from ..model.domain import Domain
 from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.monitor import Monitor
+from .prechecks import check_socket_paths
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class QemuLauncher:
         the taps the daemon opened; QEMU inherits them (the caller closes its own copies).
         """
         config = self.config
+        check_socket_paths(domain, config.paths)  # QEMU would fail on a long one only after binding its monitor
         ctx = launch_context(config, domain, accel, caps, nic_fds)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)]
         command = build_argv(domain, ctx)
