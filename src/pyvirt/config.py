@@ -81,6 +81,11 @@ class Paths:
         return self.run / "qemu"
 
     @property
+    def probe_run(self) -> Path:
+        """The KVM probe's boot files while it runs; emptied at daemon start (a killed daemon leaves them)."""
+        return self.run / "probe"
+
+    @property
     def network_run(self) -> Path:
         """dnsmasq's conf, pid and hosts files of active networks (gone with them)."""
         return self.run / "network"
