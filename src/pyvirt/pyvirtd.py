@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         config = Config.for_root(args.root)
+        config.paths.check_socket_lengths()  # before anything is made under the root
         config.paths.make_dirs()
         if args.detach:
             _detach()
