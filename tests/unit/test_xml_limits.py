@@ -20,8 +20,8 @@ def nested(n: int, tag: str = "a") -> str:
 
 
 CODECS: dict[str, tuple[Callable[[str], object], str]] = {
-    "domain": (parse_domain_xml, "<domain type='kvm'><name>d</name><memory>1024</memory><metadata>{}</metadata>"
-                                 "</domain>"),
+    "domain": (parse_domain_xml, ("<domain type='kvm'><name>d</name><memory>1024</memory>"
+                                  "<metadata>{}</metadata></domain>")),
     "network": (parse_network_xml, "<network><name>n</name>{}</network>"),
     "pool": (parse_pool_xml, "<pool type='dir'><name>p</name><target><path>/tmp</path></target>{}</pool>"),
     "volume": (parse_volume_xml, "<volume><name>v</name><capacity>1</capacity>{}</volume>"),
