@@ -239,3 +239,47 @@ def test_a_plain_netfs_and_iscsi_source_are_accepted() -> None:
     assert parse_pool_xml(pool("<host name='2001:db8::5'/><dir path='/export'/>")).source.host == "2001:db8::5"
     iscsi = pool("<host name='10.0.0.5'/><device path='iqn.2024-01.org.example:t'/>", "iscsi", "/dev")
     assert parse_pool_xml(iscsi).source.devices == ("iqn.2024-01.org.example:t",)
+
+
+NETWORKS = Path(__file__).parent / "data/network"
+
+
+def host_files(xml: str) -> list[tuple[str, int]]:
+    """What a network becomes for dnsmasq and nftables, as (file, number of lines) pairs."""
+    from pyvirt.network import dnsmasq, firewall
+
+    net = parse_network_xml(xml)
+    bridge = net.bridge.name if net.bridge and net.bridge.name else "virbr9"
+    files = {
+        "conf": dnsmasq.dnsmasq_config(net, bridge, leasefile=Path("/l"), hostsfile=Path("/h"), pidfile=Path("/p")),
+        "hosts": dnsmasq.hostsfile_text(net),
+        "addn-hosts": dnsmasq.addn_hosts_text(net),
+        "nft": firewall.ruleset([(net, bridge)]),
+    }
+    return [(name, len(text.splitlines())) for name, text in files.items()]
+
+
+@pytest.mark.parametrize("base", ["full.xml", "routed_ipv6.xml"])
+def test_a_hostile_value_in_any_network_field_adds_no_line_to_dnsmasq_or_nft(base: str) -> None:
+    """Every attribute and text of a network, set to each hostile value (and to an address with a
+    scope id that hides a newline): refused, or dnsmasq's files and the nft ruleset keep their lines."""
+    text = (NETWORKS / base).read_text()
+    baseline = host_files(text)
+    refused = accepted = 0
+    for index in range(len(positions(ET.fromstring(text)))):
+        for hostile in (*HOSTILE, "fe80::1%x\ndhcp-host=evil", "10.0.0.1\nserver=1.2.3.4"):
+            root = ET.fromstring(text)
+            elem, attr = positions(root)[index]
+            if attr is None:
+                elem.text = hostile
+            else:
+                elem.set(attr, hostile)
+            try:
+                got = host_files(ET.tostring(root, encoding="unicode"))
+            except PyvirtError:
+                refused += 1
+                continue
+            accepted += 1
+            where = f"{elem.tag}/@{attr}" if attr else f"{elem.tag} text"
+            assert got == baseline, f"{where} = {hostile!r} changed the files' lines: {got} != {baseline}"
+    assert refused and accepted
