@@ -473,3 +473,27 @@ def test_state_table_refuses_illegal_moves() -> None:
 def test_replace_keeps_the_domain_valid() -> None:
     # the fakes above build domains with replace(); a guard that the model accepts what they build
     assert replace(domain(), on_crash="preserve").on_crash == "preserve"
+
+
+def test_dumpxml_shows_graphics_passwords_only_with_security_info(tmp_path: Path) -> None:
+    from pyvirt.model.domain import Graphics
+
+    async def scenario() -> None:
+        w = world(tmp_path)
+        vnc = Graphics("vnc", port=-1, autoport=True, passwd="s3cr'et")
+        secret = replace(domain(), devices=Devices(graphics=(vnc,)))
+        await w.manager.define(format_domain_xml(secret))
+        full = w.manager.get_xml("d", inactive=True, security_info=True)
+        assert "passwd='s3cr&apos;et'" in full and full == w.table.lookup("d").xml
+        shown = w.manager.get_xml("d", inactive=True)
+        assert "passwd" not in shown and "s3cr" not in shown
+        assert shown == full.replace(" passwd='s3cr&apos;et'", "")  # nothing else is left out
+        await w.manager.start("d")
+        assert "passwd='s3cr&apos;et'" in w.manager.get_xml("d", security_info=True)
+        assert "s3cr" not in w.manager.get_xml("d") and "<domain type='qemu' id=" in w.manager.get_xml("d")
+        await w.manager.destroy("d")
+        plain = domain()
+        await w.manager.define(format_domain_xml(replace(plain, name="p", uuid="")))
+        assert w.manager.get_xml("p", inactive=True) == w.table.lookup("p").xml  # no password: the stored text
+
+    run(scenario)

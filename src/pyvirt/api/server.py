@@ -135,7 +135,9 @@ class Api:
         return reply(self.domains.state(request.match_info["ref"]))
 
     async def get_xml(self, request: web.Request) -> web.Response:
-        return web.json_response({"xml": self.domains.get_xml(request.match_info["ref"], _flag(request, "inactive"))})
+        xml = self.domains.get_xml(request.match_info["ref"], _flag(request, "inactive"),
+                                   security_info=_flag(request, "security_info"))
+        return web.json_response({"xml": xml})
 
     async def set_xml(self, request: web.Request) -> web.Response:
         return reply(await self.domains.set_xml(request.match_info["ref"], _xml_field(await _body(request))))

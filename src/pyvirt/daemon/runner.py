@@ -24,6 +24,7 @@ from ..host.caps import HostCapabilities
 from ..model.domain import Domain
 from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
+from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ class QemuLauncher:
         for index, nic in enumerate(domain.devices.interfaces):
             if nic.link_state == "down":  # before the guest runs, so it never sees a carrier
                 await monitor.set_link(f"net{index}", False)
+        await apply_passwords(monitor, domain)  # issue 9 item 6: <graphics passwd>, over QMP before the guest runs
         if not paused:
             await monitor.cont()
         return Running(
