@@ -13,8 +13,10 @@ from aiohttp import web
 
 from ..daemon.results import DomainSummary
 from ..daemon.services import Services
-from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError
+from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError, TooLarge
+from .audit import audit_middleware
 from .console import ConsoleRoute
+from .http import body_flag
 from .http import json_body as _body
 from .http import query_flag as _flag
 from .http import scope as _scope
@@ -27,10 +29,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DOMAIN_ACTIONS = ("start", "shutdown", "destroy", "reboot", "reset", "suspend", "resume")
 
 
+MAX_BODY = 16 * 1024 * 1024
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        err: PyvirtError = TooLarge(f"request body is larger than {MAX_BODY} bytes (16 MiB), the most pyvirtd "
+                                    "reads in one request; send less")
+        return web.json_response({"error": err.to_dict()}, status=err.http_status)
+    except web.HTTPNotFound:
+        err = NotFound(f"no such API path: {request.method} {request.rel_url.raw_path}; see /openapi.json")
+        return web.json_response({"error": err.to_dict()}, status=err.http_status)
     except web.HTTPException:
         raise
     except PyvirtError as exc:
@@ -50,7 +62,7 @@ class Api:
         self.console = ConsoleRoute(services.consoles)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
+        app = web.Application(middlewares=[audit_middleware, error_middleware], client_max_size=MAX_BODY)
         r = app.router
         r.add_get("/v1/version", self.version)
         r.add_get("/v1/host", self.host)
@@ -122,7 +134,7 @@ class Api:
 
     async def create(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.domains.create(_xml_field(body), paused=bool(body.get("paused"))), status=201)
+        return reply(await self.domains.create(_xml_field(body), paused=body_flag(body, "paused")), status=201)
 
     async def info(self, request: web.Request) -> web.Response:
         return reply(await self.domains.info(request.match_info["ref"]))
@@ -144,7 +156,7 @@ class Api:
 
     async def autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.domains.set_autostart(request.match_info["ref"], bool(body.get("enabled", True))))
+        return reply(await self.domains.set_autostart(request.match_info["ref"], body_flag(body, "enabled", True)))
 
     async def action(self, request: web.Request) -> web.Response:
         ref, action = request.match_info["ref"], request.match_info["action"]
@@ -154,7 +166,7 @@ class Api:
         d = self.domains
         summary: DomainSummary
         if action == "start":
-            summary = await d.start(ref, paused=bool(body.get("paused")))
+            summary = await d.start(ref, paused=body_flag(body, "paused"))
         elif action == "shutdown":
             timeout = body.get("timeout")
             if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
@@ -239,7 +251,7 @@ class Api:
 
     async def network_autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.s.networks.set_autostart(request.match_info["ref"], bool(body.get("enabled", True))))
+        return reply(await self.s.networks.set_autostart(request.match_info["ref"], body_flag(body, "enabled", True)))
 
     async def network_leases(self, request: web.Request) -> web.Response:
         leases = self.s.networks.dhcp_leases(request.match_info["ref"], request.query.get("mac"))
@@ -250,13 +262,13 @@ class Api:
 
     async def destroy_network(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.s.networks.destroy(request.match_info["ref"], force=bool(body.get("force"))))
+        return reply(await self.s.networks.destroy(request.match_info["ref"], force=body_flag(body, "force")))
 
     async def update_network(self, request: web.Request) -> web.Response:
         body = await _body(request)
         return reply(await self.s.networks.update(
             request.match_info["ref"], command=body.get("command"), section=body.get("section"),
-            xml=body.get("xml"), live=bool(body.get("live")), config=bool(body.get("config"))))
+            xml=body.get("xml"), live=body_flag(body, "live"), config=body_flag(body, "config")))
 
     # ---------------------------------------------------------------- events
     async def _stream(self, request: web.Request, domain: str | None) -> web.StreamResponse:
