@@ -35,7 +35,7 @@ from pyvirt.model.network import DHCPHost, DHCPRange, DNSHost, Forward, IPConfig
 from pyvirt.model.snapshot_xml import DomainSnapshot, SnapshotDisk
 from pyvirt.model.storage import Permissions, Pool, PoolSource, PoolTarget, Volume
 
-EXAMPLES = int(os.environ.get("PYVIRT_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("PYVIRT_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="PYVIRT_FUZZ_SEED" not in os.environ,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
