@@ -497,3 +497,25 @@ def test_dumpxml_shows_graphics_passwords_only_with_security_info(tmp_path: Path
         assert w.manager.get_xml("p", inactive=True) == w.table.lookup("p").xml  # no password: the stored text
 
     run(scenario)
+
+
+def test_snapshot_dumpxml_hides_the_passwords_of_the_domain_inside(tmp_path: Path) -> None:
+    from pyvirt.daemon.snapshot_catalog import Stored
+    from pyvirt.daemon.snapshots import SnapshotManager
+    from pyvirt.model.domain import Graphics
+    from pyvirt.model.snapshot_xml import DomainSnapshot
+
+    async def scenario() -> None:
+        w = world(tmp_path)
+        secret = replace(domain(), devices=Devices(graphics=(Graphics("spice", passwd="pw<1>"),)))
+        await w.manager.define(format_domain_xml(secret))
+        catalog = w.manager.snapshots
+        assert isinstance(catalog, SnapshotCatalog)
+        catalog.put(UUID, Stored("row1", DomainSnapshot(name="s1", state="shutoff",
+                                                        domain_xml=format_domain_xml(secret))))
+        snapshots = SnapshotManager(w.table, catalog, lifecycle=None)  # type: ignore[arg-type]
+        full = snapshots.get_xml("d", "s1", security_info=True)
+        assert "passwd='pw&lt;1&gt;'" in full
+        assert snapshots.get_xml("d", "s1") == full.replace(" passwd='pw&lt;1&gt;'", "")
+
+    run(scenario)

@@ -47,7 +47,8 @@ class _SnapshotRoutes:
         return reply(self.snapshots.info(request.match_info["ref"], request.match_info["name"]))
 
     async def xml(self, request: web.Request) -> web.Response:
-        xml = self.snapshots.get_xml(request.match_info["ref"], request.match_info["name"])
+        xml = self.snapshots.get_xml(request.match_info["ref"], request.match_info["name"],
+                                     security_info=_flag(request, "security_info"))
         return web.json_response({"xml": xml})
 
     async def revert(self, request: web.Request) -> web.Response:
