@@ -10,7 +10,6 @@ or path, the cause in words and what to do::
      +-- InvalidArgument        bad input: XML, names, sizes, options  (400)
      |    +-- XMLSyntaxError    malformed XML, with line and column
      |    +-- UnsupportedConfig an element/attribute/value pyvirt does not handle
-     |    +-- TooLarge          a request body over the daemon's limit     (413)
      +-- NotFound               no such domain/network/pool/...        (404)
      +-- AlreadyExists          duplicate name or uuid                 (409)
      +-- OperationInvalid       not legal in the object's state        (409)
@@ -57,11 +56,6 @@ class XMLSyntaxError(InvalidArgument):
 
 class UnsupportedConfig(InvalidArgument):
     code = "unsupported-config"
-
-
-class TooLarge(InvalidArgument):
-    code = "too-large"
-    http_status = 413
 
 
 class NotFound(PyvirtError):

@@ -15,10 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pyvirt import errors
 from pyvirt.api.openapi import document
 from tests.unit.api_world import api_session
 from tests.unit.fuzz_strategies import FUZZ, WORD
 
+# aiohttp's own refusals (no route, wrong method, body over 16 MiB) are plain text until the error shape
+# for them (errors.RequestTooLarge, branch failure14) is in; from then on they are held to it too.
+HTTP_LAYER = () if hasattr(errors, "RequestTooLarge") else (404, 405, 413)
 CODES = {entry["const"] for entry in document()["components"]["schemas"]["ErrorCode"]["oneOf"]}
 STREAMS = ("/events", "/console")  # answers that never end: not fuzzed here
 OPERATIONS = sorted(
@@ -91,7 +95,7 @@ def test_any_route_with_hostile_names_and_bodies_answers_4xx_in_the_error_shape(
         status, content_type, text = loop.run_until_complete(send(method, path, body))
         where = f"{method} {path} with {body[:80] if body else body!r}"
         assert status < 500, f"{where} -> {status}: {text[:300]}"
-        if status >= 400 and status != 405:  # 405: aiohttp's own plain answer, as documented
+        if status >= 400 and not (status in HTTP_LAYER and content_type == "text/plain"):
             assert content_type == "application/json", f"{where} -> {status} {content_type}: {text[:200]}"
             error = json.loads(text)["error"]
             assert error["code"] in CODES and error["message"], f"{where} -> {text[:200]}"

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..daemon.results import DomainSummary
 from ..daemon.services import Services
-from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError, TooLarge
+from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError
 from .audit import audit_middleware
 from .console import ConsoleRoute
 from .http import body_flag
@@ -29,20 +29,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DOMAIN_ACTIONS = ("start", "shutdown", "destroy", "reboot", "reset", "suspend", "resume")
 
 
-MAX_BODY = 16 * 1024 * 1024
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except web.HTTPRequestEntityTooLarge:
-        err: PyvirtError = TooLarge(f"request body is larger than {MAX_BODY} bytes (16 MiB), the most pyvirtd "
-                                    "reads in one request; send less")
-        return web.json_response({"error": err.to_dict()}, status=err.http_status)
-    except web.HTTPNotFound:
-        err = NotFound(f"no such API path: {request.method} {request.rel_url.raw_path}; see /openapi.json")
-        return web.json_response({"error": err.to_dict()}, status=err.http_status)
     except web.HTTPException:
         raise
     except PyvirtError as exc:
@@ -62,7 +52,7 @@ class Api:
         self.console = ConsoleRoute(services.consoles)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[audit_middleware, error_middleware], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
         r = app.router
         r.add_get("/v1/version", self.version)
         r.add_get("/v1/host", self.host)
@@ -110,6 +100,7 @@ class Api:
         add_disk_routes(r, self.s)
         add_snapshot_routes(r, self.s)
         r.add_get("/openapi.json", serve_openapi)  # the contract of every route above: docs/openapi.yaml
+        app.middlewares.insert(0, audit_middleware)  # outermost: it sees the final reply, errors included
         return app
 
     # ------------------------------------------------------------------ host
