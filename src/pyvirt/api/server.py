@@ -14,7 +14,6 @@ from aiohttp import web
 from ..daemon.results import DomainSummary
 from ..daemon.services import Services
 from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError
-from .audit import audit_middleware
 from .console import ConsoleRoute
 from .http import body_flag
 from .http import json_body as _body
@@ -91,6 +90,7 @@ class Api:
         r.add_post("/v1/networks/{ref}/update", self.update_network)
         r.add_get("/v1/events", self.events)
         r.add_get("/v1/events/history", self.history)
+        from .audit import audit_middleware
         from .disk_routes import add_disk_routes
         from .openapi import serve_openapi
         from .snapshot_routes import add_snapshot_routes

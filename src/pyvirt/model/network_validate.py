@@ -20,36 +20,18 @@ from .ids import parse_mac, parse_uuid
 from .names import check_name
 from .network import FORWARD_MODES, LATER_MODES, ROUTED_MODES, DHCPHost, IPConfig, Network
 from .tokens import hostname_problem as hostname_problem  # its home was here
+from .tokens import ifname_problem as ifname_problem  # its home was here
 from .tokens import ip_problem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-IFNAMSIZ = 16  # the kernel's limit includes the terminating NUL: 15 characters
 MTU_MIN, MTU_MAX = 68, 65535  # IPv4's minimum datagram; the largest an IP packet can be
 _DUID = re.compile(r"^[0-9A-Fa-f]{1,2}(?::[0-9A-Fa-f]{1,2}){1,129}$")
 _MODES_TEXT = "nat, route, open or bridge"
 
 
 # ---------------------------------------------------------------- value checks (shared with the parser)
-def ifname_problem(name: str) -> str | None:
-    """Why the kernel would refuse ``name`` as a link name (dev_valid_name), or None."""
-    if not name:
-        return "it is empty"
-    if len(name) >= IFNAMSIZ:
-        return f"it has {len(name)} characters, more than {IFNAMSIZ - 1}"
-    if name in (".", ".."):
-        return f"it is '{name}'"
-    for ch in name:
-        if ch in "/:":
-            return f"it contains '{ch}'"
-        if ch.isspace():
-            return "it contains white space"
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            return f"it contains the control character {ch!r}"
-    return None
-
-
 def netmask_prefix(text: str) -> int:
     """'255.255.255.0' -> 24; raises for anything that is not a contiguous IPv4 netmask."""
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+IFNAMSIZ = 16  # the kernel's limit includes the terminating NUL: 15 characters
 MAX_HOSTNAME = 253
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})$")
 MAX_QEMU_NAME = 128
@@ -86,3 +87,21 @@ def source_host_problem(host: str) -> str | None:
         return ip_problem(host)
     problem = hostname_problem(host)
     return None if problem is None else f"it is neither an IP address nor a DNS name ({problem})"
+
+
+def ifname_problem(name: str) -> str | None:
+    """Why the kernel would refuse ``name`` as a link name (dev_valid_name), or None."""
+    if not name:
+        return "it is empty"
+    if len(name) >= IFNAMSIZ:
+        return f"it has {len(name)} characters, more than {IFNAMSIZ - 1}"
+    if name in (".", ".."):
+        return f"it is '{name}'"
+    for ch in name:
+        if ch in "/:":
+            return f"it contains '{ch}'"
+        if ch.isspace():
+            return "it contains white space"
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            return f"it contains the control character {ch!r}"
+    return None

@@ -16,9 +16,8 @@ from ..errors import InvalidArgument, UnsupportedConfig
 from .domain import Address, CharDev, Devices, Disk, Domain, Interface
 from .ids import parse_mac, parse_uuid
 from .names import check_name, name_problem
-from .network_validate import ifname_problem
 from .storage_xml import volume_name_problem
-from .tokens import control_char, ip_problem, qemu_name_problem
+from .tokens import control_char, ifname_problem, ip_problem, qemu_name_problem
 
 DOMAIN_TYPES = ("kvm", "qemu")
 ARCHES = ("x86_64",)  # qemu-system-x86_64 only; i686 guests run as x86_64
@@ -111,9 +110,9 @@ class _Check:
             self.fail(path, f"{what} {value!r} contains the control character {bad!r}", "rename the file")
 
     def absolute(self, path: str, what: str, value: str | None) -> None:
-        self.no_control(path, what, value)
         if value is not None and not value.startswith("/"):
             self.fail(path, f"{what} '{value}' is not an absolute path", "write the full path, starting with /")
+        self.no_control(path, what, value)
 
 
 def _plain_file_name(name: str) -> bool:
