@@ -17,7 +17,8 @@ from typing import Protocol
 from ..config import Config
 from ..errors import InvalidArgument, OperationInvalid, PyvirtError, QemuError
 from ..model.domain import Domain
-from ..model.domain_xml import LiveInfo, format_domain_xml, parse_domain_xml, without_passwords
+from ..model.domain_xml import LiveInfo, format_domain_xml, parse_domain_xml
+from ..model.domain_xml_format import without_passwords
 from ..model.ids import normalize
 from ..qemu.argv import NicFds
 from . import prechecks

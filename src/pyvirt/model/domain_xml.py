@@ -43,14 +43,14 @@ from .domain import (
     disk_bus_for,
 )
 from .domain_xml_devices import opt, parse_devices, parse_disk_xml, parse_interface_xml, stripped
-from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml, without_passwords
+from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
 from .units import parse_xml_size_kib
 from .xml_doc import open_document, read_name, read_uuid
 from .xml_doc import with_path as _err
 from .xml_util import Hint, Reader, serialize_foreign
 
 __all__ = ["LiveInfo", "disk_bus_for", "format_disk_xml", "format_domain_xml", "format_interface_xml",
-           "parse_disk_xml", "parse_domain_xml", "parse_interface_xml", "without_passwords"]
+           "parse_disk_xml", "parse_domain_xml", "parse_interface_xml"]
 
 T = TypeVar("T")
 
