@@ -25,6 +25,8 @@ import pytest
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok
 
+pytestmark = pytest.mark.integration
+
 MIB = 1024 * 1024
 ROOT_PORTS = ("<controller type='pci' index='0' model='pcie-root'/>"
               "<controller type='pci' index='1' model='pcie-root-port'/>"

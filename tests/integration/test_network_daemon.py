@@ -18,6 +18,8 @@ import pytest
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, make_daemon
 
+pytestmark = pytest.mark.integration
+
 NET = """<network>
   <name>{name}</name>
   <forward mode='nat'/>

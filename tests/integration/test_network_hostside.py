@@ -33,6 +33,8 @@ from pyvirt.model.network import Bridge, DHCPHost, DHCPRange, DNSHost, Forward, 
 from pyvirt.network import dnsmasq, firewall
 from pyvirt.network.leases import read_leases
 
+pytestmark = pytest.mark.integration
+
 BRIDGE = "pvtd0"
 GUEST_NS, OUTSIDE_NS = "pvtdg", "pvtdo"
 GUEST_IF, GUEST_HOST_IF = "pvtdg0", "pvtdv0"  # guest's end (in pvtdg), its host end (on the bridge)

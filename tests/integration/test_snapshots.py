@@ -20,9 +20,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from pyvirt.qemu import img
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok
+
+pytestmark = pytest.mark.integration
 
 WRITE = "echo {m} | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null && sync"
 READ = "dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 1; echo"
