@@ -1,0 +1,243 @@
+"""What tests leave on the host, read from the host itself, never from pyvirt's store.
+
+A pyvirt bug that forgets a runtime record also hides what the record named,
+so a check guided by the store sees nothing exactly when it matters. Here
+every kind of object is listed from its kernel or tool source:
+
+* network links (bridges, taps, macvtaps, veths, anything else): netlink (pyroute2)
+* network namespaces: /run/netns
+* loop devices and device-mapper devices: /sys/block
+* nftables tables: `nft -j list tables`
+* mounts: /proc/self/mountinfo
+* QEMU and dnsmasq processes: /proc/PID/cmdline
+* pyvirt's and the tests' temporary files and directories: /tmp/pyvirt*, /tmp/pv*
+
+Objects are compared by a stable identity (a link's name, a QEMU's pidfile, a
+dnsmasq's config file), not by pid or ifindex, so a shared network restarted
+inside a test is the same object as before. The host is shared: anything that
+existed before is ignored, and so are processes (and the taps they hold) that
+are neither descendants of this test run nor name one of its temporary paths.
+LVM is asked (`pvs`, slow) only to name the volume group on a loop device left behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+TMP = Path("/tmp")
+TEMP_PREFIXES = ("pyvirt", "pv")
+SESSION_TMP = frozenset(os.listdir(TMP))  # /tmp as this test run found it
+PROGRAMS = {b"qemu-system": "qemu", b"dnsmasq": "dnsmasq"}
+LINK_KINDS = {"tun": "tap", None: "link"}
+
+
+@dataclass(frozen=True)
+class Obj:
+    """One host object: ``kind`` and ``key`` identify it, ``detail`` only helps the reader."""
+
+    kind: str
+    key: str
+    detail: str = ""
+    pid: int = 0  # processes: who runs it (foreign processes are not ours to judge)
+    cmdline: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}" + (f" ({self.detail})" if self.detail else "")
+
+
+Snapshot = dict[tuple[str, str], Obj]
+
+
+# ------------------------------------------------------------------ sources
+def _links() -> Iterable[Obj]:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+            if kind is None and name in ("lo",):
+                continue
+            yield Obj(LINK_KINDS.get(kind, kind), name)
+
+
+def _netns() -> Iterable[Obj]:
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir("/run/netns"):
+            yield Obj("netns", name)
+
+
+def _block() -> Iterable[Obj]:
+    for dev in sorted(Path("/sys/block").iterdir()):
+        if dev.name.startswith("loop"):
+            with contextlib.suppress(OSError):
+                backing = (dev / "loop/backing_file").read_text().strip()
+                yield Obj("loop device", f"/dev/{dev.name}", f"backing {backing}")
+        elif dev.name.startswith("dm-"):
+            with contextlib.suppress(OSError):
+                yield Obj("device-mapper device", (dev / "dm/name").read_text().strip(), dev.name)
+
+
+def _nft_tables() -> Iterable[Obj]:
+    try:
+        done = subprocess.run(["nft", "-j", "list", "tables"], capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        return
+    if done.returncode != 0:
+        return
+    for item in json.loads(done.stdout).get("nftables", []):
+        table = item.get("table")
+        if table:
+            yield Obj("nft table", f"{table['family']} {table['name']}")
+
+
+def _mounts() -> Iterable[Obj]:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            source = right.split()[1] if right else "?"
+            yield Obj("mount", left.split()[4], f"of {source}")
+
+
+def _identity(program: str, argv: list[str]) -> str:
+    """What stays the same when the object is restarted: QEMU's pidfile, dnsmasq's config file."""
+    flags = {"qemu": ("-pidfile", "-name"), "dnsmasq": ("--conf-file", "-C")}[program]
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return " ".join(argv)
+
+
+def _processes() -> Iterable[Obj]:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        argv0 = os.path.basename(raw.split(b"\0", 1)[0])
+        for marker, program in PROGRAMS.items():
+            if marker in argv0:
+                argv = [a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0")]
+                yield Obj(program, _identity(program, argv), f"pid {entry}", int(entry), " ".join(argv))
+
+
+def _temp_paths() -> Iterable[Obj]:
+    for name in os.listdir(TMP):
+        if name.startswith(TEMP_PREFIXES) and name != "pyvirt-integration.lock":
+            path = TMP / name
+            yield Obj("temporary dir" if path.is_dir() else "temporary file", str(path))
+
+
+SOURCES = (_links, _netns, _block, _nft_tables, _mounts, _processes, _temp_paths)
+
+
+def snapshot() -> Snapshot:
+    """Every object of the kinds above that the host has now."""
+    return {(o.kind, o.key): o for source in SOURCES for o in source()}
+
+
+# ------------------------------------------------------------------ ownership
+def _ours_markers(extra: Iterable[str]) -> list[str]:
+    new = [str(TMP / name) + "/" for name in os.listdir(TMP) if name not in SESSION_TMP]
+    return new + [p.rstrip("/") + "/" for p in extra]
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
+
+
+def _tap_holders(name: str, processes: Iterable[Obj]) -> list[Obj]:
+    """The processes (of those given) with a tun fd attached to tap ``name``."""
+    holders = []
+    for proc in processes:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{proc.pid}/fdinfo"):
+                with contextlib.suppress(OSError):
+                    if f"iff:\t{name}\n" in Path(f"/proc/{proc.pid}/fdinfo/{fd}").read_text():
+                        holders.append(proc)
+                        break
+    return holders
+
+
+def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = ()) -> list[Obj]:
+    """What ``after`` has that ``before`` had not, less what other users of the host made.
+
+    A process is this run's when it descends from this process or its command
+    line names a temporary path made since the run began (or one in ``ours``);
+    a tap is foreign when only foreign processes hold it.
+    """
+    markers = _ours_markers(ours)
+    me = os.getpid()
+
+    def mine(proc: Obj) -> bool:
+        return _descends_from(proc.pid, me) or any(m in proc.cmdline + "/" for m in markers)
+
+    processes = [o for o in after.values() if o.pid]
+    foreign = [p for p in processes if not mine(p)]
+    found = []
+    for key, obj in after.items():
+        if key in before:
+            continue
+        if obj.pid and not mine(obj):
+            continue
+        if obj.kind == "tap":
+            holders = _tap_holders(obj.key, processes)
+            if holders and all(h in foreign for h in holders):
+                continue
+        found.append(obj)
+    return sorted(found, key=lambda o: (o.kind, o.key))
+
+
+def lvm_names(devices: Iterable[str]) -> dict[str, str]:
+    """The volume group of each device that is an LVM physical volume (asked only for leftovers)."""
+    devices = list(devices)
+    if not devices:
+        return {}
+    try:
+        done = subprocess.run(["pvs", "--reportformat", "json", "-o", "pv_name,vg_name", *devices],
+                              capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1"})
+    except FileNotFoundError:
+        return {}
+    with contextlib.suppress(ValueError, KeyError, IndexError):
+        rows = json.loads(done.stdout)["report"][0]["pv"]
+        return {r["pv_name"]: r["vg_name"] for r in rows if r.get("vg_name")}
+    return {}
+
+
+def describe(objs: list[Obj]) -> list[str]:
+    vgs = lvm_names(o.key for o in objs if o.kind == "loop device")
+    return [str(o) + (f", LVM volume group {vgs[o.key]}" if o.key in vgs else "") for o in objs]
+
+
+def leftovers_since(before: Snapshot, *, ours: Iterable[str] = (), grace: float = 3.0) -> list[str]:
+    """What is new on the host since ``before``, after up to ``grace`` seconds for things that
+    are on their way out (a process being reaped, a macvtap the daemon is removing)."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = new_objects(before, snapshot(), ours=ours)
+        if not found or time.monotonic() >= deadline:
+            return describe(found)
+        time.sleep(0.1)
