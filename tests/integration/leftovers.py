@@ -102,8 +102,9 @@ def _mounts() -> Iterable[Obj]:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
-            source = right.split()[1] if right else "?"
-            yield Obj("mount", left.split()[4], f"of {source}")
+            fstype, source = right.split()[:2]
+            if fstype != "nsfs":  # a named network namespace's own mount: listed as a netns
+                yield Obj("mount", left.split()[4], f"of {source}")
 
 
 def _identity(program: str, argv: list[str]) -> str:
