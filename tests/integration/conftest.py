@@ -309,6 +309,16 @@ class DaemonHandle:
         a record the daemon forgot cannot hide what it named."""
         return leftovers.leftovers_since(self.baseline)
 
+    def guest_poweroff(self, name: str, after: float = 0) -> int:
+        """Have the guest power itself off (``poweroff -f`` from its console shell) ``after`` seconds
+        from now, printing "PYVIRT-GUEST-POWEROFF console" first; returns the serial log's size
+        before, for ``wait_serial(start=...)``. The daemon may be gone by the time it happens."""
+        start = self.serial_log(name).stat().st_size
+        # POWER""OFF: the shell's echo of the typed line must not match the marker
+        self.guest_run(name, f'(sleep {after}; echo PYVIRT-GUEST-POWER""OFF console; poweroff -f) '
+                             ">/dev/console 2>&1 & true")
+        return start
+
     def guest_run(self, name: str, command: str, timeout: float = 30.0) -> tuple[int, str]:
         """Type ``command`` on the guest's serial shell; wait for it to finish.
 
