@@ -6,9 +6,10 @@ snapshot-revert a fresh boot reads the old marker back. Live: QEMU's
 snapshot-save keeps the guest's memory too, so after snapshot-revert the shell
 the guest was running goes on from the snapshot's moment (a variable set
 before the snapshot and changed after it has its old value again), and both of
-its disks hold the old marker. Markers are read with O_DIRECT: the guest's page
-cache is part of the memory the revert restores, so a cached read would show
-the old marker even from a disk that was not reverted. The rest
+its disks hold the old marker (a second disk holds no VM state: a revert of the
+first disk alone shows there). Markers are read with O_DIRECT: the guest's page
+cache is part of the memory the revert restores, and the check must not rest on
+the kernel dropping a block device's cache when its last opener closes. The rest
 (metadata after a daemon restart, the tree and re-parenting, refusals) needs
 no boot: an offline snapshot is only qemu-img, and a paused QEMU takes live ones.
 """
