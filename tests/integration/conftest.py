@@ -39,6 +39,7 @@ from tests.guest.build import READY_MARKER, GuestImage, build
 from tests.integration import leftovers
 from tests.openapi_check import Contract, Tally, check_trace
 
+leftovers.use_private_tmp()  # before anything makes a temp path: see leftovers.py
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PYVIRT = str(VENV_BIN / "pyvirt")
@@ -65,6 +66,16 @@ def check_api_trace(path: Path, who: str) -> None:
         shown = "\n  ".join(problems[:30]) + ("\n  ..." if len(problems) > 30 else "")
         pytest.fail(f"{who}: {len(problems)} exchange(s) with pyvirtd departed from docs/openapi.yaml "
                     f"(trace: {path}):\n  {shown}", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_tmp() -> Iterator[Path]:
+    """The run's temp directory (TMPDIR) goes when the run ends; what a module left in it was reported."""
+    path = leftovers.use_private_tmp()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -363,8 +374,8 @@ def fails(d: DaemonHandle, *args: str) -> str:
 
 
 def make_daemon(caps_cache: Path, default_network: bool = False) -> DaemonHandle:
-    # Short root: unix socket paths (QMP, serial) must stay under 108 bytes.
-    root = Path(tempfile.mkdtemp(prefix="pv", dir="/tmp"))
+    # Short root (in the run's short temp dir): unix socket paths (QMP, serial) must stay under 108 bytes.
+    root = Path(tempfile.mkdtemp(prefix="pv"))
     root.chmod(0o755)  # dnsmasq reads its hosts files as `nobody`
     cache = root / "var/lib/pyvirt/cache"
     cache.mkdir(parents=True)

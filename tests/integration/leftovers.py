@@ -10,14 +10,20 @@ every kind of object is listed from its kernel or tool source:
 * nftables tables: `nft -j list tables`
 * mounts: /proc/self/mountinfo
 * QEMU and dnsmasq processes: /proc/PID/cmdline
-* pyvirt's and the tests' temporary files and directories: /tmp/pyvirt*, /tmp/pv*
+* temporary files and directories: the run's own temp directory (below)
 
 Objects are compared by a stable identity (a link's name, a QEMU's pidfile, a
 dnsmasq's config file), not by pid or ifindex, so a shared network restarted
-inside a test is the same object as before. The host is shared: anything that
-existed before is ignored, and so are processes (and the taps they hold) that
-are neither descendants of this test run nor name one of its temporary paths.
-LVM is asked (`pvs`, slow) only to name the volume group on a loop device left behind.
+inside a test is the same object as before. LVM is asked (`pvs`, slow) only to
+name the volume group on a loop device left behind.
+
+The host is shared (other people run daemons in /tmp/pv* roots of their own while
+these tests run), so what other users make is told apart: ``use_private_tmp``
+points TMPDIR at a directory of this run, so every temporary path of the tests,
+the daemons they start and pyvirt itself lands there; a process is this run's
+when it descends from it or names that directory (or pytest's basetemp); a
+tap, macvtap or bridge is someone else's when only other users' processes use
+it (hold its fd, or serve DHCP on it). Anything that existed before is ignored.
 """
 from __future__ import annotations
 
@@ -25,14 +31,12 @@ import contextlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-TMP = Path("/tmp")
-TEMP_PREFIXES = ("pyvirt", "pv")
-SESSION_TMP = frozenset(os.listdir(TMP))  # /tmp as this test run found it
 PROGRAMS = {b"qemu-system": "qemu", b"dnsmasq": "dnsmasq"}
 LINK_KINDS = {"tun": "tap", None: "link"}
 
@@ -44,8 +48,9 @@ class Obj:
     kind: str
     key: str
     detail: str = ""
-    pid: int = 0  # processes: who runs it (foreign processes are not ours to judge)
-    cmdline: str = ""
+    pid: int = 0  # a process: who runs it (other users' processes are not ours to judge)
+    cmdline: str = ""  # a process: its command line
+    index: int = 0  # a link: its ifindex
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key}" + (f" ({self.detail})" if self.detail else "")
@@ -65,7 +70,7 @@ def _links() -> Iterable[Obj]:
             kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
             if kind is None and name in ("lo",):
                 continue
-            yield Obj(LINK_KINDS.get(kind, kind), name)
+            yield Obj(LINK_KINDS.get(kind, kind), name, index=link["index"])
 
 
 def _netns() -> Iterable[Obj]:
@@ -134,11 +139,27 @@ def _processes() -> Iterable[Obj]:
                 yield Obj(program, _identity(program, argv), f"pid {entry}", int(entry), " ".join(argv))
 
 
+RUN_TMP: Path | None = None
+
+
+def use_private_tmp() -> Path:
+    """A temp directory for this run, made the default of this process and its children (TMPDIR);
+    pytest's own basetemp stays where it was. Short: unix socket paths under it must fit 108 bytes."""
+    global RUN_TMP
+    if RUN_TMP is None:
+        os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+        RUN_TMP = Path(tempfile.mkdtemp(prefix="pr", dir="/tmp"))
+        RUN_TMP.chmod(0o755)  # dnsmasq reads its hosts files as nobody
+        os.environ["TMPDIR"] = str(RUN_TMP)
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    return RUN_TMP
+
+
 def _temp_paths() -> Iterable[Obj]:
-    for name in os.listdir(TMP):
-        if name.startswith(TEMP_PREFIXES) and name != "pyvirt-integration.lock":
-            path = TMP / name
-            yield Obj("temporary dir" if path.is_dir() else "temporary file", str(path))
+    if RUN_TMP is None:
+        return
+    for path in RUN_TMP.iterdir():
+        yield Obj("temporary dir" if path.is_dir() else "temporary file", str(path))
 
 
 SOURCES = (_links, _netns, _block, _nft_tables, _mounts, _processes, _temp_paths)
@@ -150,11 +171,6 @@ def snapshot() -> Snapshot:
 
 
 # ------------------------------------------------------------------ ownership
-def _ours_markers(extra: Iterable[str]) -> list[str]:
-    new = [str(TMP / name) + "/" for name in os.listdir(TMP) if name not in SESSION_TMP]
-    return new + [p.rstrip("/") + "/" for p in extra]
-
-
 def _descends_from(pid: int, ancestor: int) -> bool:
     for _ in range(64):
         if pid == ancestor:
@@ -169,43 +185,63 @@ def _descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
-def _tap_holders(name: str, processes: Iterable[Obj]) -> list[Obj]:
-    """The processes (of those given) with a tun fd attached to tap ``name``."""
-    holders = []
+def _fd_texts(pid: int) -> Iterable[tuple[str, str]]:
+    """(what fd N points at, its fdinfo text) for each open fd of ``pid``."""
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                yield os.readlink(f"/proc/{pid}/fd/{fd}"), Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+
+
+def _conf_text(proc: Obj) -> str:
+    try:
+        return Path(proc.key).read_text()
+    except OSError:
+        return ""
+
+
+def _users(link: Obj, processes: list[Obj]) -> list[Obj]:
+    """The QEMU and dnsmasq processes that use ``link``: hold its tap or macvtap fd, serve DHCP on it,
+    or (a bridge) use one of its ports."""
+    users = []
+    tap_dev = f"/dev/tap{link.index}"  # a macvtap's character device, by ifindex
     for proc in processes:
+        if proc.kind == "dnsmasq":
+            if f"interface={link.key}\n" in _conf_text(proc):
+                users.append(proc)
+        elif any(target == tap_dev or f"iff:\t{link.key}\n" in info for target, info in _fd_texts(proc.pid)):
+            users.append(proc)
+    if link.kind == "bridge":
         with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{proc.pid}/fdinfo"):
-                with contextlib.suppress(OSError):
-                    if f"iff:\t{name}\n" in Path(f"/proc/{proc.pid}/fdinfo/{fd}").read_text():
-                        holders.append(proc)
-                        break
-    return holders
+            for port in os.listdir(f"/sys/class/net/{link.key}/brif"):
+                index = int(Path(f"/sys/class/net/{port}/ifindex").read_text())
+                users += _users(Obj("port", port, index=index), processes)
+    return users
 
 
 def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = ()) -> list[Obj]:
     """What ``after`` has that ``before`` had not, less what other users of the host made.
 
     A process is this run's when it descends from this process or its command
-    line names a temporary path made since the run began (or one in ``ours``);
-    a tap is foreign when only foreign processes hold it.
+    line names the run's temp directory (or a path in ``ours``); a link is
+    someone else's when it has users and all of them are someone else's.
     """
-    markers = _ours_markers(ours)
+    markers = [str(p).rstrip("/") + "/" for p in [*ours, *([RUN_TMP] if RUN_TMP else [])]]
     me = os.getpid()
 
     def mine(proc: Obj) -> bool:
         return _descends_from(proc.pid, me) or any(m in proc.cmdline + "/" for m in markers)
 
     processes = [o for o in after.values() if o.pid]
-    foreign = [p for p in processes if not mine(p)]
     found = []
     for key, obj in after.items():
         if key in before:
             continue
         if obj.pid and not mine(obj):
             continue
-        if obj.kind == "tap":
-            holders = _tap_holders(obj.key, processes)
-            if holders and all(h in foreign for h in holders):
+        if obj.kind in ("tap", "macvtap", "bridge"):
+            users = _users(obj, processes)
+            if users and not any(mine(u) for u in users):
                 continue
         found.append(obj)
     return sorted(found, key=lambda o: (o.kind, o.key))

@@ -113,7 +113,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     remove_lab()  # what a killed earlier run may have left
-    workdir = Path(tempfile.mkdtemp(prefix="pvtd", dir="/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="pvtd"))
     workdir.chmod(0o755)  # dnsmasq reads its hosts files as nobody
     try:
         run("ip", "link", "add", BRIDGE, "type", "bridge")
