@@ -70,7 +70,7 @@ def qmp_status(path: Path) -> str:
         return str(reply["return"]["status"])
 
 
-def state_stays(daemon: DaemonHandle, name: str, state: str, qemus: list[int], seconds: float = 3.0) -> None:
+def state_stays(daemon: DaemonHandle, name: str, state: str, qemus: list[int], seconds: float = 2.0) -> None:
     """``name`` keeps ``state`` and the root keeps exactly the QEMU processes ``qemus`` for ``seconds``:
     autostart runs in the background after the daemon answers, so a wrong start may still be in flight."""
     deadline = time.monotonic() + seconds
