@@ -232,6 +232,7 @@ class DaemonHandle:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.baseline = leftovers.snapshot()  # the host before this daemon ran: see host_leftovers()
+        leftovers.register_root(root)
         self.socket = root / "run/pyvirt/pyvirtd.sock"
         self.uri = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None

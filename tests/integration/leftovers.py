@@ -23,7 +23,9 @@ points TMPDIR at a directory of this run, so every temporary path of the tests,
 the daemons they start and pyvirt itself lands there; a process is this run's
 when it descends from it or names that directory (or pytest's basetemp); a
 tap, macvtap or bridge is someone else's when only other users' processes use
-it (hold its fd, or serve DHCP on it). Anything that existed before is ignored.
+it (hold its fd, or serve DHCP on it); mounts and loop devices are this run's
+when their paths are, a pyvirt nft table when its daemon's root is (see
+``new_objects``). Anything that existed before is ignored.
 """
 from __future__ import annotations
 
@@ -219,12 +221,28 @@ def _users(link: Obj, processes: list[Obj]) -> list[Obj]:
     return users
 
 
+OWN_ROOTS: set[Path] = set()  # roots of the daemons this run started (register_root)
+
+
+def register_root(root: Path) -> None:
+    """A daemon root of this run: its nftables table (named after the root) is this run's."""
+    OWN_ROOTS.add(root)
+
+
+def _own_nft_tables() -> set[str]:
+    from pyvirt.network.lifecycle import nft_table_for
+
+    return {f"inet {nft_table_for(root)}" for root in OWN_ROOTS}
+
+
 def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = ()) -> list[Obj]:
     """What ``after`` has that ``before`` had not, less what other users of the host made.
 
     A process is this run's when it descends from this process or its command
     line names the run's temp directory (or a path in ``ours``); a link is
-    someone else's when it has users and all of them are someone else's.
+    someone else's when it has users and all of them are someone else's; a
+    mount or loop device is this run's when its path is in those directories; a
+    pyvirt daemon's nft table when the daemon's root is one of this run's.
     """
     markers = [str(p).rstrip("/") + "/" for p in [*ours, *([RUN_TMP] if RUN_TMP else [])]]
     me = os.getpid()
@@ -232,7 +250,11 @@ def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = ()) 
     def mine(proc: Obj) -> bool:
         return _descends_from(proc.pid, me) or any(m in proc.cmdline + "/" for m in markers)
 
+    def in_our_dirs(path: str) -> bool:
+        return any((path + "/").startswith(m) for m in markers)
+
     processes = [o for o in after.values() if o.pid]
+    own_tables = _own_nft_tables()
     found = []
     for key, obj in after.items():
         if key in before:
@@ -243,6 +265,12 @@ def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = ()) 
             users = _users(obj, processes)
             if users and not any(mine(u) for u in users):
                 continue
+        if obj.kind == "mount" and not in_our_dirs(obj.key):
+            continue
+        if obj.kind == "loop device" and not in_our_dirs(obj.detail.removeprefix("backing ")):
+            continue
+        if obj.kind == "nft table" and obj.key.startswith("inet pyvirt") and obj.key not in own_tables:
+            continue
         found.append(obj)
     return sorted(found, key=lambda o: (o.kind, o.key))
 
