@@ -59,6 +59,7 @@ from .domain import (
 )
 from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
 from .ids import parse_mac
+from .tuning_xml import parse_blkiotune, parse_cputune, parse_memory_backing, parse_memtune
 from .units import parse_xml_size_kib
 from .validate import ADDRESS_ATTRS
 from .xml_doc import open_document, read_name, read_uuid
@@ -76,8 +77,7 @@ _TUNING = Hint("resource tuning is not supported yet; " + LATER)
 DOMAIN_HINTS = {
     "genid": Hint("VM generation ids are not supported yet; " + LATER),
     "vcpus": Hint("per-vCPU settings are not supported; use <vcpu current='N'>M</vcpu>"),
-    "iothreads": _TUNING, "iothreadids": _TUNING, "cputune": _TUNING, "numatune": _TUNING,
-    "memtune": _TUNING, "blkiotune": _TUNING, "memoryBacking": _TUNING,
+    "iothreads": _TUNING, "iothreadids": _TUNING, "numatune": _TUNING,
     "sysinfo": Hint("SMBIOS system information is not supported yet; " + LATER),
     "idmap": Hint("user namespaces are for containers, not QEMU guests; remove it"),
     "bootloader": Hint("host bootloaders are a Xen feature; use <os><kernel> for direct boot"),
@@ -162,6 +162,10 @@ def parse_domain_xml(text: str) -> Domain:
         current_memory_kib=current,
         max_memory_kib=max_mem,
         max_memory_slots=slots,
+        blkiotune=_opt(r.child("blkiotune"), parse_blkiotune),
+        memtune=_opt(r.child("memtune"), parse_memtune),
+        memory_backing=_opt(r.child("memoryBacking"), parse_memory_backing),
+        cputune=_opt(r.child("cputune"), parse_cputune),
         vcpus=vcpus,
         vcpu_placement=placement,
         vcpu_current=vcpu_current,
