@@ -149,7 +149,7 @@ def test_write_on_a_read_only_sysfs_says_so_and_writes_nothing(tmp_path: Path) -
     try:
         view = KsmSysfs(ro)
         assert not view.writable()
-        with pytest.raises(HostError, match="read-only.*nothing was changed"):
+        with pytest.raises(HostError, match=r"read-only.*nothing was changed"):
             view.write({"pages_to_scan": 1000})
         assert view.read("pages_to_scan") == 100
     finally:

@@ -18,8 +18,8 @@ from pyvirt.host.node import (
 )
 from pyvirt.model.domain import BlkioTune, CpuTune, MemTune
 
-MEMINFO = "MemTotal:       24683664 kB\nMemFree:        22672060 kB\nBuffers:  22216 kB\nCached: 1505004 kB\n" \
-          "HugePages_Total:      40\nHugepagesize:       2048 kB\n"
+MEMINFO = ("MemTotal:       24683664 kB\nMemFree:        22672060 kB\nBuffers:  22216 kB\nCached: 1505004 kB\n"
+           "HugePages_Total:      40\nHugepagesize:       2048 kB\n")
 
 
 def test_parse_meminfo_host_and_node_forms() -> None:
@@ -88,7 +88,7 @@ def test_set_pool_writes_the_count_and_refuses_unknown_sizes(tmp_path: Path) -> 
     assert (tmp_path / "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages").read_text() == "16\n"
     fs.set_pool(2048, 3, 1)
     assert fs.pool_total(2048, 1) == 3
-    with pytest.raises(InvalidArgument, match="no pool of 4 KiB pages.*2048, 1048576"):
+    with pytest.raises(InvalidArgument, match=r"no pool of 4 KiB pages.*2048, 1048576"):
         fs.set_pool(4, 1, None)
     with pytest.raises(InvalidArgument, match="NUMA cell 7"):
         fs.set_pool(2048, 1, 7)
