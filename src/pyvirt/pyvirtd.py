@@ -45,6 +45,7 @@ class Daemon:
         # first `start` never races their autostart; domains start in the background.
         await s.networks.autostart()
         await s.pools.autostart()
+        await s.start()
         app = Api(s).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

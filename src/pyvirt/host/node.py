@@ -234,3 +234,47 @@ class NodeFs:
         pools = self.host_pools() if cell is None else next(
             (c.pools for c in self.cells() if c.id == cell), ())
         return next((p.total for p in pools if p.size_kib == size_kib), 0)
+
+
+def process_rss_kib(pid: int, proc: Path = Path("/proc")) -> int:
+    """Resident memory of ``pid`` in KiB (VmRSS of /proc/PID/status); 0 once it is gone."""
+    try:
+        text = (proc / str(pid) / "status").read_text()
+    except OSError:
+        return 0
+    return parse_meminfo(text).get("VmRSS", 0)
+
+
+NET_DEV_FIELDS = ("rx_bytes", "rx_packets", "rx_errs", "rx_drop", "tx_bytes", "tx_packets", "tx_errs", "tx_drop")
+_NET_COLUMNS = {"rx_bytes": 0, "rx_packets": 1, "rx_errs": 2, "rx_drop": 3,
+                "tx_bytes": 8, "tx_packets": 9, "tx_errs": 10, "tx_drop": 11}
+
+
+def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
+    """/proc/net/dev: every link's counters as the host counts them, in one read (no netlink round trip)."""
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines()[2:]:
+        name, sep, rest = line.partition(":")
+        numbers = rest.split()
+        if not sep or len(numbers) < 16:
+            continue
+        out[name.strip()] = {key: int(numbers[col]) for key, col in _NET_COLUMNS.items()}
+    return out
+
+
+def net_dev(proc: Path = Path("/proc")) -> dict[str, dict[str, int]]:
+    try:
+        return parse_net_dev((proc / "net/dev").read_text())
+    except OSError:
+        return {}
+
+
+def thread_cpu_ns(pid: int, tid: int | None = None, proc: Path = Path("/proc")) -> tuple[int, int] | None:
+    """(user, system) nanoseconds of a process, or of one of its threads; None once it is gone."""
+    where = proc / str(pid) / ("stat" if tid is None else f"task/{tid}/stat")
+    try:
+        fields = where.read_text().rsplit(")", 1)[1].split()
+        tick = 1_000_000_000 // USER_HZ
+        return int(fields[11]) * tick, int(fields[12]) * tick
+    except (OSError, IndexError, ValueError):
+        return None
