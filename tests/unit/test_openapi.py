@@ -54,7 +54,8 @@ class _Recorder:
 
 def stand_in_app(domains: Any = None) -> Any:
     """The real Api app over a daemon with no managers: enough to route, not to answer."""
-    managers = ("disks", "devices", "pools", "volumes", "snapshots", "consoles", "networks", "nics", "host", "bus")
+    managers = ("disks", "devices", "pools", "volumes", "snapshots", "consoles", "networks", "nics", "host", "bus",
+                "node", "ksm", "stats", "tuning")
     return Api(types.SimpleNamespace(domains=domains, **dict.fromkeys(managers))).app()
 
 

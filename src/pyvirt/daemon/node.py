@@ -67,6 +67,13 @@ class NodeManager:
         return NodeCpu(row["user"] + row["nice"], row["system"] + row["irq"] + row["softirq"], row["idle"],
                        row["iowait"])
 
+    def cpu_count(self) -> int:
+        return sum(1 for key in self.node.cpu_stats() if key != "cpu")
+
+    def pools(self) -> tuple[PagePool, ...]:
+        """The host's huge page pools (all cells together)."""
+        return tuple(PagePool(p.size_kib, p.total, p.free) for p in self.node.host_pools())
+
     def cells(self) -> list[CellInfo]:
         return [CellInfo(c.id, c.memory_kib, c.free_kib, tuple(p.id for p in c.cpus), _pools(c))
                 for c in self.node.cells()]
