@@ -54,8 +54,7 @@ class _Recorder:
 
 def stand_in_app(domains: Any = None) -> Any:
     """The real Api app over a daemon with no managers: enough to route, not to answer."""
-    managers = ("disks", "devices", "pools", "volumes", "snapshots", "consoles", "networks", "nics", "host", "bus",
-                "node", "ksm", "stats", "tuning")
+    managers = ("disks", "devices", "pools", "volumes", "snapshots", "consoles", "networks", "nics", "host", "bus")
     return Api(types.SimpleNamespace(domains=domains, **dict.fromkeys(managers))).app()
 
 

@@ -45,9 +45,10 @@ def body_int(body: dict[str, Any], name: str, *, required: bool = True) -> int |
 
 
 class HostRoutes:
+    """Handlers look the managers up per request, so the app can be built over a partial Services (tests)."""
+
     def __init__(self, services: Services) -> None:
-        self.node = services.node
-        self.ksm = services.ksm
+        self.s = services
 
     def add(self, r: web.UrlDispatcher) -> None:
         r.add_get("/v1/host/node", self.nodeinfo)
@@ -63,50 +64,50 @@ class HostRoutes:
         r.add_put("/v1/host/ksm/settings", self.ksm_settings)
 
     async def nodeinfo(self, request: web.Request) -> web.Response:
-        return reply(await self.node.info())
+        return reply(await self.s.node.info())
 
     async def memory(self, request: web.Request) -> web.Response:
-        return reply(self.node.memory(query_int(request, "cell")))
+        return reply(self.s.node.memory(query_int(request, "cell")))
 
     async def cpu(self, request: web.Request) -> web.Response:
-        return reply(self.node.cpu(query_int(request, "cpu")))
+        return reply(self.s.node.cpu(query_int(request, "cpu")))
 
     async def cells(self, request: web.Request) -> web.Response:
-        return web.json_response({"cells": to_json(self.node.cells())})
+        return web.json_response({"cells": to_json(self.s.node.cells())})
 
     async def pages(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         size, count = body_int(body, "size_kib"), body_int(body, "count")
         assert size is not None and count is not None
-        return reply(await self.node.allocate_pages(size, count, body_int(body, "cell", required=False),
+        return reply(await self.s.node.allocate_pages(size, count, body_int(body, "cell", required=False),
                                                     bool(body.get("add"))))
 
     async def domcapabilities(self, request: web.Request) -> web.Response:
         q = request.query
-        xml = await self.node.domcapabilities(q.get("virttype") or None, q.get("emulatorbin") or None,
+        xml = await self.s.node.domcapabilities(q.get("virttype") or None, q.get("emulatorbin") or None,
                                               q.get("arch") or None, q.get("machine") or None)
         return web.json_response({"xml": xml})
 
     async def ksm_status(self, request: web.Request) -> web.Response:
-        return reply(self.ksm.status())
+        return reply(self.s.ksm.status())
 
     async def ksm_mode(self, request: web.Request) -> web.Response:
         mode = (await json_body(request)).get("mode")
         if not isinstance(mode, str):
             raise InvalidArgument("request needs a 'mode' string")
-        return reply(await self.ksm.set_mode(mode))
+        return reply(await self.s.ksm.set_mode(mode))
 
     async def ksm_start(self, request: web.Request) -> web.Response:
-        return reply(await self.ksm.start_ksm())
+        return reply(await self.s.ksm.start_ksm())
 
     async def ksm_stop(self, request: web.Request) -> web.Response:
-        return reply(await self.ksm.stop_ksm(bool((await json_body(request)).get("unmerge"))))
+        return reply(await self.s.ksm.stop_ksm(bool((await json_body(request)).get("unmerge"))))
 
     async def ksm_settings(self, request: web.Request) -> web.Response:
         settings = (await json_body(request)).get("settings")
         if not isinstance(settings, dict):
             raise InvalidArgument("request needs a 'settings' object of KEY: value pairs")
-        return reply(await self.ksm.tune(settings))
+        return reply(await self.s.ksm.tune(settings))
 
 
 def add_host_routes(router: web.UrlDispatcher, services: Services) -> None:

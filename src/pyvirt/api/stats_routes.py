@@ -28,9 +28,10 @@ def _scope(body: dict[str, Any]) -> dict[str, bool]:
 
 
 class StatsRoutes:
+    """Handlers look the managers up per request, so the app can be built over a partial Services (tests)."""
+
     def __init__(self, services: Services) -> None:
-        self.stats = services.stats
-        self.tuning = services.tuning
+        self.s = services
 
     def add(self, r: web.UrlDispatcher) -> None:
         r.add_get("/v1/stats", self.domstats)
@@ -45,46 +46,46 @@ class StatsRoutes:
 
     async def domstats(self, request: web.Request) -> web.Response:
         q = request.query
-        records = await self.stats.domstats(q.getall("domain", []), q.getall("group", []), q.getall("list", []))
+        records = await self.s.stats.domstats(q.getall("domain", []), q.getall("group", []), q.getall("list", []))
         return web.json_response({"domains": to_json(records)})
 
     async def memstats(self, request: web.Request) -> web.Response:
-        return reply(await self.stats.memstats(request.match_info["ref"]))
+        return reply(await self.s.stats.memstats(request.match_info["ref"]))
 
     async def set_memstats(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         period = body_int(body, "period")
         assert period is not None
-        stats = await self.stats.set_memstats_period(request.match_info["ref"], period, **_scope(body))
+        stats = await self.s.stats.set_memstats_period(request.match_info["ref"], period, **_scope(body))
         return web.json_response({"period": period, "stats": to_json(stats)})
 
     async def schedinfo(self, request: web.Request) -> web.Response:
-        return reply(self.tuning.schedinfo(request.match_info["ref"], query_flag(request, "inactive")))
+        return reply(self.s.tuning.schedinfo(request.match_info["ref"], query_flag(request, "inactive")))
 
     async def set_schedinfo(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         params = body.get("params")
         if not isinstance(params, dict):
             raise InvalidArgument("request needs a 'params' object, e.g. {\"cpu_shares\": 2048}")
-        return reply(await self.tuning.set_schedinfo(request.match_info["ref"], params, **_scope(body)))
+        return reply(await self.s.tuning.set_schedinfo(request.match_info["ref"], params, **_scope(body)))
 
     async def memtune(self, request: web.Request) -> web.Response:
-        return reply(self.tuning.memtune(request.match_info["ref"], query_flag(request, "inactive")))
+        return reply(self.s.tuning.memtune(request.match_info["ref"], query_flag(request, "inactive")))
 
     async def set_memtune(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        return reply(await self.tuning.set_memtune(
+        return reply(await self.s.tuning.set_memtune(
             request.match_info["ref"], body_int(body, "hard_limit_kib", required=False),
             body_int(body, "soft_limit_kib", required=False), **_scope(body)))
 
     async def blkiotune(self, request: web.Request) -> web.Response:
-        return reply(self.tuning.blkiotune(request.match_info["ref"], query_flag(request, "inactive")))
+        return reply(self.s.tuning.blkiotune(request.match_info["ref"], query_flag(request, "inactive")))
 
     async def set_blkiotune(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         weight = body_int(body, "weight")
         assert weight is not None
-        return reply(await self.tuning.set_blkiotune(request.match_info["ref"], weight, **_scope(body)))
+        return reply(await self.s.tuning.set_blkiotune(request.match_info["ref"], weight, **_scope(body)))
 
 
 def add_stats_routes(router: web.UrlDispatcher, services: Services) -> None:
