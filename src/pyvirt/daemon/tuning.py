@@ -66,6 +66,8 @@ class TuningManager:
         run = entry.running
         if run is None:
             return False, "the domain is not running: these are the values of its definition"
+        if not _tuning(run.live):
+            return True, ""  # no limits: nothing to put in force
         support = self.cgroups.support()
         if not support.usable:
             return False, support.reason
