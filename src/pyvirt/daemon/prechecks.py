@@ -63,7 +63,7 @@ def check_hugepages(domain: Domain, node: NodeFs | None = None) -> None:
                         f"does not have (sizes here: {sizes}); change <page size> in <memoryBacking>")
     need = -(-domain.memory_kib // size)
     if pool.free < need:
-        have = "none are reserved" if pool.total == 0 else f"only {pool.free} of {pool.total} are free"
+        have = "none are reserved" if pool.total == 0 else f"the pool has {pool.free} free (of {pool.total})"
         raise HostError(
             f"cannot start domain '{domain.name}': it needs {need} huge pages of {size} KiB for its "
             f"{domain.memory_kib} KiB of memory but {have}; reserve them with `pyvirt allocpages {size} "
