@@ -26,7 +26,7 @@ from ..daemon.services import Services
 from ..daemon.stats_fields import STATE_CODES
 from ..errors import PyvirtError
 
-NS = 1e-9
+NS = 1e9  # nanoseconds per second: divide (multiplying by 1e-9 rounds 0.3 to 0.30000000000000004)
 KIB = 1024
 
 
@@ -76,7 +76,7 @@ def _host(snap: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily("pyvirt_host_cpus", "Host CPUs.", value=snap.cpus)
     cpu = CounterMetricFamily("pyvirt_host_cpu_seconds", "Host CPU time since boot, by mode.", labels=["mode"])
     for mode in ("user", "system", "idle", "iowait"):
-        cpu.add_metric([mode], getattr(snap.cpu, mode) * NS)
+        cpu.add_metric([mode], getattr(snap.cpu, mode) / NS)
     yield cpu
     total = GaugeMetricFamily("pyvirt_host_hugepages", "Huge pages reserved, by page size.", labels=["size_bytes"])
     free = GaugeMetricFamily("pyvirt_host_hugepages_free", "Huge pages free, by page size.", labels=["size_bytes"])
@@ -118,10 +118,10 @@ def _domains(domains: tuple[GuestSample, ...]) -> Iterator[Metric]:
                  (([d.name, d.uuid], d.memory_max_kib * KIB) for d in domains))
     yield _counter("pyvirt_domain_cpu_seconds", "CPU time of the guest's QEMU process, by mode.", [*dl, "mode"],
                    (row for d in running if d.cpu_user_ns is not None and d.cpu_system_ns is not None
-                    for row in (([d.name, d.uuid, "user"], d.cpu_user_ns * NS),
-                                ([d.name, d.uuid, "system"], d.cpu_system_ns * NS))))
+                    for row in (([d.name, d.uuid, "user"], d.cpu_user_ns / NS),
+                                ([d.name, d.uuid, "system"], d.cpu_system_ns / NS))))
     yield _counter("pyvirt_domain_vcpu_seconds", "CPU time of each vCPU thread.", [*dl, "vcpu"],
-                   (([d.name, d.uuid, str(i)], ns * NS) for d in running for i, ns in enumerate(d.vcpu_times_ns)))
+                   (([d.name, d.uuid, str(i)], ns / NS) for d in running for i, ns in enumerate(d.vcpu_times_ns)))
     yield _gauge("pyvirt_domain_memory_balloon_bytes", "Guest memory the balloon leaves the guest.", dl,
                  (([d.name, d.uuid], d.balloon_kib * KIB) for d in running if d.balloon_kib is not None))
     yield _gauge("pyvirt_domain_memory_rss_bytes", "Resident memory of the guest's QEMU process.", dl,
@@ -133,7 +133,7 @@ def _domains(domains: tuple[GuestSample, ...]) -> Iterator[Metric]:
         yield _gauge(f"pyvirt_domain_memory_{name}", doc, dl,
                      (([d.name, d.uuid], d.guest_memory[key] * KIB) for d in running if key in d.guest_memory))
     bl = [*dl, "device"]
-    for field, name, doc, scale in (
+    for field, name, doc, per in (
             ("rd_bytes", "read_bytes", "Bytes read from the disk.", 1.0),
             ("rd_reqs", "read_requests", "Read requests to the disk.", 1.0),
             ("rd_times", "read_seconds", "Time spent on reads.", NS),
@@ -143,7 +143,7 @@ def _domains(domains: tuple[GuestSample, ...]) -> Iterator[Metric]:
             ("fl_reqs", "flush_requests", "Flush requests to the disk.", 1.0),
             ("fl_times", "flush_seconds", "Time spent on flushes.", NS)):
         yield _counter(f"pyvirt_domain_block_{name}", doc, bl,
-                       (([d.name, d.uuid, b.name], getattr(b, field) * scale) for d in running for b in d.blocks))
+                       (([d.name, d.uuid, b.name], getattr(b, field) / per) for d in running for b in d.blocks))
     yield _gauge("pyvirt_domain_block_capacity_bytes", "Disk size as the guest sees it.", bl,
                  (([d.name, d.uuid, b.name], b.capacity) for d in running for b in d.blocks if b.capacity is not None))
     yield _gauge("pyvirt_domain_block_allocation_bytes", "Host bytes the disk's image takes.", bl,
