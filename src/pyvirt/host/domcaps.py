@@ -52,8 +52,10 @@ def _enum(parent: ET.Element, name: str, values: tuple[str, ...] | list[str]) ->
         ET.SubElement(e, "value").text = value
 
 
-def _usable(caps: HostCapabilities, kind: str, values: tuple[str, ...]) -> list[str]:
-    needs = _NEEDS[kind]
+def _usable(caps: HostCapabilities, kind: str, values: tuple[str, ...], family: str = "q35") -> list[str]:
+    needs = dict(_NEEDS[kind])
+    if family == "microvm":  # no PCI: virtio devices sit on virtio-mmio
+        needs = {k: v.replace("-pci", "-device") for k, v in needs.items()}
     return [x for x in values if not caps.devices or needs.get(x) is None or caps.has_device(needs[x])]
 
 
@@ -85,7 +87,7 @@ def domcapabilities_xml(caps: HostCapabilities, dtype: str, machine: MachineType
     devices = ET.SubElement(root, "devices")
     disk = ET.SubElement(devices, "disk", supported="yes")
     _enum(disk, "diskDevice", list(v.DISK_DEVICES))
-    buses = [b for b in _usable(caps, "disk_bus", v.DISK_BUSES) if family != "microvm" or b == "virtio"]
+    buses = [b for b in _usable(caps, "disk_bus", v.DISK_BUSES, family) if family != "microvm" or b == "virtio"]
     _enum(disk, "bus", buses)
     graphics = ET.SubElement(devices, "graphics", supported="yes")
     _enum(graphics, "type", [g for g in v.GRAPHICS_TYPES if g != "spice" or caps.has_spice])
@@ -93,7 +95,7 @@ def domcapabilities_xml(caps: HostCapabilities, dtype: str, machine: MachineType
     _enum(video, "modelType", _usable(caps, "video", v.VIDEO_MODELS))
     ET.SubElement(devices, "hostdev", supported="no")
     rng = ET.SubElement(devices, "rng", supported="yes")
-    _enum(rng, "model", _usable(caps, "rng", v.RNG_MODELS))
+    _enum(rng, "model", _usable(caps, "rng", v.RNG_MODELS, family))
     _enum(rng, "backendModel", list(v.RNG_BACKENDS))
     ET.SubElement(devices, "filesystem", supported="no")
     ET.SubElement(devices, "tpm", supported="no")
