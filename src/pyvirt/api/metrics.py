@@ -45,8 +45,7 @@ class Snapshot:
 
 async def snapshot(s: Services) -> Snapshot:
     start = time.monotonic()
-    entries = list(s.domains.table)
-    samples = await s.stats.samples(entries, ("state", "cpu-total", "balloon", "vcpu", "interface", "block"))
+    samples = await s.stats.every_sample()
     try:
         ksm: KsmStatus | None = s.ksm.status()
     except (PyvirtError, OSError):  # a host without KSM still has every other series

@@ -101,6 +101,10 @@ class StatsManager:
             sample = replace(sample, nets=_nets(run.live, nets))
         return sample
 
+    async def every_sample(self) -> list[GuestSample]:
+        """Every domain, every group (what /metrics reports)."""
+        return await self.samples(pick(list(self.table), []), GROUPS)
+
     # -------------------------------------------------------------- domstats
     async def domstats(self, refs: list[str], groups: list[str], lists: list[str]) -> list[StatsRecord]:
         """virsh domstats: the named domains (all, or those of the --list-* filters), the asked groups
