@@ -130,3 +130,18 @@ def test_top_frame_sorts_and_lists_inactive_last() -> None:
     by_id = frame(got, node=node, sort="id", clock="12:00:00")
     assert [line.split()[-1] for line in by_id[5:7]] == ["vm-1", "vm-2"]
     assert all(len(line) <= 40 for line in frame(got, node=node, sort="cpu", clock="x", width=40))
+
+
+def test_a_many_option_takes_every_data_argument_left() -> None:
+    from pyvirt.cli.spec import UsageError
+    from pyvirt.cli.stats_cmds import COMMANDS as STATS
+
+    domstats = next(c for c in STATS if c.name == "domstats")
+    a = domstats.parse(["--state", "web1", "db", "--block", "--domain", "x"])
+    assert a["domain"] == ["web1", "db", "x"] and a["state"] and a["block"]
+    assert domstats.parse([])["domain"] == []
+    schedinfo = next(c for c in STATS if c.name == "schedinfo")
+    b = schedinfo.parse(["web1", "cpu_shares=2", "--set", "vcpu_quota=-1"])
+    assert (b["domain"], b["set"]) == ("web1", ["cpu_shares=2", "vcpu_quota=-1"])
+    with pytest.raises(UsageError, match="already seen"):
+        domstats.parse(["--state", "--state"])
