@@ -51,6 +51,10 @@ def test_ksm_tune_refuses_bad_input_and_writes_nothing(caps_cache: Path, tmp_pat
         # a good one writes sysfs and keeps the tuner's settings across a daemon restart
         assert "KSM settings changed" in ok(d, "ksm", "tune", "pages_to_scan=1000", "KSM_NPAGES_MAX=3000")
         assert (fake / "pages_to_scan").read_text() == "1000\n"
+        assert "KSM stopped (mode off); every merged page was split again" in ok(d, "ksm", "stop", "--unmerge")
+        assert (fake / "run").read_text() == "2\n"
+        assert "--unmerge goes with `ksm stop`" in fails(d, "ksm", "start", "--unmerge")
+        assert "KSM started (mode on" in ok(d, "ksm", "start") and (fake / "run").read_text() == "1\n"
         d.stop()
         d.start()
         assert status(d)["tuner"]["npages_max"] == 3000
