@@ -168,6 +168,8 @@ class Settings:
     dnsmasq_binary: str = "/usr/sbin/dnsmasq"
     nft_binary: str = "/usr/sbin/nft"
     log_level: str = "info"
+    # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
+    ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
