@@ -79,7 +79,6 @@ def test_host_layouts_match_virsh_format_strings() -> None:
 
 def test_ksm_status_text_and_pairs() -> None:
     import dataclasses
-
     import json
 
     from pyvirt.api.views import dumps
