@@ -39,6 +39,7 @@ class Daemon:
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         s = self.services
+        await asyncio.to_thread(s.launcher.identity)  # the QEMU user exists (created at the first start)
         s.host.start_probe()
         await s.load()
         # Networks and pools come up before the socket opens (about 0.1 s each), so a client's
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("error: pyvirtd must run as root (it manages QEMU processes, taps and bridges)", file=sys.stderr)
         return 1
+    os.umask(0o077)  # every file the daemon writes is private unless it says otherwise
     try:
         config = Config.for_root(args.root)
         config.paths.make_dirs()

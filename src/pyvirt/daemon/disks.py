@@ -54,6 +54,7 @@ from ..qemu.img import info as image_info
 from ..qemu.media import matches_qdev
 from ..storage.base import block_size
 from .domain_table import DomainEntry, DomainTable
+from .hostfiles import HOTPLUG_SET, HostFiles
 from .hotplug import hotplug_slot, machine_of
 from .prechecks import check_disk_source, same_file
 from .results import BlockInfo, BlockStats, DiskChange, DiskResize, DiskRow, MediaChange, VolumeInfo
@@ -407,9 +408,22 @@ class DiskManager:
         return replace(disk, source_index=self._next_index(run.live) if disk.source is not None else None)
 
     async def _add_nodes(self, entry: DomainEntry, disk: Disk, names: DiskNames) -> None:
+        """Open the disk's image here and hand QEMU the fds (it may not open host paths), then its nodes."""
         run = entry.running
-        assert run is not None
-        await media.add_nodes(run.monitor, *blockdev_props(disk, names))
+        assert run is not None and disk.source is not None and disk.source_index is not None
+        files = HostFiles(next_set=HOTPLUG_SET + disk.source_index)
+        try:
+            filename = await asyncio.to_thread(files.fd_set, disk.source, writes(disk))
+            for passed in files.add_fds:
+                await run.monitor.add_fd(passed.fd, passed.set, passed.opaque)
+            try:
+                await media.add_nodes(run.monitor, *blockdev_props(disk, names, filename))
+            except BaseException:
+                with contextlib.suppress(QemuError):
+                    await run.monitor.remove_fd(files.next_set - 1)
+                raise
+        finally:
+            files.close()  # QEMU holds its own copies
 
     async def _del_nodes(self, entry: DomainEntry, names: DiskNames) -> None:
         """Close a disk's nodes; a failure leaves them open in QEMU (logged), the disk is gone all the same."""
@@ -417,6 +431,9 @@ class DiskManager:
         assert run is not None
         nodes = [n for n in (names.format_node, names.storage_node) if n is not None]
         await media.del_nodes(run.monitor, nodes, f"domain {entry.name}")
+        if names.storage_node is not None:  # the fds of a hot-plugged disk (a started one's set stays, unused)
+            with contextlib.suppress(QemuError):
+                await run.monitor.remove_fd(HOTPLUG_SET + int(names.storage_node.split("-")[1]))
 
     async def _hotplug(self, entry: DomainEntry, disk: Disk) -> Disk:
         run = entry.running

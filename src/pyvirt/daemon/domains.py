@@ -149,9 +149,14 @@ class DomainManager:
         return entry.xml
 
     # ----------------------------------------------------------- definitions
+    def _allowed_emulators(self) -> tuple[str, ...]:
+        settings = self.config.settings
+        return (settings.qemu_binary, *settings.emulators)
+
     def _parse(self, xml: str) -> Domain:
         domain = normalize(parse_domain_xml(xml), taken_macs=self.table.macs_in_use())
         prechecks.check_memory_fits_host(domain)
+        prechecks.check_emulator(domain, self._allowed_emulators(), self.config.paths.settings_file)
         return domain
 
     async def define(self, xml: str) -> DomainSummary:
@@ -251,6 +256,7 @@ class DomainManager:
         domain = entry.config
         caps = await self.host.capabilities()
         accel = self.host.accel_for(domain, caps, check=True)
+        prechecks.check_emulator(domain, self._allowed_emulators(), self.config.paths.settings_file)
         prechecks.check_paths(domain)
         prechecks.check_machine(domain, self.host.machine_names(caps))
         prechecks.check_memory_available(domain)

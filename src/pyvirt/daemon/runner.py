@@ -14,17 +14,20 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
-from ..errors import QemuError
+from ..errors import HostError, QemuError
 from ..host.caps import HostCapabilities
+from ..host.qemu_user import QemuIdentity, qemu_identity
 from ..model.domain import Domain
 from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.monitor import Monitor
+from .hostfiles import HostFiles, open_host_files
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,8 @@ def _free_tcp_port() -> int:
 
 
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
-                   nic_fds: dict[int, NicFds] | None = None) -> LaunchContext:
-    """Host facts and per-VM paths the pure argv builder needs."""
+                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None) -> LaunchContext:
+    """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
     wants_spice = any(g.type == "spice" and (g.autoport or g.port in (None, -1)) for g in domain.devices.graphics)
     aliases = {m.alias: m.name for m in caps.machine_types if m.alias}
@@ -83,29 +86,43 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         vnc_socket=str(paths.vnc_socket(domain.uuid)),
         channel_dir=str(paths.channel_dir(domain.uuid)),
         has_spice=caps.has_spice,
-        has_sandbox=caps.has_sandbox,
+        has_sandbox=caps.has_sandbox and config.settings.sandbox,
         machine_aliases=aliases,
         devices=caps.devices,
         spice_port=_free_tcp_port() if wants_spice else None,
         nic_fds=dict(nic_fds or {}),
+        host_paths=dict(files.paths) if files else {},
+        add_fds=tuple(files.add_fds) if files else (),
     )
 
 
-def runtime_files(config: Config, domain: Domain) -> list[Path]:
-    paths = config.paths
-    return [
-        paths.qmp_socket(domain.uuid),
-        paths.serial_socket(domain.uuid),
-        paths.qemu_pidfile(domain.uuid),
-        paths.vnc_socket(domain.uuid),
-    ]
-
-
 def remove_runtime_files(config: Config, domain: Domain) -> None:
-    for path in runtime_files(config, domain):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    shutil.rmtree(config.paths.channel_dir(domain.uuid), ignore_errors=True)
+    """The guest's own directory (sockets, pidfile, channels) goes with it."""
+    shutil.rmtree(config.paths.vm_dir(domain.uuid), ignore_errors=True)
+
+
+def make_vm_dir(config: Config, domain: Domain, who: QemuIdentity) -> None:
+    """The one directory QEMU may write in: 0700, owned by the QEMU user (it binds its sockets there)."""
+    vm_dir = config.paths.vm_dir(domain.uuid)
+    for parent in vm_dir.parents:
+        mode = stat.S_IMODE(os.stat(parent).st_mode)
+        if not mode & stat.S_IXOTH:
+            raise HostError(f"cannot start domain '{domain.name}': QEMU runs as user '{who.name}', who cannot "
+                            f"reach its directory {vm_dir}: {parent} is mode {mode:04o}; make it searchable "
+                            f"(chmod o+x {parent})")
+    for path in (vm_dir, config.paths.channel_dir(domain.uuid)):
+        path.mkdir(mode=0o700)
+        os.chown(path, who.uid, who.gid)
+
+
+def check_sandbox(config: Config, caps: HostCapabilities, name: str) -> None:
+    """QEMU's seccomp sandbox is not optional unless the administrator turned it off."""
+    if config.settings.sandbox and not caps.has_sandbox:
+        raise HostError(
+            f"cannot start domain '{name}': this host's QEMU has no seccomp sandbox (-sandbox), which pyvirt "
+            f"requires; use a QEMU built with seccomp, or set `sandbox = false` in {config.paths.settings_file} "
+            "to run guests without it"
+        )
 
 
 def _log_notes(log_path: Path, name: str, notes: list[str]) -> None:
@@ -117,10 +134,20 @@ def _log_notes(log_path: Path, name: str, notes: list[str]) -> None:
 
 
 class QemuLauncher:
-    """Starts and finds the QEMU processes of domains (the domain manager's only way to them)."""
+    """Starts and finds the QEMU processes of domains (the domain manager's only way to them).
+
+    QEMU runs as the unprivileged QEMU user (host/qemu_user.py) under its seccomp sandbox; the files
+    it needs are opened here and passed as fds (daemon/hostfiles.py)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._identity: QemuIdentity | None = None
+
+    def identity(self) -> QemuIdentity:
+        """Who QEMU runs as (the user is created on first use)."""
+        if self._identity is None:
+            self._identity = qemu_identity(self.config.settings.qemu_user)
+        return self._identity
 
     def remove_runtime_files(self, domain: Domain) -> None:
         remove_runtime_files(self.config, domain)
@@ -134,12 +161,16 @@ class QemuLauncher:
         the taps the daemon opened; QEMU inherits them (the caller closes its own copies).
         """
         config = self.config
-        ctx = launch_context(config, domain, accel, caps, nic_fds)
-        inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)]
+        check_sandbox(config, caps, domain.name)
+        who = await asyncio.to_thread(self.identity)
+        files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)))
+        undo.callback(files.close)
+        ctx = launch_context(config, domain, accel, caps, nic_fds, files)
+        inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
         command = build_argv(domain, ctx)
         argv, notes = command.argv, list(command.notes)
         remove_runtime_files(config, domain)
-        config.paths.channel_dir(domain.uuid).mkdir(mode=0o700)
+        make_vm_dir(config, domain, who)
         undo.callback(remove_runtime_files, config, domain)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
@@ -149,7 +180,9 @@ class QemuLauncher:
             pidfile=config.paths.qemu_pidfile(domain.uuid),
             qmp_socket=config.paths.qmp_socket(domain.uuid),
             pass_fds=inherited,
+            user=(who.uid, who.gid, who.groups),
         )
+        files.close()  # QEMU holds its own copies now
         undo.push_async_callback(proc.terminate, 2.0)
         monitor = Monitor(domain.name)
         await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=10.0)

@@ -41,6 +41,7 @@ class Services:
     volumes: VolumeManager
     snapshots: SnapshotManager
     consoles: ConsoleService
+    launcher: QemuLauncher
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -65,10 +66,11 @@ def build(config: Config, uri: str) -> Services:
     volumes = VolumeManager(pools, table)
     nics = NicManager(table, networks)
     disks = DiskManager(table, volumes)
-    domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=QemuLauncher(config),
-                            snapshots=catalog)
+    launcher = QemuLauncher(config)
+    domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher, snapshots=catalog)
     return Services(
         config=config, store=store, bus=bus, host=host, domains=domains, networks=networks, nics=nics,
         disks=disks, devices=DeviceManager(disks, nics), pools=pools, volumes=volumes,
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
+        launcher=launcher,
     )

@@ -100,6 +100,12 @@ class _Check:
             self.fail(path, f"{what} '{value}' is not an absolute path", "write the full path, starting with /")
 
 
+def _plain_file_name(name: str) -> bool:
+    """One path component that stays where it is put: no separators, no '.'/'..', no control characters."""
+    return (name not in (".", "..") and len(name) <= 100
+            and all(ch.isalnum() or ch in "._-" for ch in name) and name.isascii())
+
+
 def validate_domain(d: Domain) -> None:
     """Raise InvalidArgument/UnsupportedConfig for the first problem in ``d``."""
     check_name(d.name, "domain")
@@ -429,3 +435,7 @@ def _chardev(c: _Check, dev: CharDev) -> None:
         if not dev.target_name:
             c.fail(path + "/<target>", "a virtio channel needs a name",
                    "add name='org.qemu.guest_agent.0' (or com.redhat.spice.0 for spicevmc)")
+        elif not _plain_file_name(dev.target_name):
+            # the name becomes a socket file name in the guest's own directory: it must stay there
+            c.fail(path + "/<target>", f"channel name {dev.target_name!r} is not a plain file name",
+                   "use letters, digits, '.', '_' and '-' only (no '/', no '..'), e.g. org.qemu.guest_agent.0")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -207,6 +208,8 @@ class HostSide:
         files = self.files(net.name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.lib_dir.mkdir(parents=True, exist_ok=True)
+        # dnsmasq re-reads its hosts files after it dropped root: its run directory must be searchable
+        os.chmod(self.run_dir, 0o755)
         dnsmasq.write_hosts_files(net, hostsfile=files.hosts, addn_hosts=files.addn_hosts)
         files.conf.write_text(dnsmasq.dnsmasq_config(net, bridge, leasefile=files.leases, hostsfile=files.hosts,
                                                      pidfile=files.pid, addn_hosts=files.addn_hosts))

@@ -129,7 +129,8 @@ def disk_options(b: Build) -> list[Option]:
         seen[names.device_id] = disk.target_dev
         check_disk(disk, b.machine, b.note)
         if names.storage_node is not None:
-            out += [Option("-blockdev", Json(props)) for props in blockdev_props(disk, names)]
+            filename = b.host_path(disk.source) if disk.source else None
+            out += [Option("-blockdev", Json(props)) for props in blockdev_props(disk, names, filename)]
         out.append(Option("-device", _frontend(b, disk, names)))
     return out
 
@@ -199,12 +200,15 @@ def storage_driver(disk: Disk) -> str:
     return "host_cdrom" if disk.device == "cdrom" else "host_device"
 
 
-def blockdev_props(disk: Disk, names: DiskNames) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The storage and format node of ``disk`` (-blockdev at start, QMP blockdev-add on hot-plug)."""
+def blockdev_props(disk: Disk, names: DiskNames,
+                   filename: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The storage and format node of ``disk`` (-blockdev at start, QMP blockdev-add on hot-plug).
+
+    ``filename``: what QEMU opens instead of the disk's path (the /dev/fdset/N of the daemon's fds)."""
     discard = {"discard": "unmap"} if disk.discard == "unmap" else {}
     storage: dict[str, Any] = {
         "driver": storage_driver(disk),
-        "filename": disk.source,
+        "filename": filename or disk.source,
         "node-name": names.storage_node,
         "auto-read-only": True,
         **discard,

@@ -143,6 +143,7 @@ async def spawn(
     pass_fds: Iterable[int] = (),
     env: Mapping[str, str] | None = None,
     timeout: float = 10.0,
+    user: tuple[int, int, tuple[int, ...]] | None = None,
 ) -> QemuProcess:
     """Start QEMU from ``argv`` and return once its QMP socket accepts.
 
@@ -151,6 +152,8 @@ async def spawn(
     ``-pidfile`` is added if absent: QEMU locks it, so a second QEMU for the
     same VM fails at once instead of sharing its disks. On failure nothing
     is left running and QemuError carries QEMU's last lines of output.
+    ``user`` (uid, gid, supplementary gids): QEMU runs as that user from its
+    first instruction (exec'd after setgroups/setgid/setuid), never as root.
     """
     argv = _checked_argv(argv, pidfile)
     _clear_stale_socket(qmp_socket)
@@ -169,6 +172,9 @@ async def spawn(
                 env=dict(env) if env is not None else None,
                 start_new_session=True,
                 close_fds=True,
+                user=user[0] if user else None,
+                group=user[1] if user else None,
+                extra_groups=list(user[2]) if user else None,
             )
         except OSError as exc:
             raise QemuError(f"cannot run QEMU binary {argv[0]}: {exc.strerror}; is QEMU installed?") from exc
