@@ -122,6 +122,8 @@ class Paths:
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run, 0o755)
         os.chmod(self.qemu_run, 0o711)
+        for private in (self.lib, self.log, self.qemu_log):  # definitions, passwords, guests' output
+            os.chmod(private, 0o700)
 
 
 def _searchable_parents(path: Path) -> None:

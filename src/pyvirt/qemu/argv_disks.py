@@ -206,11 +206,14 @@ def blockdev_props(disk: Disk, names: DiskNames,
 
     ``filename``: what QEMU opens instead of the disk's path (the /dev/fdset/N of the daemon's fds)."""
     discard = {"discard": "unmap"} if disk.discard == "unmap" else {}
+    read_only = disk.readonly or disk.device == "cdrom"
+    # read-only said outright, not auto-read-only: QEMU gets its image as fds of the access it needs,
+    # and a node that opened read-only and reopens read-write holds two descriptions whose locks clash
     storage: dict[str, Any] = {
         "driver": storage_driver(disk),
         "filename": filename or disk.source,
         "node-name": names.storage_node,
-        "auto-read-only": True,
+        "read-only": read_only,
         **discard,
         **_cache(disk),
     }
@@ -218,7 +221,7 @@ def blockdev_props(disk: Disk, names: DiskNames,
         storage["aio"] = AIO_MODES[disk.io]
     fmt: dict[str, Any] = {
         "node-name": names.format_node,
-        "read-only": disk.readonly or disk.device == "cdrom",
+        "read-only": read_only,
         **discard,
         **_cache(disk),
         "driver": disk.format or "raw",
