@@ -16,9 +16,11 @@ import shutil
 import socket
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import faults
 from ..config import Config
 from ..errors import HostError, QemuError
 from ..host.caps import HostCapabilities
@@ -153,7 +155,8 @@ class QemuLauncher:
         remove_runtime_files(self.config, domain)
 
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities, paused: bool,
-                     nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack) -> Running:
+                     nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
+                     on_spawned: Callable[[int], None] = lambda pid: None) -> Running:
         """Start QEMU for ``domain``; every step that made something pushes its undo onto ``undo``.
 
         ``undo`` is the start's one stack (the disk and NIC preparers' steps are on it already): the
@@ -184,6 +187,8 @@ class QemuLauncher:
         )
         files.close()  # QEMU holds its own copies now
         undo.push_async_callback(proc.terminate, 2.0)
+        on_spawned(proc.pid)
+        faults.point("start:spawned")
         monitor = Monitor(domain.name)
         await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=10.0)
         undo.push_async_callback(monitor.close)
@@ -201,6 +206,20 @@ class QemuLauncher:
                        started: float) -> tuple[Running, str] | None:
         return await reattach(self.config, domain, pid=pid, dom_id=dom_id, argv=argv, accel=accel,
                               started=started)
+
+    def running_qemus(self) -> dict[str, int]:
+        """uuid -> pid of every live QEMU this daemon's root started (found in /proc, by the path of its
+        monitor socket under our run directory): what an earlier daemon may have left behind."""
+        marker = f"path={self.config.paths.qemu_run}/".encode()
+        return qproc.qemus_with(marker)
+
+    async def end(self, uuid: str, pid: int) -> None:
+        """Kill a QEMU of ours that no domain owns (a start the daemon did not finish) and its files."""
+        proc = qproc.reattach(pid, uuid)
+        if proc is not None:
+            await proc.terminate(2.0)
+            proc.close()
+        shutil.rmtree(self.config.paths.vm_dir(uuid), ignore_errors=True)
 
 
 async def reattach(config: Config, domain: Domain, *, pid: int, dom_id: int, argv: list[str], accel: str,

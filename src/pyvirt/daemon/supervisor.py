@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from .. import faults
 from ..errors import PyvirtError, QemuError
 from ..model.domain import Domain
 from ..model.domain_xml import parse_domain_xml
@@ -59,6 +60,7 @@ class Supervisor:
         """Destroy a domain's QEMU and return once its end is recorded (state, files, host side)."""
         run.destroying = True
         await run.process.terminate(DESTROY_GRACE_SECONDS)
+        faults.point("destroy:killed")
         await run.ended.wait()
 
     async def close(self) -> None:
@@ -97,6 +99,31 @@ class Supervisor:
         elif status == "running" and entry.state is State.PAUSED:
             entry.state, entry.reason = State.RUNNING, "unpaused"
         log.info("domain %s: reattached to QEMU pid %d (%s)", entry.name, record.pid, status)
+
+    async def abandon_start(self, entry: DomainEntry, record: RuntimeRecord) -> None:
+        """A start the last daemon did not finish (it died between its "starting" record and the running
+        one): end the QEMU it may have spawned, undo the host side, and leave the domain shut off."""
+        live = parse_domain_xml(record.live_xml)
+        found = self.launcher.running_qemus().get(entry.uuid)
+        if found is not None:
+            log.info("domain %s: ending QEMU pid %d of a start the last daemon did not finish", entry.name, found)
+            await self.launcher.end(entry.uuid, found)
+        self.table.drop_runtime(entry)
+        self.launcher.remove_runtime_files(live)
+        self._release(live)
+        entry.state, entry.reason = State.SHUTOFF, "failed"
+        self.table.emit(entry, "stopped", "failed")
+        if not entry.persistent:
+            self.table.remove(entry)
+
+    async def end_orphans(self) -> None:
+        """QEMUs under our run directory that no domain owns (their runtime record is gone): end them, so
+        that nothing runs unseen with a guest's disks open."""
+        owned = {entry.uuid for entry, _ in self.table.running()}
+        for uuid, pid in self.launcher.running_qemus().items():
+            if uuid not in owned:
+                log.warning("QEMU pid %d (uuid %s) belongs to no domain; ending it", pid, uuid)
+                await self.launcher.end(uuid, pid)
 
     # ----------------------------------------------------------------- events
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:

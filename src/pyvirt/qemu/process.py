@@ -315,3 +315,21 @@ def _is_qemu_of(pid: int, uuid: str) -> bool:
     return any(
         w in (b"-uuid", b"--uuid") and words[i + 1].lower() == want for i, w in enumerate(words[:-1])
     )
+
+
+def qemus_with(marker: bytes) -> dict[str, int]:
+    """uuid -> pid of the live processes whose command line holds ``marker`` and a ``-uuid``."""
+    found: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            words = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not any(marker in w for w in words):
+            continue
+        for i, w in enumerate(words[:-1]):
+            if w in (b"-uuid", b"--uuid"):
+                found[words[i + 1].decode(errors="replace").lower()] = int(entry)
+    return found
