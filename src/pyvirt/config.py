@@ -155,6 +155,15 @@ class Settings:
     sandbox: bool = True
     # QEMU binaries a domain's <emulator> may name, besides qemu_binary
     emulators: tuple[str, ...] = ()
+    # the daemon's log rotates at this size, keeping this many old files (as virtlogd's defaults)
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
+    # a guest's serial log: NAME.serial.log rotates at this size, keeping NAME.serial.log.1 .. .N
+    serial_log_max_bytes: int = 2 * 1024 * 1024
+    serial_log_backups: int = 2
+    # events per domain written to the store and the log, per second (a burst of 10x passes);
+    # clients streaming events get them all
+    events_per_second: float = 10.0
     extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ class Daemon:
         # first `start` never races their autostart; domains start in the background.
         await s.networks.autostart()
         await s.pools.autostart()
+        s.serial_logs.start()
         app = Api(s).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -94,8 +96,14 @@ def _lock_pidfile(path: Path) -> int:
 
 
 def _setup_logging(config: Config, verbose: bool, foreground: bool) -> None:
+    """The daemon's log: a rotating file (it must not fill the disk), or the journal under systemd."""
     level = logging.DEBUG if verbose else getattr(logging, config.settings.log_level.upper(), logging.INFO)
-    handlers: list[logging.Handler] = [logging.FileHandler(config.paths.daemon_log)]
+    handlers: list[logging.Handler] = []
+    under_journald = foreground and "JOURNAL_STREAM" in os.environ  # systemd connected stderr to the journal
+    if not under_journald:
+        settings = config.settings
+        handlers.append(logging.handlers.RotatingFileHandler(
+            config.paths.daemon_log, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups))
     if foreground:
         handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(level=level, handlers=handlers,

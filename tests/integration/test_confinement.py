@@ -55,7 +55,8 @@ def test_qemu_runs_unprivileged_under_seccomp_on_root_only_files(daemon: DaemonH
     before = {p: mode_and_owner(p) for p in (secret, Path(kernel), Path(initrd), disk)}
     xml = domain_xml("conf1", guest, extra_devices=(
         f"<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{disk}'/>"
-        "<target dev='vda' bus='virtio'/></disk>")).replace(str(guest.kernel), kernel).replace(str(guest.initrd), initrd)
+        "<target dev='vda' bus='virtio'/></disk>"))
+    xml = xml.replace(str(guest.kernel), kernel).replace(str(guest.initrd), initrd)
     (tmp_path / "conf1.xml").write_text(xml)
     ok(daemon, "define", str(tmp_path / "conf1.xml"))
     ok(daemon, "start", "conf1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -118,7 +119,7 @@ class FakeLauncher:
     def _running(self, domain: Domain, dom_id: int, pid: int) -> Running:
         process = FakeProcess(pid)
         return Running(id=dom_id, process=process, monitor=FakeMonitor(process), live=domain,  # type: ignore[arg-type]
-                       argv=["qemu"], accel="tcg", started=0.0)
+                       argv=["qemu"], accel="tcg", started=time.time())
 
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: Any, paused: bool,
                      nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
@@ -523,5 +524,31 @@ def test_a_qemu_no_domain_owns_is_ended_at_load(tmp_path: Path) -> None:
         manager, _, _ = second_daemon(w, launcher, tmp_path)
         await manager.load()
         assert launcher.ended == [777]
+
+    run(scenario)
+
+
+def test_restart_backs_off_when_a_guest_keeps_crashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyvirt.daemon import supervisor
+
+    assert [supervisor.restart_delay(n) for n in (1, 2, 3, 4, 9, 50)] == [0, 1, 2, 4, 60, 60]
+    monkeypatch.setattr(supervisor, "RESTART_BASE", 0.3)
+
+    async def scenario() -> None:
+        w = world(tmp_path)
+        await w.manager.define(format_domain_xml(domain(on_crash="restart")))
+        await w.manager.start("d")
+        w.launcher.launched[0].process.exit()  # the first crash: restarted at once
+        await settle(lambda: len(w.launcher.launched) == 2, "the first restart")
+        w.launcher.launched[1].process.exit()  # again, soon after its start: 0.3 s later
+        await asyncio.sleep(0.15)
+        assert len(w.launcher.launched) == 2 and w.manager.state("d").state == "shut off"
+        await settle(lambda: len(w.launcher.launched) == 3, "the delayed restart")
+        w.launcher.launched[2].process.exit()  # a third time: 0.6 s
+        await asyncio.sleep(0.45)
+        assert len(w.launcher.launched) == 3
+        await w.manager.start("d")  # started by hand meanwhile: the pending restart does nothing
+        await asyncio.sleep(0.3)
+        assert len(w.launcher.launched) == 4 and w.manager.state("d").state == "running"
 
     run(scenario)

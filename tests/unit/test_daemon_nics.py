@@ -63,7 +63,7 @@ def test_a_refused_netdev_gives_back_its_fds(tmp_path: Path, monkeypatch: pytest
         monkeypatch.setattr(manager, "open_one", lambda name, n, who: (port, n))
         monkeypatch.setattr(table, "record_runtime", lambda e: None)
         with pytest.raises(QemuError, match="Invalid parameter"):
-            await manager._hotplug(entry, nic)  # noqa: SLF001 - the step under test
+            await manager._hotplug(entry, nic)
         return monitor.sent
 
     sent = asyncio.run(scenario())

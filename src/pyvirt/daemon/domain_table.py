@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import OperationInvalid
+from ..errors import OperationInvalid, PyvirtError
 from ..model.domain import Domain
 from ..model.domain_xml import format_domain_xml
 from ..state.store import DomainRow, RuntimeRecord, Store
@@ -92,6 +92,13 @@ class DomainTable:
 
     def lookup(self, ref: str) -> DomainEntry:
         return self._registry.lookup(ref)
+
+    def get(self, uuid: str) -> DomainEntry | None:
+        """The entry of ``uuid`` if the domain still exists."""
+        try:
+            return self._registry.lookup(uuid)
+        except PyvirtError:
+            return None
 
     def running(self) -> Iterator[tuple[DomainEntry, Running]]:
         for entry in self._registry:

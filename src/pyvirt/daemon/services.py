@@ -21,6 +21,7 @@ from .networks import NetworkManager
 from .nics import NicManager
 from .pools import PoolManager
 from .runner import QemuLauncher
+from .serial_logs import SerialLogs
 from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
 from .volumes import VolumeManager
@@ -42,6 +43,7 @@ class Services:
     snapshots: SnapshotManager
     consoles: ConsoleService
     launcher: QemuLauncher
+    serial_logs: SerialLogs
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -51,13 +53,14 @@ class Services:
         await self.domains.load()
 
     async def close(self) -> None:
+        await self.serial_logs.close()
         await self.domains.close()
         self.store.close()
 
 
 def build(config: Config, uri: str) -> Services:
     store = Store(config.paths.database)
-    bus = EventBus(store)
+    bus = EventBus(store, per_second=config.settings.events_per_second)
     catalog = SnapshotCatalog(store)
     table = DomainTable(store, bus, on_removed=(catalog.forget,))
     host = HostService(config, uri)
@@ -72,5 +75,5 @@ def build(config: Config, uri: str) -> Services:
         config=config, store=store, bus=bus, host=host, domains=domains, networks=networks, nics=nics,
         disks=disks, devices=DeviceManager(disks, nics), pools=pools, volumes=volumes,
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
-        launcher=launcher,
+        launcher=launcher, serial_logs=SerialLogs(config, table),
     )
