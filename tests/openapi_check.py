@@ -160,14 +160,15 @@ class Contract:
 
         A request that breaks the document is acceptable when the daemon refused it with a documented
         4xx error (that refusal is what the document promises), unless ``refused_requests_ok`` is off:
-        the fake daemon turns it off, since the client must never send such a request.
+        the fake daemon turns it off, since the client must never send such a request. A request
+        outside the document's paths is judged by its ``x-unrouted`` responses (404, 405).
         """
         method, path, query = ex["method"].upper(), ex["path"], ex.get("query") or ""
         status = int(ex["status"])
         where = f"{method} {path}{'?' + query if query else ''} -> {status}"
         op, params, why = self.match(method, path)
         if op is None:
-            return [f"{where}: {why}"]
+            return self._unrouted_problems(where, why, status, ex, refused_requests_ok)
         problems = []
         request = self._request_problems(op, params, query, ex)
         answer, is_error = self._response_problems(op, status, ex)
@@ -175,6 +176,15 @@ class Contract:
             problems += request
         problems += answer
         return [f"{where} ({op.method} {op.template}): {p}" for p in problems]
+
+    def _unrouted_problems(self, where: str, why: str, status: int, ex: dict[str, Any],
+                           refused_requests_ok: bool) -> list[str]:
+        """A request outside ``paths``: acceptable only when refused as the document's ``x-unrouted`` says."""
+        unrouted = self.doc.get("x-unrouted", {})
+        if not refused_requests_ok or str(status) not in unrouted.get("responses", {}):
+            return [f"{where}: {why}"]
+        answer, _ = self._response_problems(Operation("*", "*", "/x-unrouted", unrouted, ()), status, ex)
+        return [f"{where} (outside the paths: {why}): {p}" for p in answer]
 
     def _request_problems(self, op: Operation, params: dict[str, str], query: str, ex: dict[str, Any]) -> list[str]:
         problems = []

@@ -1,8 +1,11 @@
 """Settings and every path pyvirt uses.
 
 All paths hang off one root ("/" for the system daemon), so tests run whole
-daemons in temporary directories side by side. Keep per-VM socket names short:
-a unix socket path may not exceed 107 bytes.
+daemons in temporary directories side by side. A unix socket path may not
+exceed 107 bytes (sun_path is 108 with its NUL); the daemon checks its root
+against that at start (``Paths.check_socket_lengths``) and a domain's own
+socket paths before it starts QEMU, so the user reads which path is too long
+instead of QEMU's failure to bind it.
 """
 from __future__ import annotations
 
@@ -15,6 +18,19 @@ from .errors import InvalidArgument
 
 SYSTEM_SOCKET = "/run/pyvirt/pyvirtd.sock"
 DEFAULT_URI = "qemu:///system"
+#: The longest path a unix socket can have: sun_path is 108 bytes including the terminating NUL.
+UNIX_PATH_MAX = 107
+#: The per-VM socket names are this uuid plus a suffix; the longest is the serial socket's.
+_SAMPLE_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def socket_path_problem(path: str | os.PathLike[str], what: str) -> str | None:
+    """None when ``path`` fits a unix socket address; else a sentence naming it and its length."""
+    size = len(os.fsencode(path))
+    if size <= UNIX_PATH_MAX:
+        return None
+    return (f"{what} would be {os.fspath(path)} ({size} bytes), over the {UNIX_PATH_MAX} bytes a unix socket "
+            "path can have")
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,11 @@ class Paths:
         return self.run / "qemu"
 
     @property
+    def probe_run(self) -> Path:
+        """The KVM probe's boot files while it runs; emptied at daemon start (a killed daemon leaves them)."""
+        return self.run / "probe"
+
+    @property
     def network_run(self) -> Path:
         """dnsmasq's conf, pid and hosts files of active networks (gone with them)."""
         return self.run / "network"
@@ -113,6 +134,22 @@ class Paths:
     def serial_log(self, name: str) -> Path:
         return self.qemu_log / f"{name}.serial.log"
 
+    def check_socket_lengths(self) -> None:
+        """Refuse a root under which the daemon's socket or a guest's sockets would not fit.
+
+        Checked before anything is made under the root; the message names the longest
+        path and the longest root that works.
+        """
+        # the longest first, so the root length the message advises fits every socket
+        for what, path in (("a guest's serial socket", self.serial_socket(_SAMPLE_UUID)),
+                           ("the daemon's API socket", self.socket)):
+            problem = socket_path_problem(path, what)
+            if problem is not None:
+                over = len(os.fsencode(path)) - UNIX_PATH_MAX
+                longest = len(os.fsencode(self.root)) - over
+                raise InvalidArgument(f"root {self.root} is too long: {problem}; use a --root of at most "
+                                      f"{longest} bytes")
+
     def make_dirs(self) -> None:
         """The daemon's directories. It runs with umask 077, so they are private unless they must not be:
         run/ is searchable (clients reach the socket by path, dnsmasq its files below network/), and
@@ -143,6 +180,8 @@ class Settings:
     # A healthy KVM finishes the probe boot in ~50 ms; a PVM host here needs 3.4 s and then hangs
     # real guests, so a short timeout is the safe side.
     kvm_probe_timeout: float = 1.5
+    # Seconds QEMU may take to open its QMP socket, and then to greet on it, at a start.
+    qemu_start_timeout: float = 10.0
     shutdown_timeout: float = 0.0
     # libvirt's `default` NAT network (virbr0, 192.168.122.0/24) is defined at the first start
     default_network: bool = True

@@ -10,6 +10,8 @@ or path, the cause in words and what to do::
      +-- InvalidArgument        bad input: XML, names, sizes, options  (400)
      |    +-- XMLSyntaxError    malformed XML, with line and column
      |    +-- UnsupportedConfig an element/attribute/value pyvirt does not handle
+     |    +-- MethodNotAllowed  an API path asked with a method it lacks (405)
+     |    +-- RequestTooLarge   an API request body over the limit     (413)
      +-- NotFound               no such domain/network/pool/...        (404)
      +-- AlreadyExists          duplicate name or uuid                 (409)
      +-- OperationInvalid       not legal in the object's state        (409)
@@ -56,6 +58,20 @@ class XMLSyntaxError(InvalidArgument):
 
 class UnsupportedConfig(InvalidArgument):
     code = "unsupported-config"
+
+
+class MethodNotAllowed(InvalidArgument):
+    """An API path exists but not with this HTTP method (the API's own 405)."""
+
+    code = "method-not-allowed"
+    http_status = 405
+
+
+class RequestTooLarge(InvalidArgument):
+    """An API request body over the daemon's limit (the API's own 413)."""
+
+    code = "request-too-large"
+    http_status = 413
 
 
 class NotFound(PyvirtError):

@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # every file the daemon writes is private unless it says otherwise
     try:
         config = Config.for_root(args.root)
+        config.paths.check_socket_lengths()  # before anything is made under the root
         config.paths.make_dirs()
         if args.detach:
             _detach()

@@ -139,8 +139,8 @@ def test_error_code_table_is_pyvirt_errors():
     assert documented == actual
     # each error response allows exactly the codes of its status
     responses = load()["components"]["responses"]
-    for name, status in (("BadRequest", 400), ("NotFound", 404), ("Conflict", 409), ("HostError", 422),
-                         ("ServerError", 500)):
+    for name, status in (("BadRequest", 400), ("NotFound", 404), ("MethodNotAllowed", 405), ("TooLarge", 413),
+                         ("Conflict", 409), ("HostError", 422), ("ServerError", 500)):
         code = responses[name]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"][
             "properties"]["code"]
         allowed = set(code.get("enum", [code.get("const")]))
@@ -170,12 +170,27 @@ def test_checker_passes_an_exchange_that_matches():
 
 def test_checker_names_an_undocumented_route_method_and_status():
     c = Contract.load()
-    assert c.check(ex("GET", "/v1/nothing", 404)) == [
-        "GET /v1/nothing -> 404: no path of the document matches (an undocumented route)"]
+    assert c.check(ex("GET", "/v1/nothing", 200, {"x": 1})) == [
+        "GET /v1/nothing -> 200: no path of the document matches (an undocumented route)"]
     [msg] = c.check(ex("PATCH", "/v1/domains/demo", 200, SUMMARY))
     assert "method PATCH is not documented for /v1/domains/{ref} (documented: DELETE, GET)" in msg
     [msg] = c.check(ex("GET", "/v1/domains", 418, {"error": {"code": "error", "message": "x"}}))
     assert msg.startswith("GET /v1/domains -> 418 (GET /v1/domains): status 418 is not documented")
+
+
+def test_checker_takes_requests_outside_the_paths_refused_as_x_unrouted_says():
+    c = Contract.load()
+    not_found = {"error": {"code": "not-found", "message": "no such API route: GET /v1/nothing"}}
+    assert c.check(ex("GET", "/v1/nothing", 404, not_found)) == []
+    assert c.check(ex("GET", "/v1/nothing", 404, not_found), refused_requests_ok=False) == [
+        "GET /v1/nothing -> 404: no path of the document matches (an undocumented route)"]
+    wrong = {"error": {"code": "method-not-allowed", "message": "PATCH is not allowed on /v1/version"}}
+    assert c.check(ex("PATCH", "/v1/version", 405, wrong)) == []
+    [msg] = c.check({**ex("GET", "/v1/nothing", 404), "content_type": "text/plain", "response_text": "404: Not Found"})
+    assert msg == ("GET /v1/nothing -> 404 (outside the paths: no path of the document matches (an undocumented "
+                   "route)): the reply is text/plain; the document says application/json")
+    [msg] = c.check(ex("PATCH", "/v1/version", 405, not_found))
+    assert msg.endswith("reply body $.error.code: 'method-not-allowed' was expected")
 
 
 @pytest.mark.parametrize(("reply", "why"), [

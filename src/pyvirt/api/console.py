@@ -12,7 +12,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from ..daemon.consoles import ConsoleService, ConsoleSession
-from ..errors import PyvirtError
+from ..errors import InvalidArgument, PyvirtError
 from .http import query_flag
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ class ConsoleRoute:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=30)
+        if not ws.can_prepare(request).ok:
+            raise InvalidArgument(f"GET {request.path} is a WebSocket: send it as an upgrade (Connection: Upgrade, "
+                                  "Upgrade: websocket and a Sec-WebSocket-Key), as `pyvirt console` does")
         transport = request.transport  # gone from the request once upgraded
         await ws.prepare(request)
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..daemon.results import DomainSummary
 from ..daemon.services import Services
-from ..errors import InternalError, InvalidArgument, NotFound, PyvirtError
+from ..errors import InternalError, InvalidArgument, MethodNotAllowed, NotFound, PyvirtError, RequestTooLarge
 from .console import ConsoleRoute
 from .http import json_body as _body
 from .http import query_flag as _flag
@@ -27,12 +27,37 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DOMAIN_ACTIONS = ("start", "shutdown", "destroy", "reboot", "reset", "suspend", "resume")
 
 
+#: The largest request body the daemon reads (JSON; volume data streams and has no limit).
+MAX_BODY = 16 * 1024 * 1024
+
+
+def http_error(request: web.Request, exc: web.HTTPException) -> PyvirtError:
+    """aiohttp's own refusals (no route, wrong method, body too large, ...) as the API's errors."""
+    where = f"{request.method} {request.path}"
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound(f"no such API route: {where}; the routes are listed in GET /openapi.json")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}; it takes {allowed}")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return RequestTooLarge(f"the body of {where} is over the daemon's limit of {MAX_BODY} bytes (16 MiB); "
+                               "volume data goes through PUT /v1/pools/{pool}/volumes/{volume}/data, which streams")
+    if exc.status < 500:
+        return InvalidArgument(f"{where} was refused: {exc.text or exc.reason}")
+    return InternalError(f"{where} failed: {exc.reason}; see the daemon log and report it")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every reply that is not a success is ``{"error": {code, message, detail?}}`` with its code's status."""
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        err = http_error(request, exc)
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": err.to_dict()}, status=err.http_status, headers=headers)
     except PyvirtError as exc:
         return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
     except Exception as exc:  # a bug: report it with enough words to file it
@@ -50,7 +75,7 @@ class Api:
         self.console = ConsoleRoute(services.consoles)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
+        app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
         r = app.router
         r.add_get("/v1/version", self.version)
         r.add_get("/v1/host", self.host)

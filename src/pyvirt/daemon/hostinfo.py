@@ -2,12 +2,15 @@
 
 The probe (QEMU queries + a KVM test boot with a timeout) can take seconds on
 the first start after a boot; the daemon answers `list` meanwhile and only
-`start`-like calls wait for it.
+`start`-like calls wait for it. The KVM boot keeps its files in the daemon's
+run directory (Paths.probe_run), emptied before the probe: a daemon killed
+mid-probe leaves them, and its probe QEMU dies with it (children.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 
 from .. import __version__
 from ..config import Config
@@ -32,15 +35,18 @@ class HostService:
             self._caps = asyncio.get_running_loop().create_task(self._probe())
 
     async def _probe(self) -> HostCapabilities:
-        settings = self.config.settings
-        caps = await asyncio.to_thread(
-            load_or_probe, self.config.paths, settings.qemu_binary, kvm_timeout=settings.kvm_probe_timeout
-        )
+        caps = await asyncio.to_thread(self._clean_and_probe)
         log.info(
             "host: QEMU %s, accel %s (KVM usable: %s%s)", caps.qemu_version, caps.accel, caps.kvm_usable,
             f"; {caps.kvm.reason}" if caps.kvm.reason else "",
         )
         return caps
+
+    def _clean_and_probe(self) -> HostCapabilities:
+        """Once per daemon start (one daemon per root): drop what a killed daemon's probe left, then probe."""
+        paths, settings = self.config.paths, self.config.settings
+        shutil.rmtree(paths.probe_run, ignore_errors=True)
+        return load_or_probe(paths, settings.qemu_binary, kvm_timeout=settings.kvm_probe_timeout)
 
     async def capabilities(self) -> HostCapabilities:
         self.start_probe()

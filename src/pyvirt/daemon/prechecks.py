@@ -9,8 +9,9 @@ import os
 import stat
 from pathlib import Path
 
+from ..config import Paths, socket_path_problem
 from ..errors import HostError, InvalidArgument
-from ..model.domain import Disk, Domain
+from ..model.domain import CharDev, Disk, Domain
 
 
 def read_meminfo() -> dict[str, int]:
@@ -148,3 +149,54 @@ def check_emulator(domain: Domain, allowed: tuple[str, ...], settings_file: Path
         f"(pyvirt uses {allowed[0]}), name one of {', '.join(allowed)}, or add it to `emulators` in "
         f"{settings_file}"
     )
+
+
+ROOT_FIX = "start pyvirtd with a shorter --root"
+
+
+def _chardev_sockets(domain: Domain, paths: Paths) -> list[tuple[str, str, str]]:
+    """(which device, its unix socket path, how to shorten it) for every chardev socket.
+
+    Mirrors qemu/argv_chardev.py: the first serial (or, with none, the first console) of type
+    pty is the daemon's console socket; other ptys and unix devices without a path live in the
+    domain's channel directory, under their channel name or alias.
+    """
+    channel_dir = paths.channel_dir(domain.uuid)
+    devs = domain.devices
+    groups: list[tuple[str, tuple[CharDev, ...]]] = [
+        ("serial", devs.serials), ("console", devs.consoles), ("channel", devs.channels)]
+    primary_kind = "serial" if devs.serials else "console"
+    out = []
+    for kind, items in groups:
+        for i, dev in enumerate(items):
+            alias = f"{kind}{i}"
+            if dev.type == "pty" and kind == primary_kind and i == 0:
+                out.append((alias, str(paths.serial_socket(domain.uuid)), ROOT_FIX))
+            elif dev.type == "pty":
+                out.append((alias, str(channel_dir / alias), ROOT_FIX))
+            elif dev.type == "unix" and dev.source_path:
+                out.append((alias, dev.source_path, "give it a shorter <source path=.../>"))
+            elif dev.type == "unix" and dev.target_name:
+                fix = (f"use a shorter channel name (<target name=.../>), give the {kind} a short "
+                       f"<source path=.../>, or {ROOT_FIX}")
+                out.append((f"{alias} ({dev.target_name})", str(channel_dir / dev.target_name), fix))
+            elif dev.type == "unix":
+                out.append((alias, str(channel_dir / alias), f"give it a short <source path=.../> or {ROOT_FIX}"))
+    return out
+
+
+def check_socket_paths(domain: Domain, paths: Paths) -> None:
+    """Before start: every unix socket QEMU will bind fits in a socket address (107 bytes).
+
+    QEMU would fail with "UNIX socket path ... is too long" after it bound its monitor;
+    here the message names the socket, its length and what makes it long.
+    """
+    doing = f"cannot start domain '{domain.name}'"
+    sockets = [("its QMP socket", str(paths.qmp_socket(domain.uuid)), ROOT_FIX),
+               ("its VNC socket", str(paths.vnc_socket(domain.uuid)), ROOT_FIX)]
+    sockets += [(f"its {g.type} socket", g.socket, "give <graphics> a shorter socket path")
+                for g in domain.devices.graphics if g.socket]
+    sockets += [(f"the unix socket of {label}", path, fix) for label, path, fix in _chardev_sockets(domain, paths)]
+    for what, path, fix in sockets:
+        if (problem := socket_path_problem(path, what)) is not None:
+            raise InvalidArgument(f"{doing}: {problem}; {fix}")

@@ -30,6 +30,7 @@ from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.monitor import Monitor
 from .hostfiles import HostFiles, open_host_files
+from .prechecks import check_socket_paths
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class QemuLauncher:
         the taps the daemon opened; QEMU inherits them (the caller closes its own copies).
         """
         config = self.config
+        check_socket_paths(domain, config.paths)  # QEMU would fail on a long one only after binding its monitor
         check_sandbox(config, caps, domain.name)
         who = await asyncio.to_thread(self.identity)
         files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)))
@@ -177,6 +179,7 @@ class QemuLauncher:
         undo.callback(remove_runtime_files, config, domain)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
+        timeout = config.settings.qemu_start_timeout
         proc = await qproc.spawn(
             argv,
             log_path=log_path,
@@ -184,19 +187,28 @@ class QemuLauncher:
             qmp_socket=config.paths.qmp_socket(domain.uuid),
             pass_fds=inherited,
             user=(who.uid, who.gid, who.groups),
+            timeout=timeout,
+            domain=domain,
         )
         files.close()  # QEMU holds its own copies now
+        undo.callback(proc.close)
         undo.push_async_callback(proc.terminate, 2.0)
         on_spawned(proc.pid)
         faults.point("start:spawned")
         monitor = Monitor(domain.name)
-        await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=10.0)
-        undo.push_async_callback(monitor.close)
-        for index, nic in enumerate(domain.devices.interfaces):
-            if nic.link_state == "down":  # before the guest runs, so it never sees a carrier
-                await monitor.set_link(f"net{index}", False)
-        if not paused:
-            await monitor.cont()
+        step = "during the QMP handshake"
+        try:  # QEMU binds its monitor before it parses the devices: most bad configs fail in here
+            await monitor.connect(config.paths.qmp_socket(domain.uuid), timeout=timeout)
+            undo.push_async_callback(monitor.close)
+            step = "while setting its links"
+            for index, nic in enumerate(domain.devices.interfaces):
+                if nic.link_state == "down":  # before the guest runs, so it never sees a carrier
+                    await monitor.set_link(f"net{index}", False)
+            step = "at cont (starting the guest's CPUs)"
+            if not paused:
+                await monitor.cont()
+        except QemuError as exc:
+            raise await qproc.start_failed(proc, step, exc, domain) from exc
         return Running(
             id=dom_id, process=proc, monitor=monitor, live=domain, argv=argv, accel=accel,
             started=time.time(), notes=notes,

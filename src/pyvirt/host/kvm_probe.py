@@ -10,12 +10,15 @@ through an IDT, then prints a marker on the first serial port and makes QEMU
 exit through ``isa-debug-exit`` with a known status. KVM is usable iff the
 marker appears and QEMU exits with that status within the timeout. Whatever
 QEMU process we start is killed (its whole process group) before we return,
-on every path.
+on every path, and it dies with its parent should the daemon be killed first.
+Its files live in a directory of their own under ``workdir`` (the daemon's
+run directory, which the daemon cleans at start), removed after the boot.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -23,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..children import die_with_parent
 from .caps import KvmStatus
 
 #: What the boot sector prints on COM1 (0x3f8) before it exits.
@@ -113,9 +117,15 @@ class BootResult:
     spawn_error: str | None = None
 
 
-def run_probe_boot(qemu_binary: str, accel: str, timeout: float) -> BootResult:
-    """Boot the probe sector under ``accel`` with a hard timeout; never leaves QEMU running."""
-    with tempfile.TemporaryDirectory(prefix="pyvirt-kvmprobe-") as tmp:
+def run_probe_boot(qemu_binary: str, accel: str, timeout: float, workdir: Path | None = None) -> BootResult:
+    """Boot the probe sector under ``accel`` with a hard timeout; never leaves QEMU running.
+
+    ``workdir``: where the probe's directory goes (the system's temp directory if None).
+    """
+    if workdir is not None:
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="pyvirt-kvmprobe-", dir=workdir)
+    try:
         image = Path(tmp) / "boot.img"
         serial = Path(tmp) / "serial.out"
         image.write_bytes(boot_sector())
@@ -128,6 +138,7 @@ def run_probe_boot(qemu_binary: str, accel: str, timeout: float) -> BootResult:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # its own process group, so the kill gets all of it
+                preexec_fn=die_with_parent(),  # and it dies with us if we are killed first
                 cwd=tmp,
             )
         except OSError as exc:
@@ -147,6 +158,8 @@ def run_probe_boot(qemu_binary: str, accel: str, timeout: float) -> BootResult:
                 proc.wait()
         seconds = time.monotonic() - start
         marker = serial.exists() and PROBE_MARKER in serial.read_bytes()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     lines = [ln.strip() for ln in err.decode(errors="replace").splitlines() if ln.strip()]
     rc = None if timed_out else proc.returncode
     ok = (not timed_out) and marker and rc == EXPECTED_STATUS
@@ -187,8 +200,9 @@ def kvm_module(root: Path = Path("/")) -> str | None:
     return pick_kvm_module(loaded_modules(root))
 
 
-def probe_kvm(qemu_binary: str, timeout: float = 3.0, *, dev: str = "/dev/kvm") -> KvmStatus:
-    """Decide whether guests can run under KVM, by really booting one."""
+def probe_kvm(qemu_binary: str, timeout: float = 3.0, *, dev: str = "/dev/kvm",
+              workdir: Path | None = None) -> KvmStatus:
+    """Decide whether guests can run under KVM, by really booting one (its files under ``workdir``)."""
     module = kvm_module()
     where = f"host module {module}" if module else "no KVM module found"
     if not os.path.exists(dev):
@@ -200,7 +214,7 @@ def probe_kvm(qemu_binary: str, timeout: float = 3.0, *, dev: str = "/dev/kvm") 
             "add the user to the kvm group or run as root; guests will run with TCG",
             module,
         )
-    res = run_probe_boot(qemu_binary, "kvm", timeout)
+    res = run_probe_boot(qemu_binary, "kvm", timeout, workdir)
     return KvmStatus(True, res.ok, describe(res, timeout, where), module)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..children import die_with_parent
 from ..config import Paths
 from ..errors import HostError, PyvirtError, QemuError
 from .caps import CAPS_FORMAT, CpuTopology, HostCapabilities, KvmStatus, MachineType
@@ -224,7 +225,7 @@ def _ask(binary: str, args: tuple[str, ...]) -> _Answer:
     try:
         proc = subprocess.run(
             [binary, *args], check=False, stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=QUERY_TIMEOUT, env={**os.environ, "LC_ALL": "C"},
+            timeout=QUERY_TIMEOUT, env={**os.environ, "LC_ALL": "C"}, preexec_fn=die_with_parent(),
         )
     except subprocess.TimeoutExpired as exc:  # run() has killed it
         raise QemuError(f"QEMU binary {binary} did not answer '{' '.join(args)}' within {QUERY_TIMEOUT:.0f} s; "
@@ -244,12 +245,13 @@ def resolve_binary(qemu_binary: str) -> str:
     return os.path.abspath(found)
 
 
-def probe_host(qemu_binary: str, *, kvm_timeout: float = 3.0) -> HostCapabilities:
-    """Ask QEMU and the host everything, concurrently, and time the whole probe."""
+def probe_host(qemu_binary: str, *, kvm_timeout: float = 3.0, workdir: Path | None = None) -> HostCapabilities:
+    """Ask QEMU and the host everything, concurrently, and time the whole probe (the KVM boot's files
+    go under ``workdir``)."""
     start = time.monotonic()
     binary = resolve_binary(qemu_binary)
     with ThreadPoolExecutor(max_workers=len(_QUERIES) + 1, thread_name_prefix="pyvirt-probe") as pool:
-        kvm_future = pool.submit(probe_kvm, binary, kvm_timeout)
+        kvm_future = pool.submit(probe_kvm, binary, kvm_timeout, workdir=workdir)
         futures = {key: pool.submit(_ask, binary, args) for key, args in _QUERIES.items()}
         answers = {key: f.result() for key, f in futures.items()}
         kvm: KvmStatus = kvm_future.result()
@@ -354,6 +356,6 @@ def load_or_probe(
         cached = read_cache(path, key)
         if cached is not None:
             return cached
-    caps = probe_host(qemu_binary, kvm_timeout=kvm_timeout)
+    caps = probe_host(qemu_binary, kvm_timeout=kvm_timeout, workdir=paths.probe_run)
     write_cache(path, key, caps)
     return caps

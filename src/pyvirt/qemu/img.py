@@ -4,7 +4,9 @@ qemu-img's JSON output (``--output=json``) is parsed instead of its text, and
 its stderr goes into ``QemuError.detail`` unchanged. The destructive cases that
 qemu-img lets through or words poorly (shrinking without --shrink, converting
 an image onto itself or onto its own backing file) are refused here, before
-qemu-img runs, with a message that says what to do.
+qemu-img runs, with a message that says what to do. qemu-img dies with the
+process that started it (children.py): a daemon killed mid-convert leaves no
+qemu-img holding a lock on the volume.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..children import die_with_parent
 from ..errors import HostError, InvalidArgument, NotFound, QemuError
 from ..model.units import parse_size
 
@@ -153,7 +156,7 @@ def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,),
     argv = [exe, *args]
     try:
         proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent())
     except FileNotFoundError as exc:
         raise HostError(f"cannot run {exe}: not installed; install Debian's qemu-utils") from exc
     except subprocess.TimeoutExpired as exc:
@@ -302,7 +305,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt
     with tempfile.TemporaryFile() as errf:
         try:
             proc = subprocess.Popen([qemu_img or QEMU_IMG, *args], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=errf)
+                                    stdout=subprocess.PIPE, stderr=errf, preexec_fn=die_with_parent())
         except FileNotFoundError as exc:
             raise HostError(f"cannot run {qemu_img or QEMU_IMG}: not installed; install Debian's qemu-utils") from exc
         try:

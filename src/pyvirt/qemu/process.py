@@ -8,9 +8,12 @@ is re-parented to PID 1. We tried ``-daemonize``: after start-up QEMU points
 its stderr at /dev/null, so the log would lose everything QEMU says later
 ("terminating on signal 15 from pid N", runtime warnings), and ``-D`` to
 keep it truncates the log. Start-up failure is just as clear this way: QEMU
-exits with status 1 before its QMP socket accepts, and we watch for that on
-its pidfd while waiting for the socket, so a failure is reported the moment
-it happens, with the tail of QEMU's output from the log.
+prints its reason and exits with status 1, and we watch for that on its pidfd
+while waiting for the socket, so a failure is reported the moment it happens,
+with the tail of QEMU's output from the log. QEMU binds its QMP socket before
+it parses the devices, so it may also fail after the socket accepts: the
+caller then turns what its monitor saw into the same error with
+``start_failed`` (which waits for QEMU's exit, so its last words are in the log).
 
 Exit is watched with a pidfd (readable as soon as the process exits, even
 while it is a zombie nobody reaped yet: PID 1 here reaps orphans about a
@@ -30,15 +33,31 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import InvalidArgument, OperationInvalid, QemuError
+from ..model.domain import Domain
+from .diagnose import start_error
 
 #: Lines of QEMU's own output a start-up error carries.
 ERROR_TAIL_LINES = 10
 #: Period of the readiness probe of the QMP socket while QEMU initialises.
 _PROBE_PERIOD = 0.002
+#: How long a QEMU whose monitor failed may take to exit by itself (so its reason reaches the log).
+EXIT_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class LogSpan:
+    """Where one start of QEMU begins in its log: a start-up error quotes only what follows."""
+
+    path: Path
+    start: int
+
+    def tail(self, lines: int = ERROR_TAIL_LINES) -> str:
+        return _log_tail(self.path, self.start, lines)
 
 
 class QemuProcess:
@@ -46,13 +65,16 @@ class QemuProcess:
 
     ``popen`` is set when we started QEMU in this daemon: then we reap it and
     know its exit status. After a reattach QEMU is not our child; PID 1 reaps
-    it and ``returncode`` stays None.
+    it and ``returncode`` stays None. ``log`` is where this start's output
+    begins in the domain's log (None after a reattach).
     """
 
-    def __init__(self, pid: int, pidfd: int, *, popen: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, pid: int, pidfd: int, *, popen: subprocess.Popen[bytes] | None = None,
+                 log: LogSpan | None = None) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self._popen = popen
+        self.log = log
         self._exited: asyncio.Future[None] | None = None
         self._reader_loop: asyncio.AbstractEventLoop | None = None
 
@@ -144,6 +166,7 @@ async def spawn(
     env: Mapping[str, str] | None = None,
     timeout: float = 10.0,
     user: tuple[int, int, tuple[int, ...]] | None = None,
+    domain: Domain | None = None,
 ) -> QemuProcess:
     """Start QEMU from ``argv`` and return once its QMP socket accepts.
 
@@ -151,7 +174,8 @@ async def spawn(
     unix:PATH,server=on,wait=off``) and must not contain ``-daemonize``.
     ``-pidfile`` is added if absent: QEMU locks it, so a second QEMU for the
     same VM fails at once instead of sharing its disks. On failure nothing
-    is left running and QemuError carries QEMU's last lines of output.
+    is left running and QemuError carries QEMU's last lines of output (and,
+    given the ``domain``, what to change in it when pyvirt knows the message).
     ``user`` (uid, gid, supplementary gids): QEMU runs as that user from its
     first instruction (exec'd after setgroups/setgid/setuid), never as root.
     """
@@ -180,9 +204,9 @@ async def spawn(
             raise QemuError(f"cannot run QEMU binary {argv[0]}: {exc.strerror}; is QEMU installed?") from exc
     finally:
         os.close(log_fd)
-    proc = QemuProcess(popen.pid, os.pidfd_open(popen.pid), popen=popen)
+    proc = QemuProcess(popen.pid, os.pidfd_open(popen.pid), popen=popen, log=LogSpan(log_path, log_start))
     try:
-        await _wait_ready(proc, qmp_socket, timeout, log_path, log_start)
+        await _wait_ready(proc, qmp_socket, timeout, domain)
     except BaseException:
         proc.kill()
         await proc.wait_exit(5.0)
@@ -228,24 +252,34 @@ def _log_header(argv: list[str], env: Mapping[str, str] | None) -> str:
     return f"{now}: starting up\n{env_words + ' ' if env_words else ''}{shlex.join(argv)}\n"
 
 
-async def _wait_ready(proc: QemuProcess, qmp_socket: Path, timeout: float, log_path: Path, log_start: int) -> None:
+async def _wait_ready(proc: QemuProcess, qmp_socket: Path, timeout: float, domain: Domain | None) -> None:
     """Wait until the QMP socket accepts, or fail the moment QEMU exits."""
+    assert proc.log is not None
     deadline = time.monotonic() + timeout
     while True:
         if _accepts(qmp_socket):
             return
         if await proc.wait_exit(_PROBE_PERIOD):
-            status = proc.returncode
-            raise QemuError(
-                f"QEMU failed to start (exit status {status}); its output is below and in {log_path}",
-                detail=_log_tail(log_path, log_start) or "(QEMU printed nothing)",
-            )
+            raise start_error(when="before opening its monitor", tail=proc.log.tail(), log_path=str(proc.log.path),
+                              domain=domain, status=proc.returncode)
         if time.monotonic() >= deadline:
-            raise QemuError(
-                f"QEMU did not open its QMP socket {qmp_socket} within {timeout:g} s; it was killed. "
-                f"Check that the argv has -qmp unix:{qmp_socket},server=on,wait=off and see {log_path}",
-                detail=_log_tail(log_path, log_start) or None,
-            )
+            raise start_error(
+                when="before opening its monitor", tail=proc.log.tail(), log_path=str(proc.log.path), domain=domain,
+                exited=False, cause=f"it did not open its QMP socket {qmp_socket} within {timeout:g} s (hung, or "
+                "too slow for qemu_start_timeout in pyvirt.toml)")
+
+
+async def start_failed(proc: QemuProcess, when: str, cause: QemuError, domain: Domain | None = None) -> QemuError:
+    """The error of a start that failed ``when`` (a step after the QMP socket accepted) with ``cause``.
+
+    A monitor that hangs up mid-handshake means QEMU is on its way out with a reason on
+    stderr: give it EXIT_GRACE seconds to finish, then quote the log. A QEMU still there after
+    that (hung, or it refused a command) is the caller's to kill; the error says so.
+    """
+    exited = await proc.wait_exit(EXIT_GRACE)
+    log = proc.log
+    return start_error(when=when, tail=log.tail() if log else "", log_path=str(log.path) if log else "its log",
+                       domain=domain, exited=exited, status=proc.returncode, cause=cause.message)
 
 
 def _accepts(path: Path) -> bool:
