@@ -127,7 +127,7 @@ def test_each_failing_step_gives_one_error_with_qemus_words(daemon: DaemonHandle
     xml.write_text(fake_domain(name, guest, fakes[mode], tap, f"52:54:00:5f:14:{n:02x}"))
     daemon.cli("define", str(xml), check=True)
     uuid = uuid_of(daemon, name)
-    qmp = daemon.root / f"run/pyvirt/qemu/{uuid}.qmp"
+    qmp = daemon.root / f"run/pyvirt/qemu/{uuid}/qmp"
     try:
         err = fails(daemon, "start", name)
         print(f"\n{mode}: {err}")

@@ -3,7 +3,9 @@
 QEMU runs unprivileged and may open nothing of the host's by path: the
 daemon (root) opens every disk, firmware, kernel, initrd, NVRAM, serial log
 and serial file, and QEMU gets the descriptors. What QEMU's block layer and
-chardevs open goes through an fd set (``-add-fd``, then ``/dev/fdset/N``):
+chardevs open goes through an fd set (``-add-fd``, then ``/dev/fdset/N``); a
+server socket at a path of the user's is bound by the daemon and passed as a
+listening fd:
 QEMU dups the fd whose access mode matches, so a writable disk's set holds a
 read-write and a read-only fd. The kernel, initrd and a BIOS ROM are read by
 plain ``fopen``, which knows no fd sets; they are copied into sealed memfds
@@ -14,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
+import stat
 from dataclasses import dataclass, field
 
 from ..errors import HostError
@@ -33,6 +37,7 @@ class HostFiles:
 
     paths: dict[str, str] = field(default_factory=dict)  # host path -> /dev/fdset/N or /proc/self/fd/N
     add_fds: list[AddFd] = field(default_factory=list)
+    sockets: dict[str, int] = field(default_factory=dict)  # socket path -> listening fd bound by the daemon
     fds: list[int] = field(default_factory=list)  # every fd QEMU inherits (the fd sets' and the memfds)
     next_set: int = FIRST_SET
 
@@ -71,6 +76,25 @@ class HostFiles:
         self.paths[path] = f"/dev/fdset/{set_id}"
         return self.paths[path]
 
+    def listen(self, path: str) -> int:
+        """Bind a unix socket at ``path`` for a server chardev QEMU could not bind itself (a directory of
+        the user's); 0600, the daemon's. A socket file already there is replaced only if nothing listens."""
+        if path in self.sockets:
+            return self.sockets[path]
+        _clear_dead_socket(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o600)
+            sock.listen(8)
+        except OSError as exc:
+            sock.close()
+            raise HostError(f"cannot listen on '{path}' for QEMU: {exc.strerror}") from exc
+        fd = sock.detach()
+        self.fds.append(fd)
+        self.sockets[path] = fd
+        return fd
+
     def sealed_copy(self, path: str) -> str:
         """A sealed in-memory copy of a file QEMU reads whole (kernel, initrd, BIOS); /proc/self/fd/N."""
         if path in self.paths:
@@ -96,6 +120,33 @@ class HostFiles:
         self.fds.append(mfd)
         self.paths[path] = f"/proc/self/fd/{mfd}"
         return self.paths[path]
+
+
+def _clear_dead_socket(path: str) -> None:
+    """Remove a stale socket file at ``path``; refuse one that a live process listens on."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise HostError(f"cannot listen on '{path}' for QEMU: a file that is not a socket is there; "
+                        "remove it or give the channel another <source path=.../>")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # nobody listens: left by a guest that is gone
+            return
+    raise HostError(f"cannot listen on '{path}' for QEMU: another process listens there; give the channel "
+                    "another <source path=.../>")
+
+
+def remove_sockets(domain: Domain) -> None:
+    """After QEMU: the sockets the daemon bound at the guest's explicit paths (if nothing listens)."""
+    for dev in _chardevs(domain):
+        if dev.type == "unix" and dev.source_mode != "connect" and dev.source_path:
+            with contextlib.suppress(HostError, OSError):
+                _clear_dead_socket(dev.source_path)
 
 
 def _open(path: str, flags: int, mode: int = 0o600) -> int:
@@ -141,6 +192,8 @@ def open_host_files(domain: Domain, serial_log: str) -> HostFiles:
                 files.log_set(dev.log_file)
             if dev.type == "file" and dev.source_path:
                 files.log_set(dev.source_path)
+            if dev.type == "unix" and dev.source_mode != "connect" and dev.source_path:
+                files.listen(dev.source_path)
     except BaseException:
         files.close()
         raise

@@ -29,7 +29,7 @@ from ..model.domain import Domain
 from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.monitor import Monitor
-from .hostfiles import HostFiles, open_host_files
+from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,15 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         nic_fds=dict(nic_fds or {}),
         host_paths=dict(files.paths) if files else {},
         add_fds=tuple(files.add_fds) if files else (),
+        socket_fds=dict(files.sockets) if files else {},
     )
 
 
 def remove_runtime_files(config: Config, domain: Domain) -> None:
-    """The guest's own directory (sockets, pidfile, channels) goes with it."""
+    """The guest's own directory (sockets, pidfile, channels) goes with it, and the sockets the daemon
+    bound for it elsewhere."""
     shutil.rmtree(config.paths.vm_dir(domain.uuid), ignore_errors=True)
+    remove_sockets(domain)
 
 
 def make_vm_dir(config: Config, domain: Domain, who: QemuIdentity) -> None:

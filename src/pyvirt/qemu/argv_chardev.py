@@ -47,12 +47,15 @@ def backend(b: Build, dev: CharDev, cid: str, alias: str, primary: bool = False)
         return Option("-chardev", kv("socket", ("id", cid), ("path", path), ("server", True), ("wait", False), *logs))
     if dev.type == "unix":
         server = dev.source_mode != "connect"
+        path = _socket_path(b, dev, alias)
+        listening = b.ctx.socket_fds.get(path) if server else None  # a socket the daemon bound for QEMU
+        where = ("fd", listening) if listening is not None else ("path", path)
         return Option(
             "-chardev",
             kv(
                 "socket",
                 ("id", cid),
-                ("path", _socket_path(b, dev, alias)),
+                where,
                 ("server", server),
                 ("wait", False if server else None),
                 *logs,
