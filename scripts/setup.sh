@@ -17,6 +17,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# QEMU runs as this unprivileged user (pyvirtd also creates it at its first start if missing)
+if ! getent passwd pyvirt-qemu >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "pyvirt QEMU guests" pyvirt-qemu
+fi
+
 # Debian's own python3 starts in ~13 ms (pyenv shims take ~110 ms): the CLI's latency depends on it.
 PY=/usr/bin/python3
 stamp=.venv/.installed
