@@ -43,6 +43,7 @@ class Daemon:
         await asyncio.to_thread(s.launcher.identity)  # the QEMU user exists (created at the first start)
         s.host.start_probe()
         await s.load()
+        await s.snapshots.reconcile()
         # Networks and pools come up before the socket opens (about 0.1 s each), so a client's
         # first `start` never races their autostart; domains start in the background.
         await s.networks.autostart()

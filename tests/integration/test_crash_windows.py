@@ -6,6 +6,7 @@ The named steps are fault points (pyvirt/faults.py) the daemon reaches when PYVI
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -116,5 +117,47 @@ def test_killed_at_random_times(caps_cache: Path, guest: GuestImage, tmp_path: P
                 raise AssertionError(f"run {run} (seed {seed}): {exc}") from exc
         for n in names:
             subprocess.run([PYVIRT, "-c", d.uri, "destroy", n], capture_output=True, timeout=30)
+    finally:
+        d.cleanup()
+
+
+def _qcow2_disks(tmp_path: Path, n: int) -> tuple[list[Path], str]:
+    images = []
+    xml = ""
+    for i in range(n):
+        image = tmp_path / f"snap{i}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+        images.append(image)
+        xml += (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{image}'/>"
+                f"<target dev='vd{'bcd'[i]}' bus='virtio'/></disk>")
+    return images, xml
+
+
+def _tags(image: Path) -> list[str]:
+    out = subprocess.run(["qemu-img", "info", "-f", "qcow2", "-U", "--output=json", str(image)],
+                         capture_output=True, text=True, check=True).stdout
+    return [s["name"] for s in json.loads(out).get("snapshots", [])]
+
+
+@pytest.mark.parametrize(("step", "kept"), [("snapshot:images", True), ("snapshot:one-image", False)])
+def test_killed_while_taking_a_snapshot(caps_cache: Path, guest: GuestImage, tmp_path: Path, step: str,
+                                        kept: bool) -> None:
+    """Killed after every image holds the snapshot: it is listed after the restart. Killed after the first of
+    two: it is listed nowhere and no image keeps it."""
+    d = make_daemon(caps_cache)
+    try:
+        images, disks = _qcow2_disks(tmp_path, 2)
+        (tmp_path / "cws.xml").write_text(domain_xml("cws", guest, extra_devices=disks))
+        ok(d, "define", str(tmp_path / "cws.xml"))
+        d.stop()
+        d.start(env={"PYVIRT_FAULT": step})
+        died(d, "snapshot-create-as", "cws", "s1")
+        d.start()
+        listed = ok(d, "snapshot-list", "cws", "--name").split()
+        assert listed == (["s1"] if kept else [])
+        assert [_tags(i) for i in images] == ([["s1"], ["s1"]] if kept else [[], []])
+        if kept:
+            assert ok(d, "snapshot-current", "cws", "--name").strip() == "s1"
+        ok(d, "snapshot-create-as", "cws", "s2")  # and snapshots go on as usual
     finally:
         d.cleanup()

@@ -158,6 +158,12 @@ class Store:
             "SELECT uuid, name, xml, persistent, autostart FROM objects WHERE kind=?", (kind,))
         return [ObjectRow(kind, u, n, x, bool(p), bool(a)) for u, n, x, p, a in rows]
 
+    def object_kinds(self, prefix: str) -> list[str]:
+        """The kinds of stored objects that start with ``prefix`` (e.g. every domain's pending snapshots)."""
+        rows = self._db.execute("SELECT DISTINCT kind FROM objects WHERE kind LIKE ? ESCAPE '\\'",
+                                (prefix.replace("%", "\\%").replace("_", "\\_") + "%",))
+        return [kind for (kind,) in rows]
+
     def put_object(self, row: ObjectRow) -> None:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
