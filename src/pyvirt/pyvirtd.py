@@ -110,6 +110,7 @@ def _setup_logging(config: Config, verbose: bool, foreground: bool) -> None:
     logging.basicConfig(level=level, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("qemu.qmp").setLevel(logging.WARNING)
+    logging.getLogger("pyvirt.audit").setLevel(logging.INFO)  # every change is logged, whatever log_level says
 
 
 def _detach() -> None:

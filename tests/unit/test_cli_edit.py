@@ -56,7 +56,7 @@ def test_edited(daemon, tmp_path, monkeypatch):
     monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.setenv("EDITOR", editor(tmp_path, "sed -i 's|<vcpu>1<|<vcpu>2<|' \"$1\""))
     assert run(uri, "edit", "demo") == (0, "Domain 'demo' XML configuration edited.\n\n", "")
-    assert st.requests[0] == ("GET", "/v1/domains/demo/xml?inactive=1", None)
+    assert st.requests[0] == ("GET", "/v1/domains/demo/xml?inactive=1&security_info=1", None)
     assert st.requests[1][:2] == ("PUT", "/v1/domains/demo/xml")
     assert "<vcpu>2</vcpu>" in st.domains["demo"]["xml"]
 
@@ -114,3 +114,13 @@ else touch {tmp_path}/once; sed -i 's|<vcpu>|<bad/><vcpu>|' "$1"; fi""")
     assert "Failed. Try again? [y,n,i,f,?]: " in text
     assert "Domain 'demo' XML configuration edited.\n" in text
     assert "<vcpu>3</vcpu>" in st.domains["demo"]["xml"] and "<bad/>" not in st.domains["demo"]["xml"]
+
+
+def test_dumpxml_asks_for_passwords_only_with_security_info(daemon):
+    uri, st = daemon
+    code, out, _ = run(uri, "dumpxml", "demo")
+    assert code == 0 and out.startswith("<domain")
+    code, _, _ = run(uri, "dumpxml", "--inactive", "--security-info", "demo")
+    assert code == 0
+    assert [r[1] for r in st.requests if r[1].startswith("/v1/domains/demo/xml")] == [
+        "/v1/domains/demo/xml", "/v1/domains/demo/xml?inactive=1&security_info=1"]

@@ -221,7 +221,7 @@ def test_checker_requests_refused_or_accepted():
     [msg] = c.check(ex("POST", "/v1/domains/demo/start", 200, SUMMARY, request=bad))
     assert "request body $.paused" in msg
     [msg] = c.check(ex("GET", "/v1/domains/demo/xml", 200, {"xml": "<domain/>"}, query="live=1"))
-    assert "query parameter 'live' is not documented (documented: inactive)" in msg
+    assert "query parameter 'live' is not documented (documented: inactive, security_info)" in msg
     [msg] = c.check(ex("GET", "/v1/domains", 200, {"domains": []}, request={}))
     assert "the request has a application/json body; the document describes none" in msg
 

@@ -25,8 +25,8 @@ from ..daemon.devices import DeviceManager
 from ..daemon.disks import DiskManager
 from ..daemon.services import Services
 from ..errors import InvalidArgument
+from .http import body_flag, query_flag, scope, xml_field
 from .http import json_body as _body
-from .http import query_flag, scope, xml_field
 from .views import device_reply, reply
 
 
@@ -91,7 +91,7 @@ class DiskRoutes:
         body = await _body(request)
         row = await self.disks.change_media(
             request.match_info["ref"], _string(body, "target"), _string(body, "action"),
-            _optional(body, "source"), force=bool(body.get("force")), block=bool(body.get("block")),
+            _optional(body, "source"), force=body_flag(body, "force"), block=body_flag(body, "block"),
             **_scope(body))
         return reply(row)
 

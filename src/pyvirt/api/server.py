@@ -15,6 +15,7 @@ from ..daemon.results import DomainSummary
 from ..daemon.services import Services
 from ..errors import InternalError, InvalidArgument, MethodNotAllowed, NotFound, PyvirtError, RequestTooLarge
 from .console import ConsoleRoute
+from .http import body_flag
 from .http import json_body as _body
 from .http import query_flag as _flag
 from .http import scope as _scope
@@ -114,6 +115,7 @@ class Api:
         r.add_post("/v1/networks/{ref}/update", self.update_network)
         r.add_get("/v1/events", self.events)
         r.add_get("/v1/events/history", self.history)
+        from .audit import audit_middleware
         from .disk_routes import add_disk_routes
         from .openapi import serve_openapi
         from .snapshot_routes import add_snapshot_routes
@@ -123,6 +125,7 @@ class Api:
         add_disk_routes(r, self.s)
         add_snapshot_routes(r, self.s)
         r.add_get("/openapi.json", serve_openapi)  # the contract of every route above: docs/openapi.yaml
+        app.middlewares.insert(0, audit_middleware)  # outermost: it sees the final reply, errors included
         return app
 
     # ------------------------------------------------------------------ host
@@ -147,7 +150,7 @@ class Api:
 
     async def create(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.domains.create(_xml_field(body), paused=bool(body.get("paused"))), status=201)
+        return reply(await self.domains.create(_xml_field(body), paused=body_flag(body, "paused")), status=201)
 
     async def info(self, request: web.Request) -> web.Response:
         return reply(await self.domains.info(request.match_info["ref"]))
@@ -160,14 +163,16 @@ class Api:
         return reply(self.domains.state(request.match_info["ref"]))
 
     async def get_xml(self, request: web.Request) -> web.Response:
-        return web.json_response({"xml": self.domains.get_xml(request.match_info["ref"], _flag(request, "inactive"))})
+        xml = self.domains.get_xml(request.match_info["ref"], _flag(request, "inactive"),
+                                   security_info=_flag(request, "security_info"))
+        return web.json_response({"xml": xml})
 
     async def set_xml(self, request: web.Request) -> web.Response:
         return reply(await self.domains.set_xml(request.match_info["ref"], _xml_field(await _body(request))))
 
     async def autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.domains.set_autostart(request.match_info["ref"], bool(body.get("enabled", True))))
+        return reply(await self.domains.set_autostart(request.match_info["ref"], body_flag(body, "enabled", True)))
 
     async def action(self, request: web.Request) -> web.Response:
         ref, action = request.match_info["ref"], request.match_info["action"]
@@ -177,7 +182,7 @@ class Api:
         d = self.domains
         summary: DomainSummary
         if action == "start":
-            summary = await d.start(ref, paused=bool(body.get("paused")))
+            summary = await d.start(ref, paused=body_flag(body, "paused"))
         elif action == "shutdown":
             timeout = body.get("timeout")
             if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
@@ -262,7 +267,7 @@ class Api:
 
     async def network_autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.s.networks.set_autostart(request.match_info["ref"], bool(body.get("enabled", True))))
+        return reply(await self.s.networks.set_autostart(request.match_info["ref"], body_flag(body, "enabled", True)))
 
     async def network_leases(self, request: web.Request) -> web.Response:
         leases = self.s.networks.dhcp_leases(request.match_info["ref"], request.query.get("mac"))
@@ -273,13 +278,13 @@ class Api:
 
     async def destroy_network(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.s.networks.destroy(request.match_info["ref"], force=bool(body.get("force"))))
+        return reply(await self.s.networks.destroy(request.match_info["ref"], force=body_flag(body, "force")))
 
     async def update_network(self, request: web.Request) -> web.Response:
         body = await _body(request)
         return reply(await self.s.networks.update(
             request.match_info["ref"], command=body.get("command"), section=body.get("section"),
-            xml=body.get("xml"), live=bool(body.get("live")), config=bool(body.get("config"))))
+            xml=body.get("xml"), live=body_flag(body, "live"), config=body_flag(body, "config")))
 
     # ---------------------------------------------------------------- events
     async def _stream(self, request: web.Request, domain: str | None) -> web.StreamResponse:

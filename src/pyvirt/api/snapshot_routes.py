@@ -19,6 +19,7 @@ from aiohttp import web
 from ..daemon.services import Services
 from ..daemon.snapshots import SnapshotManager
 from ..errors import InvalidArgument
+from .http import body_flag
 from .http import json_body as _body
 from .http import query_flag as _flag
 from .views import reply
@@ -38,7 +39,7 @@ class _SnapshotRoutes:
         xml = body.get("xml")
         if xml is not None and not isinstance(xml, str):
             raise InvalidArgument("'xml' must be a string with the domain snapshot XML")
-        flags = {k: bool(body.get(k)) for k in CREATE_FLAGS}
+        flags = {k: body_flag(body, k) for k in CREATE_FLAGS}
         row = await self.snapshots.create(request.match_info["ref"], xml, **flags)
         return reply(row, status=201)
 
@@ -46,14 +47,15 @@ class _SnapshotRoutes:
         return reply(self.snapshots.info(request.match_info["ref"], request.match_info["name"]))
 
     async def xml(self, request: web.Request) -> web.Response:
-        xml = self.snapshots.get_xml(request.match_info["ref"], request.match_info["name"])
+        xml = self.snapshots.get_xml(request.match_info["ref"], request.match_info["name"],
+                                     security_info=_flag(request, "security_info"))
         return web.json_response({"xml": xml})
 
     async def revert(self, request: web.Request) -> web.Response:
         body = await _body(request)
         done = await self.snapshots.revert(request.match_info["ref"], request.match_info["name"],
-                                           running=bool(body.get("running")), paused=bool(body.get("paused")),
-                                           force=bool(body.get("force")))
+                                           running=body_flag(body, "running"), paused=body_flag(body, "paused"),
+                                           force=body_flag(body, "force"))
         return reply({**vars(done.snapshot), "domain_state": done.domain_state})
 
     async def set_current(self, request: web.Request) -> web.Response:

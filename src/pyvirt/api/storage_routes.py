@@ -18,6 +18,7 @@ from ..daemon.results import Uploaded
 from ..daemon.services import Services
 from ..daemon.volumes import VolumeManager
 from ..errors import InvalidArgument
+from .http import body_flag
 from .http import json_body as _body
 from .http import query_flag as _flag
 from .http import xml_field as _xml
@@ -39,10 +40,10 @@ def _int_query(request: web.Request, name: str) -> int | None:
 
 def _build_flags(body: dict[str, Any]) -> tuple[bool, bool]:
     """(build, overwrite) from a body; --overwrite and --no-overwrite exclude each other."""
-    overwrite, no_overwrite = bool(body.get("overwrite")), bool(body.get("no_overwrite"))
+    overwrite, no_overwrite = body_flag(body, "overwrite"), body_flag(body, "no_overwrite")
     if overwrite and no_overwrite:
         raise InvalidArgument("--overwrite and --no-overwrite are mutually exclusive")
-    return bool(body.get("build")), overwrite
+    return body_flag(body, "build"), overwrite
 
 
 class _BodyReader:
@@ -126,7 +127,7 @@ class StorageRoutes:
 
     async def autostart(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        return reply(await self.pools.set_autostart(request.match_info["pool"], bool(body.get("enabled", True))))
+        return reply(await self.pools.set_autostart(request.match_info["pool"], body_flag(body, "enabled", True)))
 
     async def build(self, request: web.Request) -> web.Response:
         _, overwrite = _build_flags(await _body(request))
@@ -160,7 +161,7 @@ class StorageRoutes:
                 raise InvalidArgument("'from' must be {\"volume\": NAME, \"pool\": POOL} naming the input volume")
             src_pool = source.get("pool") or pool
             vol = await self.volumes.create_from(pool, _xml(body, "volume"), str(src_pool), source["volume"],
-                                                 linked=bool(body.get("linked")))
+                                                 linked=body_flag(body, "linked"))
         return reply(vol, status=201)
 
     async def volume_info(self, request: web.Request) -> web.Response:
@@ -183,7 +184,7 @@ class StorageRoutes:
             raise InvalidArgument("clone needs the new volume's 'name'")
         target = body.get("pool") or m["pool"]
         vol = await self.volumes.create_from(str(target), None, m["pool"], m["vol"], new_name=name,
-                                             linked=bool(body.get("linked")))
+                                             linked=body_flag(body, "linked"))
         return reply(vol, status=201)
 
     async def resize_volume(self, request: web.Request) -> web.Response:
@@ -192,8 +193,8 @@ class StorageRoutes:
         capacity = body.get("capacity")
         if not isinstance(capacity, int) or isinstance(capacity, bool):
             raise InvalidArgument(f"resize needs 'capacity' as a whole number of bytes, not {capacity!r}")
-        return reply(await self.volumes.resize(m["pool"], m["vol"], capacity, delta=bool(body.get("delta")),
-                                               shrink=bool(body.get("shrink"))))
+        return reply(await self.volumes.resize(m["pool"], m["vol"], capacity, delta=body_flag(body, "delta"),
+                                               shrink=body_flag(body, "shrink")))
 
     async def wipe_volume(self, request: web.Request) -> web.Response:
         m = request.match_info

@@ -111,7 +111,7 @@ def cmd_domuuid(ctx: Ctx, a: dict[str, Any]) -> None:
 
 
 def cmd_dumpxml(ctx: Ctx, a: dict[str, Any]) -> None:
-    xml = ctx.domain(a["domain"]).xml(inactive=a["inactive"])
+    xml = ctx.domain(a["domain"]).xml(inactive=a["inactive"], security_info=a["security_info"])
     ctx.out.text(xml, {"xml": xml})
 
 
@@ -145,7 +145,8 @@ COMMANDS = (
     Command("domuuid", "domain", "convert a domain name or id to domain UUID", cmd_domuuid,
             (Opt("domain", "string", "domain id or name", required=True, positional=True),)),
     Command("dumpxml", "domain", "domain information in XML", cmd_dumpxml,
-            (DOMAIN, Opt("inactive", BOOL, "show inactive defined XML")),
+            (DOMAIN, Opt("inactive", BOOL, "show inactive defined XML"),
+             Opt("security-info", BOOL, "include security sensitive information in XML dump")),
             "Output the domain information as an XML dump to stdout."),
     Command("edit", "domain", "edit XML configuration for a domain", cmd_edit,
             (DOMAIN,), "Edit the XML configuration for a domain."),

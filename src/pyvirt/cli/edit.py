@@ -67,14 +67,17 @@ def _stdin_is_tty() -> bool:
 
 def edit_domain(ctx: Ctx, ref: str) -> int | None:
     dom = ctx.domain(ref)
-    return edit_object(ctx, dom, "Domain '{}'", lambda: dom.last.to_dict() if dom.last else None)
+    # as virsh edit: the definition with its secrets, or saving it would drop the graphics passwords
+    return edit_object(ctx, dom, "Domain '{}'", lambda: dom.last.to_dict() if dom.last else None,
+                       read=lambda: dom.xml(inactive=True, security_info=True))
 
 
-def edit_object(ctx: Ctx, dom: Any, label: str, summary: Callable[[], Any]) -> int | None:
+def edit_object(ctx: Ctx, dom: Any, label: str, summary: Callable[[], Any],
+                read: Callable[[], str] | None = None) -> int | None:
     """The edit loop for anything with xml(inactive=True), set_xml() and name (domains, networks)."""
     import tempfile
 
-    original = dom.xml(inactive=True)
+    original = read() if read is not None else dom.xml(inactive=True)
     fd, path = tempfile.mkstemp(prefix="pyvirt", suffix=".xml")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

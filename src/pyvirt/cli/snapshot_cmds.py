@@ -88,7 +88,7 @@ def cmd_snapshot_current(ctx: Ctx, a: dict[str, Any]) -> None:
         ctx.out.blank_after = False
         ctx.out.text(snap.name, {"name": snap.name})
         return
-    xml = snap.xml()
+    xml = snap.xml(security_info=a["security_info"])
     ctx.out.text(xml, {"name": snap.name, "xml": xml})
 
 
@@ -100,7 +100,7 @@ def cmd_snapshot_delete(ctx: Ctx, a: dict[str, Any]) -> None:
 
 
 def cmd_snapshot_dumpxml(ctx: Ctx, a: dict[str, Any]) -> None:
-    xml = ctx.domain(a["domain"]).snapshot(a["snapshotname"]).xml()
+    xml = ctx.domain(a["domain"]).snapshot(a["snapshotname"]).xml(security_info=a["security_info"])
     ctx.out.text(xml, {"name": a["snapshotname"], "xml": xml})
 
 

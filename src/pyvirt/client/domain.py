@@ -151,9 +151,12 @@ class Domain:
     def is_active(self) -> bool:
         return self.summary().active
 
-    def xml(self, inactive: bool = False) -> str:
-        """The live XML while running, the persistent definition with ``inactive``."""
-        data = self._conn.request("GET", self._path("/xml?inactive=1" if inactive else "/xml"))
+    def xml(self, inactive: bool = False, security_info: bool = False) -> str:
+        """The live XML while running, the persistent definition with ``inactive``; graphics
+        passwords only with ``security_info`` (virsh's dumpxml --security-info)."""
+        flags = [name for name, on in (("inactive", inactive), ("security_info", security_info)) if on]
+        query = "?" + "&".join(f"{name}=1" for name in flags) if flags else ""
+        data = self._conn.request("GET", self._path("/xml" + query))
         return str(data["xml"])
 
     def set_xml(self, xml: str) -> Domain:

@@ -43,9 +43,10 @@ class DomainSnapshot:
         self.last = row
         return row
 
-    def xml(self) -> str:
-        """The <domainsnapshot> XML, as `virsh snapshot-dumpxml` prints it."""
-        return str(self._call("GET", "/xml")["xml"])
+    def xml(self, security_info: bool = False) -> str:
+        """The <domainsnapshot> XML, as `virsh snapshot-dumpxml` prints it; graphics passwords of the
+        domain inside only with ``security_info``."""
+        return str(self._call("GET", "/xml?security_info=1" if security_info else "/xml")["xml"])
 
     def parent(self) -> str | None:
         return self.info().get("parent")

@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import InvalidArgument, OperationInvalid, PyvirtError, QemuError
 from ..model.domain import Domain
 from ..model.domain_xml import LiveInfo, format_domain_xml, parse_domain_xml
+from ..model.domain_xml_format import without_passwords
 from ..model.ids import normalize
 from ..qemu.argv import NicFds
 from . import prechecks
@@ -146,11 +147,14 @@ class DomainManager:
             cpu_note="; ".join(run.notes) if run else "",
         )
 
-    def get_xml(self, ref: str, inactive: bool = False) -> str:
+    def get_xml(self, ref: str, inactive: bool = False, security_info: bool = False) -> str:
+        """dumpxml: graphics passwords only with ``security_info`` (virsh's --security-info)."""
         entry = self.table.lookup(ref)
         if entry.running is not None and not inactive:
-            return format_domain_xml(entry.running.live, live=LiveInfo(id=entry.running.id))
-        return entry.xml
+            return format_domain_xml(entry.running.live, live=LiveInfo(id=entry.running.id), secure=security_info)
+        if security_info or without_passwords(entry.config) is entry.config:
+            return entry.xml
+        return format_domain_xml(entry.config, secure=False)
 
     # ----------------------------------------------------------- definitions
     def _allowed_emulators(self) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from ..host.qemu_user import QemuIdentity, qemu_identity
 from ..model.domain import Domain
 from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
+from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
 from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
@@ -77,7 +78,9 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
                    nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
-    wants_spice = any(g.type == "spice" and (g.autoport or g.port in (None, -1)) for g in domain.devices.graphics)
+    # a TCP port only for a SPICE display that listens on an address (the default is a unix socket)
+    wants_spice = any(g.type == "spice" and g.listen_address is not None and (g.autoport or g.port in (None, -1))
+                      for g in domain.devices.graphics)
     aliases = {m.alias: m.name for m in caps.machine_types if m.alias}
     return LaunchContext(
         qemu_binary=domain.devices.emulator or config.settings.qemu_binary,
@@ -207,6 +210,8 @@ class QemuLauncher:
             for index, nic in enumerate(domain.devices.interfaces):
                 if nic.link_state == "down":  # before the guest runs, so it never sees a carrier
                     await monitor.set_link(f"net{index}", False)
+            step = "while setting the display passwords"
+            await apply_passwords(monitor, domain)  # <graphics passwd>, over QMP before the guest runs
             step = "at cont (starting the guest's CPUs)"
             if not paused:
                 await monitor.cont()

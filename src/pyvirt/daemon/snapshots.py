@@ -34,7 +34,7 @@ from ..errors import (
     UnsupportedConfig,
 )
 from ..model.domain import Disk, Domain
-from ..model.domain_xml import parse_domain_xml
+from ..model.domain_xml import format_domain_xml, parse_domain_xml
 from ..model.snapshot_xml import (
     DomainSnapshot,
     SnapshotDisk,
@@ -125,9 +125,15 @@ class SnapshotManager:
         assert stored.snap.name is not None
         return self._row(entry, stored.snap.name)
 
-    def get_xml(self, ref: str, name: str) -> str:
+    def get_xml(self, ref: str, name: str, security_info: bool = False) -> str:
+        """snapshot-dumpxml: the domain inside without graphics passwords unless ``security_info``."""
         entry = self.table.lookup(ref)
-        return format_snapshot_xml(self.catalog.get(entry.uuid, entry.name, name).snap)
+        snap = self.catalog.get(entry.uuid, entry.name, name).snap
+        if snap.domain_xml and not security_info:
+            hidden = format_domain_xml(parse_domain_xml(snap.domain_xml), secure=False)
+            if hidden != format_domain_xml(parse_domain_xml(snap.domain_xml)):  # it had a password
+                snap = replace(snap, domain_xml=hidden)
+        return format_snapshot_xml(snap)
 
     async def set_current(self, ref: str, name: str) -> SnapshotRow:
         entry = self.table.lookup(ref)

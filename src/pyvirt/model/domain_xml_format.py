@@ -12,7 +12,7 @@ whole document: ``format_disk_xml`` and ``format_interface_xml``.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Features, Graphics, Interface
 from .xml_util import Node, node, on_off, render, yes_no
@@ -25,9 +25,13 @@ class LiveInfo:
     id: int | None = None
 
 
-def format_domain_xml(domain: Domain, *, live: LiveInfo | None = None) -> str:
-    """The domain as `virsh dumpxml` prints it; ``live`` adds the id of a running domain."""
-    d = domain
+def format_domain_xml(domain: Domain, *, live: LiveInfo | None = None, secure: bool = True) -> str:
+    """The domain as `virsh dumpxml` prints it; ``live`` adds the id of a running domain.
+
+    ``secure=False`` leaves out what only ``dumpxml --security-info`` shows
+    (graphics passwords), as libvirt does for callers that did not ask.
+    """
+    d = domain if secure else without_passwords(domain)
     root = node("domain", ("type", d.type), ("id", live.id if live is not None else None))
     root.add(node("name", text=d.name))
     if d.uuid:
@@ -271,6 +275,15 @@ def _fmt_chardev(c: CharDev) -> Node:
         target,
         _addr(c.address),
     ])
+
+
+def without_passwords(domain: Domain) -> Domain:
+    """``domain`` with its graphics passwords removed (the same object when it has none)."""
+    graphics = domain.devices.graphics
+    if not any(g.passwd is not None for g in graphics):
+        return domain
+    devices = replace(domain.devices, graphics=tuple(replace(g, passwd=None) for g in graphics))
+    return replace(domain, devices=devices)
 
 
 def _fmt_graphics(g: Graphics) -> Node:

@@ -19,54 +19,19 @@ from ..errors import InvalidArgument, UnsupportedConfig
 from .ids import parse_mac, parse_uuid
 from .names import check_name
 from .network import FORWARD_MODES, LATER_MODES, ROUTED_MODES, DHCPHost, IPConfig, Network
+from .tokens import hostname_problem as hostname_problem  # its home was here
+from .tokens import ifname_problem as ifname_problem  # its home was here
+from .tokens import ip_problem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-IFNAMSIZ = 16  # the kernel's limit includes the terminating NUL: 15 characters
 MTU_MIN, MTU_MAX = 68, 65535  # IPv4's minimum datagram; the largest an IP packet can be
-MAX_HOSTNAME = 253
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})$")
 _DUID = re.compile(r"^[0-9A-Fa-f]{1,2}(?::[0-9A-Fa-f]{1,2}){1,129}$")
 _MODES_TEXT = "nat, route, open or bridge"
 
 
 # ---------------------------------------------------------------- value checks (shared with the parser)
-def ifname_problem(name: str) -> str | None:
-    """Why the kernel would refuse ``name`` as a link name (dev_valid_name), or None."""
-    if not name:
-        return "it is empty"
-    if len(name) >= IFNAMSIZ:
-        return f"it has {len(name)} characters, more than {IFNAMSIZ - 1}"
-    if name in (".", ".."):
-        return f"it is '{name}'"
-    for ch in name:
-        if ch in "/:":
-            return f"it contains '{ch}'"
-        if ch.isspace():
-            return "it contains white space"
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            return f"it contains the control character {ch!r}"
-    return None
-
-
-def hostname_problem(name: str) -> str | None:
-    """Why ``name`` is no DNS name dnsmasq can serve (letters, digits, '-', '_', dots), or None.
-
-    The names end up in dnsmasq's config and hosts files, one per line or
-    comma separated, so anything else could break (or inject into) them.
-    """
-    if not name:
-        return "it is empty"
-    if len(name) > MAX_HOSTNAME:
-        return f"it has {len(name)} characters, more than {MAX_HOSTNAME}"
-    for label in name.split("."):
-        if not _LABEL.match(label):
-            return ("each dot-separated part must be 1-63 letters, digits, '-' or '_', "
-                    "starting with a letter or digit")
-    return None
-
-
 def netmask_prefix(text: str) -> int:
     """'255.255.255.0' -> 24; raises for anything that is not a contiguous IPv4 netmask."""
     try:
@@ -107,8 +72,15 @@ class _Check:
     def fail(self, path: str, what: str, fix: str, cls: type[InvalidArgument] = InvalidArgument) -> NoReturn:
         raise cls(f"{path} in {self.who}: {what}; {fix}")
 
+    def no_scope(self, path: str, what: str, value: str) -> None:
+        """An IPv6 scope id ('%eth0', any text, a newline too) must never reach dnsmasq's files."""
+        if "%" in value:
+            self.fail(path, f"{what} {value!r} is refused: {ip_problem(value)}",
+                      "a network's addresses belong to its bridge; remove the '%...' part")
+
     def address(self, path: str, what: str, value: str | None, version: int) -> IPAddress:
         family = "IPv4" if version == 4 else "IPv6"
+        self.no_scope(path, what, value or "")
         try:
             addr = ipaddress.ip_address(value or "")
         except ValueError:
@@ -278,6 +250,7 @@ def _dns(c: _Check, net: Network) -> None:
                "remove the <host> records, or remove enable='no'")
     for host in net.dns_hosts:
         path = f"<dns>/<host ip='{host.ip}'>"
+        c.no_scope(path, "ip", host.ip)
         try:
             ipaddress.ip_address(host.ip)
         except ValueError:
@@ -298,6 +271,7 @@ def _ip(c: _Check, ip: IPConfig) -> None:
     if ip.family not in ("ipv4", "ipv6"):
         c.fail(path, f"family '{ip.family}' is unknown", "write family='ipv4' or family='ipv6'")
     version = 4 if ip.family == "ipv4" else 6
+    c.no_scope(path, "address", ip.address)
     try:
         addr = ipaddress.ip_address(ip.address)
     except ValueError:

@@ -39,6 +39,7 @@ from .storage import (
     PoolTarget,
     Volume,
 )
+from .tokens import control_char, source_host_problem
 from .units import scale
 from .xml_doc import open_document, read_name, read_uuid
 from .xml_doc import with_path as _err
@@ -305,11 +306,31 @@ def _require_source(src: PoolSource, ptype: str, pool: str) -> None:
         raise need("host", _EXAMPLES["host"])
     if ptype == "netfs" and not src.dir:
         raise need("directory (the export)", _EXAMPLES["dir"])
+    _check_source_words(src, ptype, pool)
     if ptype == "logical":
         problem = lvm_name_problem(src.name or "")
         if problem:
             raise InvalidArgument(f"pool '{pool}': volume group name {src.name!r} is not valid for LVM: {problem}; "
                                   "write <source><name>vgname</name></source> with letters, digits, '+', '_', '.', '-'")
+
+
+def _check_source_words(src: PoolSource, ptype: str, pool: str) -> None:
+    """The source's host and paths become arguments of mount, parted, pvcreate and iscsiadm: plain, or refused."""
+    if src.host is not None and (problem := source_host_problem(src.host)) is not None:
+        raise InvalidArgument(f"pool '{pool}': source host {src.host!r} is refused: {problem}; "
+                              "write a server name or address, e.g. <host name='nfs.example.com'/>")
+    words = [("source directory", src.dir), *(("source device", dev) for dev in src.devices)]
+    for what, value in words:
+        if value is not None and (bad := control_char(value)) is not None:
+            raise InvalidArgument(f"pool '{pool}': {what} {value!r} contains the control character {bad!r}; "
+                                  "rename it")
+    paths = [("source directory", src.dir)] if ptype == "netfs" else []
+    if ptype != "iscsi":  # an iSCSI device is the target's IQN, not a path
+        paths += [("source device", dev) for dev in src.devices]
+    for what, value in paths:
+        if value is not None and not value.startswith("/"):
+            raise InvalidArgument(f"pool '{pool}': {what} {value!r} is not an absolute path; write the full path "
+                                  "starting with / (e.g. <device path='/dev/sdb'/>, <dir path='/export/images'/>)")
 
 
 _LVM_NAME = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
@@ -357,6 +378,9 @@ def _pool_target(r: Reader | None, ptype: str, src: PoolSource, pool: str) -> Po
     if not path.startswith("/"):
         raise InvalidArgument(f"pool '{pool}': the target path '{path}' is relative; write an absolute path "
                               "such as /var/lib/pyvirt/images")
+    if (bad := control_char(path)) is not None:
+        raise InvalidArgument(f"pool '{pool}': the target path {path!r} contains the control character {bad!r}; "
+                              "use a plain path such as /var/lib/pyvirt/images")
     return PoolTarget(path=sanitize_path(path), permissions=perms)
 
 

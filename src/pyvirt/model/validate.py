@@ -17,6 +17,7 @@ from .domain import Address, CharDev, Devices, Disk, Domain, Interface
 from .ids import parse_mac, parse_uuid
 from .names import check_name, name_problem
 from .storage_xml import volume_name_problem
+from .tokens import control_char, ifname_problem, ip_problem, qemu_name_problem
 
 DOMAIN_TYPES = ("kvm", "qemu")
 ARCHES = ("x86_64",)  # qemu-system-x86_64 only; i686 guests run as x86_64
@@ -76,6 +77,8 @@ ADDRESS_ATTRS = {
 }
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TARGET_DEV = re.compile(r"^[a-z]+$")
+_ADDRESS_NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|[0-9]+)$")
+_USB_PORT = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # a port behind hubs: 1.2
 
 
 class _Check:
@@ -95,9 +98,27 @@ class _Check:
             self.fail(path, f"{field} '{value}' is not supported", f"use one of {', '.join(allowed)}",
                       UnsupportedConfig)
 
+    def qemu_name(self, path: str, what: str, value: str | None, example: str) -> None:
+        """A name QEMU reads inside a comma-separated option (-cpu MODEL,+FEATURE): plain, or refused."""
+        problem = None if value is None else qemu_name_problem(value)
+        if problem is not None:
+            self.fail(path, f"{what} {value!r} is not a QEMU name: {problem}", f"write e.g. {example}")
+
+    def no_control(self, path: str, what: str, value: str | None) -> None:
+        # a path is written into logs, option strings and fd-set labels, where a newline starts a new line
+        if value is not None and (bad := control_char(value)) is not None:
+            self.fail(path, f"{what} {value!r} contains the control character {bad!r}", "rename the file")
+
     def absolute(self, path: str, what: str, value: str | None) -> None:
         if value is not None and not value.startswith("/"):
             self.fail(path, f"{what} '{value}' is not an absolute path", "write the full path, starting with /")
+        self.no_control(path, what, value)
+
+
+def _plain_file_name(name: str) -> bool:
+    """One path component that stays where it is put: no separators, no '.'/'..', no control characters."""
+    return (name not in (".", "..") and len(name) <= 100
+            and all(ch.isalnum() or ch in "._-" for ch in name) and name.isascii())
 
 
 def _plain_file_name(name: str) -> bool:
@@ -209,9 +230,11 @@ def _cpu(c: _Check, d: Domain) -> None:
     c.one_of("<cpu>/<model>", "fallback", cpu.model_fallback, CPU_FALLBACK)
     if cpu.mode == "custom" and not cpu.model:
         c.fail("<cpu>", "mode 'custom' has no <model>", "add e.g. <model>Skylake-Client</model>")
+    c.qemu_name("<cpu>/<model>", "CPU model", cpu.model, "Skylake-Client or qemu64")
     for f in cpu.features:
         if not f.name:
             c.fail("<cpu>/<feature>", "a feature has an empty name", "give name='...'")
+        c.qemu_name("<cpu>/<feature>", "feature name", f.name, "name='avx2' or name='sse4.2'")
         c.one_of(f"<cpu>/<feature name='{f.name}'>", "policy", f.policy, CPU_POLICIES, optional=False)
     names = Counter(f.name for f in cpu.features)
     for name, n in names.items():
@@ -256,6 +279,10 @@ def _addresses(c: _Check, dv: Devices) -> None:
                 if key not in ADDRESS_ATTRS[addr.type]:
                     c.fail(path, f"attribute '{key}' does not belong to a {addr.type} address",
                            f"use {', '.join(ADDRESS_ATTRS[addr.type])}", UnsupportedConfig)
+            for key, value in addr.attrs:
+                number = _USB_PORT if (addr.type, key) == ("usb", "port") else _ADDRESS_NUMBER
+                if key != "multifunction" and not number.match(value):
+                    c.fail(path, f"{key}={value!r} is not a number", f"write e.g. {key}='0x1' or {key}='1'")
             if addr.type == "pci" and addr.get("multifunction") not in (None, "on", "off"):
                 c.fail(path, f"multifunction='{addr.get('multifunction')}'", "write 'on' or 'off'")
 
@@ -275,6 +302,10 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(path, "controller type", ctrl.type, CONTROLLER_TYPES, optional=False)
         if ctrl.type == "pci":
             c.one_of(path, "model", ctrl.model, PCI_MODELS)
+        c.qemu_name(path + "/<model>", "model name", ctrl.model_name, "name='pcie-root-port'")
+        if ctrl.target_port is not None and not _port_number(ctrl.target_port):
+            c.fail(path + "/<target>", f"port {ctrl.target_port!r} is not a number from 0 to 255",
+                   "write e.g. port='0x10'")
     for (kind, index), n in Counter((x.type, x.index) for x in dv.controllers).items():
         if n > 1:
             c.fail(f"<devices>/<controller type='{kind}'>", f"{n} controllers have index {index}",
@@ -302,6 +333,9 @@ def _devices(c: _Check, d: Domain) -> None:
         if g.port is not None and not (g.port == -1 or 0 <= g.port <= 65535):
             c.fail(path, f"port {g.port} is not a TCP port", "use 5900-65535, or autoport='yes'")
         c.absolute(path, "socket", g.socket)
+        if g.listen_address is not None and (problem := ip_problem(g.listen_address)) is not None:
+            c.fail(path + "/<listen>", f"listen address {g.listen_address!r} is refused: {problem}",
+                   "give an IP address such as 127.0.0.1 or ::1, or <listen type='socket'/> for a unix socket")
     for v in dv.videos:
         c.one_of("<devices>/<video>/<model>", "video model", v.model, VIDEO_MODELS, optional=False)
     if sum(1 for v in dv.videos if v.primary) > 1:
@@ -333,6 +367,13 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
 
 
+def _port_number(text: str) -> bool:
+    try:
+        return 0 <= int(text, 0) <= 255
+    except ValueError:
+        return False
+
+
 def _disk(c: _Check, disk: Disk) -> None:
     path = f"<devices>/<disk> '{disk.target_dev}'"
     if not _TARGET_DEV.match(disk.target_dev):
@@ -353,6 +394,9 @@ def _disk(c: _Check, disk: Disk) -> None:
         c.fail(path + "/<driver>", "io='native' needs cache='none' or cache='directsync'",
                "set one of those caches or use io='threads'")
     _disk_source(c, path, disk)
+    if disk.serial is not None and (bad := control_char(disk.serial)) is not None:
+        c.fail(path + "/<serial>", f"serial {disk.serial!r} contains the control character {bad!r}",
+               "use letters, digits and punctuation, e.g. WEB1-ROOT")
     if disk.device == "cdrom" and disk.bus == "virtio":
         c.fail(path, "a cdrom cannot be on the virtio bus", "use bus='sata' (q35), 'ide' (pc) or 'scsi'")
     c.absolute(path + "/<source>", "image", disk.source)
@@ -410,6 +454,21 @@ def _interface(c: _Check, iface: Interface) -> None:
         c.fail(path + "/<source>", f"a {iface.type} interface needs <source {need}='...'/>", f"add the {need} name")
     if iface.type == "direct":
         c.one_of(path + "/<source>", "mode", source.get("mode"), DIRECT_MODES)
+    _interface_names(c, path, iface, source)
+    c.qemu_name(path + "/<alias>", "alias", iface.alias, "name='net0' (QEMU's device id)")
+
+
+def _interface_names(c: _Check, path: str, iface: Interface, source: dict[str, str]) -> None:
+    """Host link names and the network name become netlink requests and lookups: the kernel's and pyvirt's rules."""
+    links = [("<target>", "target dev", iface.target_dev)]
+    links += [("<source>", f"source {key}", source.get(key)) for key in ("bridge", "dev") if key in source]
+    for where, what, value in links:
+        if value is not None and (problem := ifname_problem(value)) is not None:
+            c.fail(path + "/" + where, f"{what} {value!r} is not a valid interface name: {problem}",
+                   "use at most 15 characters without '/', ':' or spaces, e.g. vnet0 or br0")
+    network = source.get("network")
+    if network is not None and (problem := name_problem(network)) is not None:
+        c.fail(path + "/<source>", f"network name {network!r} is invalid: {problem}", "see `pyvirt net-list --all`")
 
 
 def _chardev(c: _Check, dev: CharDev) -> None:

@@ -16,20 +16,34 @@ from ..errors import InvalidArgument, UnsupportedConfig, XMLSyntaxError
 
 NsMap = dict[ET.Element, list[tuple[str, str]]]
 
+# Bounds on what any codec is asked to read, so hostile input is refused in words, not met with a
+# RecursionError (every walk of the tree recurses) or a daemon that builds a gigabyte of elements.
+# libxml2 refuses deeper than 256 levels unless told otherwise, and virsh reads at most 10 MiB of XML.
+MAX_XML_DEPTH = 256
+MAX_XML_CHARS = 10 * 1024 * 1024
+
 
 # ---------------------------------------------------------------- parsing
 class _Target:
     """TreeBuilder that also records which namespaces each element declares."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
         self._builder = ET.TreeBuilder()
         self._pending: list[tuple[str, str]] = []
         self.declared: NsMap = {}
+        self._what = what
+        self._depth = 0
 
     def start_ns(self, prefix: str, uri: str) -> None:
         self._pending.append((prefix or "", uri))
 
     def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
+        self._depth += 1
+        if self._depth > MAX_XML_DEPTH:
+            raise InvalidArgument(
+                f"{self._what} nests elements more than {MAX_XML_DEPTH} levels deep (at <{split_tag(tag)[1]}>); "
+                "no libvirt document comes close: check what produced it"
+            )
         elem = self._builder.start(tag, attrs)
         if self._pending:
             self.declared[elem] = self._pending
@@ -37,6 +51,7 @@ class _Target:
         return elem
 
     def end(self, tag: str) -> ET.Element:
+        self._depth -= 1
         return self._builder.end(tag)
 
     def data(self, data: str) -> None:
@@ -51,11 +66,18 @@ def parse_xml(text: str, what: str = "domain XML") -> tuple[ET.Element, NsMap]:
 
     Returns the root and, per element, the namespaces it declares (prefix, uri),
     so foreign XML such as <metadata> can be written back with its prefixes.
-    Columns are reported 1-based, as editors count them.
+    Columns are reported 1-based, as editors count them. A document over
+    ``MAX_XML_CHARS`` characters or ``MAX_XML_DEPTH`` levels deep is refused
+    before anything reads it.
     """
     if not isinstance(text, str):
         raise InvalidArgument(f"{what} must be text, not {type(text).__name__}")
-    target = _Target()
+    if len(text) > MAX_XML_CHARS:
+        raise InvalidArgument(
+            f"{what} has {len(text)} characters, more than the {MAX_XML_CHARS} pyvirt reads "
+            "(10 MiB, as virsh); check what produced it"
+        )
+    target = _Target(what)
     parser = ET.XMLParser(target=target)
     try:
         parser.feed(text)

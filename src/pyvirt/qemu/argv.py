@@ -396,7 +396,10 @@ def _vnc(b: Build, g: Graphics) -> str:
 
 
 def _spice(b: Build, g: Graphics) -> str:
-    port = g.port if g.port and g.port > 0 and not g.autoport else b.ctx.spice_port
+    """A unix socket in the guest's directory unless a listen address or a fixed port is given (as VNC):
+    on TCP every local user could reach the display; the socket is the daemon's (and QEMU's) alone."""
+    fixed = g.port if g.port and g.port > 0 and not g.autoport else None
+    port = fixed or (b.ctx.spice_port if g.listen_address is not None else None)
     if g.listen_type == "socket" or port is None:
         where: list[tuple[str, Value]] = [("unix", True), ("addr", g.socket or f"{b.ctx.channel_dir}/spice.sock")]
     else:

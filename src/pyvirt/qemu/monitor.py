@@ -254,6 +254,15 @@ class Monitor:
         """Run an HMP command (for what QMP lacks); returns its text output."""
         return str(await self.execute("human-monitor-command", {"command-line": command_line}))
 
+    async def set_password(self, protocol: str, password: str) -> None:
+        """The password of the VNC or SPICE display (``protocol`` 'vnc' or 'spice').
+
+        QEMU started with ``password=on`` (VNC) or without ``disable-ticketing``
+        (SPICE) refuses every client until this is set. The password never
+        appears in an error: QEMU's reply names only the protocol.
+        """
+        await self.execute("set_password", {"protocol": protocol, "password": password})
+
     # -- devices (hot-plug) -------------------------------------------------
 
     async def set_link(self, name: str, up: bool) -> None:
