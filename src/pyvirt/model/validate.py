@@ -121,12 +121,6 @@ def _plain_file_name(name: str) -> bool:
             and all(ch.isalnum() or ch in "._-" for ch in name) and name.isascii())
 
 
-def _plain_file_name(name: str) -> bool:
-    """One path component that stays where it is put: no separators, no '.'/'..', no control characters."""
-    return (name not in (".", "..") and len(name) <= 100
-            and all(ch.isalnum() or ch in "._-" for ch in name) and name.isascii())
-
-
 def validate_domain(d: Domain) -> None:
     """Raise InvalidArgument/UnsupportedConfig for the first problem in ``d``."""
     check_name(d.name, "domain")
