@@ -161,3 +161,29 @@ def test_killed_while_taking_a_snapshot(caps_cache: Path, guest: GuestImage, tmp
         ok(d, "snapshot-create-as", "cws", "s2")  # and snapshots go on as usual
     finally:
         d.cleanup()
+
+
+NET_XML = """<network><name>cwnet</name><bridge name='pvcwbr0' stp='off'/>
+<forward mode='nat'/><ip address='10.213.7.1' netmask='255.255.255.0'>
+<dhcp><range start='10.213.7.10' end='10.213.7.50'/></dhcp></ip></network>"""
+
+
+@pytest.mark.parametrize("step", ["net-start:bridge", "net-start:running"])
+def test_killed_during_net_start(caps_cache: Path, tmp_path: Path, step: str) -> None:
+    d = make_daemon(caps_cache)
+    try:
+        (tmp_path / "net.xml").write_text(NET_XML)
+        ok(d, "net-define", str(tmp_path / "net.xml"))
+        d.stop()
+        d.start(env={"PYVIRT_FAULT": step})
+        died(d, "net-start", "cwnet")
+        assert Path("/sys/class/net/pvcwbr0").exists()  # the half-made start really left a bridge
+        d.start()
+        assert not Path("/sys/class/net/pvcwbr0").exists()
+        assert d.host_leftovers() == []  # no dnsmasq under the root, no nft table of ours
+        assert "inactive" in ok(d, "net-info", "cwnet")
+        ok(d, "net-start", "cwnet")  # and it starts as if nothing happened
+        ok(d, "net-destroy", "cwnet")
+        ok(d, "net-undefine", "cwnet")
+    finally:
+        d.cleanup()
