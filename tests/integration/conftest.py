@@ -4,6 +4,13 @@ Each daemon is a real `pyvirtd --root DIR` process (so kill -9 and restarts
 are real). Teardown kills whatever QEMU a test left running under that root
 and removes the root: a failing test leaks nothing.
 
+Every test, and every module, is checked for what it left on the host, read
+from the host itself (tests/integration/leftovers.py): what a test makes must
+be gone when its function-scoped fixtures are torn down; what a module-scoped
+fixture makes (a shared daemon, its networks and guests) must be gone when the
+module's fixtures are. A leftover fails the test (or the module's last test,
+at teardown) and is named.
+
 Every exchange with a daemon is checked against the REST contract
 (docs/openapi.yaml): PYVIRT_API_TRACE points at a file of each test's own, which
 the CLI subprocesses and the in-process clients append to, and the test fails
@@ -29,8 +36,10 @@ import pytest
 
 from pyvirt.client.transport import TRACE_ENV
 from tests.guest.build import READY_MARKER, GuestImage, build
+from tests.integration import leftovers
 from tests.openapi_check import Contract, Tally, check_trace
 
+leftovers.use_private_tmp()  # before anything makes a temp path: see leftovers.py
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PYVIRT = str(VENV_BIN / "pyvirt")
@@ -57,6 +66,16 @@ def check_api_trace(path: Path, who: str) -> None:
         shown = "\n  ".join(problems[:30]) + ("\n  ..." if len(problems) > 30 else "")
         pytest.fail(f"{who}: {len(problems)} exchange(s) with pyvirtd departed from docs/openapi.yaml "
                     f"(trace: {path}):\n  {shown}", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_tmp() -> Iterator[Path]:
+    """The run's temp directory (TMPDIR) goes when the run ends; what a module left in it was reported."""
+    path = leftovers.use_private_tmp()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -88,6 +107,37 @@ def api_trace(request: pytest.FixtureRequest, api_trace_dir: Path) -> Iterator[P
     finally:
         os.environ[TRACE_ENV] = outside
     check_api_trace(path, request.node.nodeid)
+
+
+def _check_leftovers(before: leftovers.Snapshot, who: str, basetemp: Path) -> None:
+    found = leftovers.leftovers_since(before, ours=[str(basetemp)])
+    if found:
+        pytest.fail(f"{who} left {len(found)} thing(s) on the host:\n  " + "\n  ".join(found), pytrace=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def leftovers_of_module(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The module's shared fixtures (daemons, networks, guests) leave nothing once torn down.
+
+    Autouse, so set up before the module's other fixtures and torn down after them."""
+    if os.geteuid() != 0:
+        yield
+        return
+    before = leftovers.snapshot()
+    yield
+    _check_leftovers(before, f"module {request.module.__name__}", tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(autouse=True)
+def leftovers_of_test(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The test and its function-scoped fixtures leave nothing; module fixtures it uses are set up
+    before this snapshot (higher scopes come first), so their objects are judged at the module's end."""
+    if os.geteuid() != 0:
+        yield
+        return
+    before = leftovers.snapshot()
+    yield
+    _check_leftovers(before, request.node.nodeid, tmp_path_factory.getbasetemp())
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -168,20 +218,6 @@ def _nft_table(root: Path) -> str:
     return nft_table_for(root)
 
 
-def network_leftovers(root: Path) -> list[str]:
-    found = []
-    for rt in _network_runtimes(root):
-        bridge = rt.get("bridge")
-        if bridge and Path(f"/sys/class/net/{bridge}").exists():
-            found.append(f"bridge {bridge}")
-    found += [f"dnsmasq pid {pid}" for pid in pids_under(root, b"dnsmasq")]
-    table = _nft_table(root)
-    done = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True)
-    if done.returncode == 0:
-        found.append(f"nft table inet {table}")
-    return found
-
-
 def remove_network_leftovers(root: Path) -> None:
     for rt in _network_runtimes(root):
         bridge = rt.get("bridge")
@@ -195,6 +231,8 @@ class DaemonHandle:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.baseline = leftovers.snapshot()  # the host before this daemon ran: see host_leftovers()
+        leftovers.register_root(root)
         self.socket = root / "run/pyvirt/pyvirtd.sock"
         self.uri = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -279,9 +317,20 @@ class DaemonHandle:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def host_leftovers(self) -> list[str]:
-        """What this daemon's networks left on the host: bridges and macvtaps of its runtime
-        records, dnsmasq processes under its root, its nftables table."""
-        return network_leftovers(self.root)
+        """What is on the host now that was not before this daemon started (links, namespaces, loop
+        devices, nft tables, mounts, QEMU and dnsmasq processes, temp dirs), read from the host itself:
+        a record the daemon forgot cannot hide what it named."""
+        return leftovers.leftovers_since(self.baseline)
+
+    def guest_poweroff(self, name: str, after: float = 0) -> int:
+        """Have the guest power itself off (``poweroff -f`` from its console shell) ``after`` seconds
+        from now, printing "PYVIRT-GUEST-POWEROFF console" first; returns the serial log's size
+        before, for ``wait_serial(start=...)``. The daemon may be gone by the time it happens."""
+        start = self.serial_log(name).stat().st_size
+        # POWER""OFF: the shell's echo of the typed line must not match the marker
+        self.guest_run(name, f'(sleep {after}; echo PYVIRT-GUEST-POWER""OFF console; poweroff -f) '
+                             ">/dev/console 2>&1 & true")
+        return start
 
     def guest_run(self, name: str, command: str, timeout: float = 30.0) -> tuple[int, str]:
         """Type ``command`` on the guest's serial shell; wait for it to finish.
@@ -327,8 +376,8 @@ def fails(d: DaemonHandle, *args: str) -> str:
 
 
 def make_daemon(caps_cache: Path, default_network: bool = False) -> DaemonHandle:
-    # Short root: unix socket paths (QMP, serial) must stay under 108 bytes.
-    root = Path(tempfile.mkdtemp(prefix="pv", dir="/tmp"))
+    # Short root (in the run's short temp dir): unix socket paths (QMP, serial) must stay under 108 bytes.
+    root = Path(tempfile.mkdtemp(prefix="pv"))
     root.chmod(0o755)  # dnsmasq reads its hosts files as `nobody`
     cache = root / "var/lib/pyvirt/cache"
     cache.mkdir(parents=True)

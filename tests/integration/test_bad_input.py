@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import re
+import sqlite3
 
 import pytest
 
@@ -40,10 +42,19 @@ def test_unsupported_element_is_named(daemon: DaemonHandle, guest, tmp_path) -> 
     assert "bad1" not in names(daemon)
 
 
+def stored_domains(daemon: DaemonHandle) -> list[tuple[str, str]]:
+    """(uuid, name) of every domain row in the daemon's store, read from its database."""
+    with contextlib.closing(sqlite3.connect(daemon.root / "var/lib/pyvirt/pyvirt.db")) as db:
+        return sorted(db.execute("SELECT uuid, name FROM domains").fetchall())
+
+
 @pytest.mark.parametrize("name", ["", "a/b", "..", "tab\there", "x" * 65])
 def test_invalid_names(daemon: DaemonHandle, guest, tmp_path, name: str) -> None:  # type: ignore[no-untyped-def]
+    before, rows = names(daemon), stored_domains(daemon)
     r = define_text(daemon, tmp_path, domain_xml(name, guest))
-    assert r.returncode == 1 and "name" in r.stderr.lower(), r.stderr
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and "name" in r.stderr.lower(), r.stderr
+    assert r.stdout.strip() == ""
+    assert names(daemon) == before and stored_domains(daemon) == rows  # nothing stored
 
 
 def test_duplicate_name_and_uuid(daemon: DaemonHandle, guest, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from tests.guest.build import GuestImage
-from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok
+from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok, qemu_pids_under
+
+pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 ROOT_PORTS = ("<controller type='pci' index='0' model='pcie-root'/>"
@@ -288,14 +290,17 @@ def test_config_changes_of_a_defined_domain(daemon: DaemonHandle, guest: GuestIm
 
 
 def test_a_missing_disk_path_stops_the_start(daemon: DaemonHandle, guest: GuestImage, work: Path) -> None:
+    qemus = qemu_pids_under(daemon.root)  # the module's shared guest may run
     missing = work / "nope" / "gone.raw"
     (work / "miss.xml").write_text(domain_xml("pvdk-miss", guest, extra_devices=file_disk(missing, "vda")))
     err = fails(daemon, "create", str(work / "miss.xml"))
     assert str(missing) in err and "does not exist" in err, err
+    assert qemu_pids_under(daemon.root) == qemus  # no QEMU started for it, or none left
     blockless = ("<disk type='block'><driver name='qemu' type='raw'/>"
                  f"<source dev='{raw(work / 'notblock.raw', MIB)}'/><target dev='vda' bus='virtio'/></disk>")
     (work / "nb.xml").write_text(domain_xml("pvdk-nb", guest, extra_devices=blockless))
     assert "is not a block device" in fails(daemon, "create", str(work / "nb.xml"))
+    assert qemu_pids_under(daemon.root) == qemus
     assert "pvdk-miss" not in ok(daemon, "list", "--all") and "pvdk-nb" not in ok(daemon, "list", "--all")
 
 

@@ -14,6 +14,8 @@ import pytest
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml
 
+pytestmark = pytest.mark.integration
+
 M = 1024**2
 PYVIRT = str(Path(sys.executable).parent / "pyvirt")
 

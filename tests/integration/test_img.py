@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -106,12 +108,33 @@ def test_convert_onto_itself_refused(tmp_path):
     assert digest(src) == before and img.info(src).format == "qcow2"
 
 
-def test_failed_convert_leaves_no_destination(tmp_path):
+@pytest.fixture
+def full_dir(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: qemu-img creates its output there, then runs out of space writing it."""
+    path = tmp_path / "full"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "pvtest", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_failed_convert_leaves_no_destination(tmp_path, full_dir):
     src, dst = tmp_path / "s.qcow2", tmp_path / "d.raw"
     img.create(src, "qcow2", M)
-    with pytest.raises(QemuError) as exc:
+    with pytest.raises(QemuError) as exc:  # refused before qemu-img makes anything
         img.convert(src, dst, dst_fmt="raw", options={"no_such_option": "1"})
     assert exc.value.detail
+    assert not dst.exists()
+    # a failure after qemu-img made the file: the cleanup removes what it wrote
+    raw, dst = tmp_path / "s.raw", full_dir / "d.raw"
+    raw.write_bytes(os.urandom(4 * M))  # random: nothing qemu-img may skip as zeroes
+    seen: list[bool] = []
+    with pytest.raises(QemuError) as exc:
+        img.convert(raw, dst, src_fmt="raw", dst_fmt="raw", progress_cb=lambda _: seen.append(dst.exists()))
+    assert "No space left on device" in (exc.value.detail or ""), exc.value.detail
+    assert True in seen  # the destination existed while qemu-img ran
     assert not dst.exists()
 
 

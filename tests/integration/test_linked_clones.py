@@ -5,8 +5,12 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml
+
+pytestmark = pytest.mark.integration
 
 
 def sha(path: Path) -> str:

@@ -6,6 +6,7 @@ pvdv0/pvdv1 with pvdv1 in namespace pvdns.
 """
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import pytest
 
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, make_daemon
+
+pytestmark = pytest.mark.integration
 
 NET = """<network>
   <name>{name}</name>
@@ -83,6 +86,55 @@ def test_network_whose_bridge_vanished_while_the_daemon_was_down(own: DaemonHand
     assert own.host_leftovers() == []  # its dnsmasq was stopped, its rules dropped
     own.cli("net-start", "pvgone", check=True)
     own.cli("net-destroy", "pvgone", check=True)
+    assert own.host_leftovers() == []
+
+
+def signal_pending(pid: int, sig: int) -> bool:
+    """True while ``sig`` is sent to ``pid`` but not yet delivered (a stopped process keeps it pending)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    pending = int(re.search(r"^ShdPnd:\s*([0-9a-f]+)$", status, re.M).group(1), 16)  # type: ignore[union-attr]
+    return bool(pending & (1 << (sig - 1)))
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for init to reap it counts as gone: it has no command line)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == b""
+    except FileNotFoundError:
+        return True
+
+
+def test_daemon_killed_inside_net_destroy_keeps_the_record_and_cleans_after_restart(
+        own: DaemonHandle, tmp_path: Path) -> None:
+    """The runtime record must outlive the host side: a daemon killed while net-destroy stops the host
+    side comes back knowing the network (its bridge is still there), so nothing leaks unseen."""
+    from tests.integration.conftest import PYVIRT, pids_under
+
+    define(own, tmp_path, NET.format(name="pvkill", bridge="pvdb10", prefix="10.128.1"))
+    [dnsmasq_pid] = pids_under(own.root, b"dnsmasq")
+    os.kill(dnsmasq_pid, signal.SIGSTOP)  # holds net-destroy inside the host-side stop: SIGTERM stays pending
+    destroy = subprocess.Popen([PYVIRT, "-c", own.uri, "net-destroy", "pvkill"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not signal_pending(dnsmasq_pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert signal_pending(dnsmasq_pid, signal.SIGTERM), "net-destroy never asked dnsmasq to stop"
+        own.stop(signal.SIGKILL)  # the daemon dies in the middle of stopping the host side
+    finally:
+        os.kill(dnsmasq_pid, signal.SIGCONT)  # it now takes the SIGTERM and exits
+        destroy.wait(10)
+    deadline = time.monotonic() + 5
+    while not gone(dnsmasq_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert Path("/sys/class/net/pvdb10").exists()  # the host side was not finished
+    own.start()
+    # the record is still there: the network is reattached (dnsmasq started again), not forgotten
+    assert re.search(r"^ pvkill\s+active", own.cli("net-list", "--all", check=True).stdout, re.M)
+    assert len(pids_under(own.root, b"dnsmasq")) == 1
+    own.cli("net-destroy", "pvkill", check=True)
+    assert not Path("/sys/class/net/pvdb10").exists()
+    own.cli("net-undefine", "pvkill", check=True)
     assert own.host_leftovers() == []
 
 

@@ -33,6 +33,8 @@ from pyvirt.model.network import Bridge, DHCPHost, DHCPRange, DNSHost, Forward, 
 from pyvirt.network import dnsmasq, firewall
 from pyvirt.network.leases import read_leases
 
+pytestmark = pytest.mark.integration
+
 BRIDGE = "pvtd0"
 GUEST_NS, OUTSIDE_NS = "pvtdg", "pvtdo"
 GUEST_IF, GUEST_HOST_IF = "pvtdg0", "pvtdv0"  # guest's end (in pvtdg), its host end (on the bridge)
@@ -111,7 +113,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     remove_lab()  # what a killed earlier run may have left
-    workdir = Path(tempfile.mkdtemp(prefix="pvtd", dir="/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="pvtd"))
     workdir.chmod(0o755)  # dnsmasq reads its hosts files as nobody
     try:
         run("ip", "link", "add", BRIDGE, "type", "bridge")

@@ -25,6 +25,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyvirt.errors import AlreadyExists, HostError, InvalidArgument, NotFound
 from pyvirt.network import links
 
+pytestmark = pytest.mark.integration
+
 PREFIX = "pvtl"
 ETH_TYPE = b"\x88\xb5"  # IEEE local experimental ethertype: nothing else on the host answers it
 VNET_HDR = bytes(10)  # struct virtio_net_hdr, all zero: no offloads

@@ -3,12 +3,16 @@
 One daemon for the module; networks use bridges named pvn* and subnets
 10.123-10.126.x.0/24 so they do not collide with anything else on the host. STP is off
 on them (a new port on an STP bridge forwards only after 4 s); the ping helper still
-retries for that case.
+retries for that case. The outside world is namespace pvnout behind the host
+(10.127.0.2, over veth pvno0/pvno1 from the host's 10.127.0.1): it has a route back
+to the isolated network only, so a NAT guest reaches it only when masqueraded.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +21,8 @@ import pytest
 
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, make_daemon
+
+pytestmark = pytest.mark.integration
 
 LEASE = "PYVIRT-GUEST-LEASE"
 
@@ -110,6 +116,89 @@ def pair(netd: DaemonHandle, guest: GuestImage, tmp_path_factory: pytest.TempPat
     return {name: lease_ip(netd, name) for name in guests}
 
 
+OUTSIDE_NS, OUTSIDE = "pvnout", "10.127.0.2"
+PORT = 8080
+# Answers every connection with the address it came from, then closes it.
+ECHO_PEER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, peer = s.accept(); c.sendall(peer[0].encode() + b"\\n"); c.close()
+"""
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[str]:
+    """Namespace pvnout behind the host with a server on 10.127.0.2:8080 that tells each client its address."""
+    subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True)
+    sh("ip", "netns", "add", OUTSIDE_NS)
+    server = None
+    try:
+        sh("ip", "link", "add", "pvno0", "type", "veth", "peer", "name", "pvno1", "netns", OUTSIDE_NS)
+        sh("ip", "addr", "add", "10.127.0.1/24", "dev", "pvno0")
+        sh("ip", "link", "set", "pvno0", "up")
+        sh("ip", "-n", OUTSIDE_NS, "addr", "add", f"{OUTSIDE}/24", "dev", "pvno1")
+        sh("ip", "-n", OUTSIDE_NS, "link", "set", "pvno1", "up")
+        sh("ip", "-n", OUTSIDE_NS, "route", "add", "10.124.0.0/24", "via", "10.127.0.1")  # isolated only
+        server = subprocess.Popen(["ip", "netns", "exec", OUTSIDE_NS, sys.executable, "-c", ECHO_PEER, OUTSIDE,
+                                   str(PORT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready", server.stderr
+        yield OUTSIDE
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "link", "del", "pvno0"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True)
+
+
+def connect(daemon: DaemonHandle, name: str, address: str) -> tuple[int, str]:
+    """From guest ``name``, a TCP connection to the outside server: (status, what the server said or nc's error)."""
+    status, out = daemon.guest_run(name, f"nc -w 3 {address} {PORT} </dev/null", timeout=20)
+    return status, out.strip()
+
+
+@contextlib.contextmanager
+def guest_routes(daemon: DaemonHandle, name: str, via: str, *subnets: str) -> Iterator[None]:
+    """Routes in the guest towards ``subnets`` through the host's address ``via`` on its network."""
+    for subnet in subnets:
+        status, out = daemon.guest_run(name, f"ip route replace {subnet} via {via}")
+        assert status == 0, out
+    try:
+        yield
+    finally:
+        for subnet in subnets:
+            daemon.guest_run(name, f"ip route del {subnet}")
+
+
+@contextlib.contextmanager
+def without_rules_of(daemon: DaemonHandle, bridge: str) -> Iterator[None]:
+    """The daemon's nft table less every rule that names ``bridge``; the table as it was afterwards."""
+    from pyvirt.network.lifecycle import nft_table_for
+
+    table = nft_table_for(daemon.root)
+    saved = nft_table(daemon)
+    listing = subprocess.run(["nft", "-a", "list", "table", "inet", table], capture_output=True, text=True,
+                             check=True).stdout
+    chain = ""
+    for line in listing.splitlines():
+        if match := re.match(r"\s*chain (\S+) \{", line):
+            chain = match.group(1)
+        elif f'"{bridge}"' in line and (handle := re.search(r"# handle (\d+)$", line)):
+            sh("nft", "delete", "rule", "inet", table, chain, "handle", handle.group(1))
+    try:
+        yield
+    finally:
+        subprocess.run(["nft", "-f", "-"], input=f"delete table inet {table}\n{saved}", text=True, check=True)
+        assert nft_table(daemon) == saved
+
+
 def test_nat_network_is_up_with_bridge_dnsmasq_and_rules(netd: DaemonHandle) -> None:
     listing = netd.cli("net-list", "--all", check=True).stdout
     assert re.search(r"^ pvnat\s+active\s+no\s+yes$", listing, re.M), listing
@@ -147,9 +236,26 @@ def test_guests_ping_each_other_and_the_gateway(netd: DaemonHandle, pair: dict[s
     assert ping(netd, "nat2", pair["nat1"])
 
 
-def test_isolated_network_cannot_reach_the_nat_network(netd: DaemonHandle, pair: dict[str, str]) -> None:
+def test_nat_guest_reaches_the_outside_with_the_hosts_address(netd: DaemonHandle, pair: dict[str, str],
+                                                                outside: str) -> None:
+    # the outside has no route back to 10.123.0.0/24: only the host's masquerade gets an answer back
+    status, said = connect(netd, "nat1", outside)
+    assert status == 0 and said.splitlines()[-1] == "10.127.0.1", said
+
+
+def test_isolated_network_cannot_reach_the_nat_network_or_the_outside(netd: DaemonHandle, pair: dict[str, str],
+                                                                       outside: str) -> None:
     assert ping(netd, "iso1", "10.124.0.1")  # its own gateway answers
-    assert not ping(netd, "iso1", pair["nat1"], tries=2)
+    # routes through the host, so only the host's rules stand in the way (forwarding is on: NAT needs it)
+    with guest_routes(netd, "iso1", "10.124.0.1", "10.123.0.0/24", "10.127.0.0/24"):
+        assert not ping(netd, "iso1", pair["nat1"], tries=2)
+        status, said = connect(netd, "iso1", outside)
+        assert status != 0 and "refused" in said, said  # the host's reject answered, not a timeout
+        with without_rules_of(netd, "pvnb1"):  # what the isolated network's rules stop
+            status, said = connect(netd, "iso1", outside)
+            assert status == 0 and said.splitlines()[-1] == pair["iso1"], said  # routed as is
+        status, said = connect(netd, "iso1", outside)
+        assert status != 0 and "refused" in said, said
 
 
 def test_domifstat_counts_traffic_and_setlink_cuts_it(netd: DaemonHandle, pair: dict[str, str]) -> None:

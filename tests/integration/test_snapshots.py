@@ -5,7 +5,11 @@ off and snapshotted with qemu-img, the guest overwrites the marker, and after
 snapshot-revert a fresh boot reads the old marker back. Live: QEMU's
 snapshot-save keeps the guest's memory too, so after snapshot-revert the shell
 the guest was running goes on from the snapshot's moment (a variable set
-before the snapshot and changed after it has its old value again). The rest
+before the snapshot and changed after it has its old value again), and both of
+its disks hold the old marker (a second disk holds no VM state: a revert of the
+first disk alone shows there). Markers are read with O_DIRECT: the guest's page
+cache is part of the memory the revert restores, and the check must not rest on
+the kernel dropping a block device's cache when its last opener closes. The rest
 (metadata after a daemon restart, the tree and re-parenting, refusals) needs
 no boot: an offline snapshot is only qemu-img, and a paused QEMU takes live ones.
 """
@@ -20,12 +24,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from pyvirt.qemu import img
 from tests.guest.build import GuestImage
 from tests.integration.conftest import DaemonHandle, domain_xml, fails, ok
 
-WRITE = "echo {m} | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null && sync"
-READ = "dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 1; echo"
+pytestmark = pytest.mark.integration
+
+WRITE = "echo {m} | dd of=/dev/{dev} bs=512 count=1 conv=sync 2>/dev/null && sync"
+# O_DIRECT: from the disk itself, never from the guest's page cache (which a live revert restores with RAM)
+READ = "set -o pipefail; dd if=/dev/{dev} bs=512 count=1 iflag=direct 2>/dev/null | head -c 1; echo"
 TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}"
 
 
@@ -71,8 +80,12 @@ def run(d: DaemonHandle, name: str, command: str) -> str:
     return out
 
 
-def marker(d: DaemonHandle, name: str) -> str:
-    return run(d, name, READ).strip()[-1:]
+def write(d: DaemonHandle, name: str, m: str, devs: tuple[str, ...] = ("vda",)) -> None:
+    run(d, name, " && ".join(WRITE.format(m=m, dev=dev) for dev in devs))
+
+
+def marker(d: DaemonHandle, name: str, dev: str = "vda") -> str:
+    return run(d, name, READ.format(dev=dev)).strip()[-1:]
 
 
 def test_offline_snapshot_brings_the_disk_back(daemon: DaemonHandle, guest: GuestImage, tmp_path: Path) -> None:
@@ -80,7 +93,7 @@ def test_offline_snapshot_brings_the_disk_back(daemon: DaemonHandle, guest: Gues
     image = qcow2(tmp_path / "off.qcow2")
     with defined(d, "pvsnap-off", domain_xml("pvsnap-off", guest, extra_devices=disk(image)), tmp_path) as name:
         boot(d, name)
-        run(d, name, WRITE.format(m="A"))
+        write(d, name, "A")
         ok(d, "destroy", name)
         # no empty line after it, as virsh
         assert ok(d, "snapshot-create-as", name, "s1", "before B") == "Domain snapshot s1 created\n"
@@ -89,7 +102,7 @@ def test_offline_snapshot_brings_the_disk_back(daemon: DaemonHandle, guest: Gues
         assert re.fullmatch(rf" Name   Creation Time               State\n-{{45}}\n s1     {TIME}   shutoff\n\n",
                             listing), listing
         boot(d, name)
-        run(d, name, WRITE.format(m="B"))
+        write(d, name, "B")
         assert marker(d, name) == "B"
         ok(d, "destroy", name)
         assert ok(d, "snapshot-revert", name, "s1") == "Domain snapshot s1 reverted\n\n"
@@ -117,18 +130,23 @@ def test_live_snapshot_resumes_the_guest_where_it_was(daemon: DaemonHandle, gues
                                                       tmp_path: Path) -> None:
     d = daemon
     image = qcow2(tmp_path / "live.qcow2")
-    with defined(d, "pvsnap-live", domain_xml("pvsnap-live", guest, extra_devices=disk(image)), tmp_path) as name:
+    data = qcow2(tmp_path / "live-data.qcow2")  # the VM state goes to the first disk only: both must revert
+    disks = disk(image) + disk(data, dev="vdb")
+    with defined(d, "pvsnap-live", domain_xml("pvsnap-live", guest, extra_devices=disks), tmp_path) as name:
         boot(d, name)
-        run(d, name, "X=before; " + WRITE.format(m="A"))
+        run(d, name, "X=before")
+        write(d, name, "A", ("vda", "vdb"))
         assert ok(d, "snapshot-create-as", name, "--name", "live1") == "Domain snapshot live1 created\n"
         assert ok(d, "domstate", name) == "running\n\n"
-        run(d, name, "X=after; " + WRITE.format(m="B"))
+        run(d, name, "X=after")
+        write(d, name, "B", ("vda", "vdb"))
         assert run(d, name, "echo X=$X").split()[-1] == "X=after"
+        assert (marker(d, name, "vda"), marker(d, name, "vdb")) == ("B", "B")
 
         assert ok(d, "snapshot-revert", name, "live1") == "Domain snapshot live1 reverted\n\n"
         assert ok(d, "domstate", name) == "running\n\n"
         assert run(d, name, "echo X=$X").split()[-1] == "X=before"
-        assert marker(d, name) == "A"
+        assert (marker(d, name, "vda"), marker(d, name, "vdb")) == ("A", "A")
         assert ok(d, "snapshot-list", name, "--parent").splitlines()[2].split()[-1] == "running"
 
         # a paused guest: the snapshot remembers "paused", and reverting keeps it paused unless --running
@@ -142,7 +160,7 @@ def test_live_snapshot_resumes_the_guest_where_it_was(daemon: DaemonHandle, gues
         ok(d, "snapshot-revert", name, "--current", "--running")
         assert ok(d, "domstate", name) == "running\n\n"
         assert run(d, name, "echo X=$X").split()[-1] == "X=before"
-        assert sorted(tags(image)) == ["live1", "p1"]
+        assert sorted(tags(image)) == sorted(tags(data)) == ["live1", "p1"]
 
         # deleting live1 hands p1 to live1's parent (none): p1 becomes a root; QEMU drops the image's copy
         assert ok(d, "snapshot-delete", name, "live1") == "Domain snapshot live1 deleted\n\n"

@@ -389,31 +389,73 @@ def test_out_of_space_is_refused_and_cleaned_up(tiny_pool: FsBackend, tmp_path: 
     assert tiny_pool.info().available >= free - 64 * 1024  # the space came back
 
 
-def test_out_of_space_in_the_middle_of_an_upload(tiny_pool: FsBackend) -> None:
-    """Space taken by another writer after the check: the write itself hits ENOSPC."""
-    tiny_pool.create_volume(Volume(name="up.img", capacity=6 * M))
+def fill(path: str) -> None:
+    """Another writer: append to ``path`` until the filesystem is full."""
+    with open(path, "ab") as f:
+        try:
+            while True:
+                f.write(bytes(M))
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_out_of_space_after_the_check_removes_what_the_create_made(tiny_pool: FsBackend,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pre-check passes, then another writer takes the space: qemu-img (falloc) or the partial
+    fallocate fails after the file exists, and the cleanup must remove it."""
     filler = os.path.join(tiny_pool.target, "filler")
+    checked = tiny_pool.available
 
-    class RacingReader:
-        def __init__(self) -> None:
-            self.calls = 0
+    def available_then_filled() -> int:
+        free = checked()
+        fill(filler)  # right after the check
+        return free
 
-        def read(self, n: int) -> bytes:
-            self.calls += 1
-            if self.calls == 1:  # someone else fills the filesystem meanwhile
-                with open(filler, "wb") as f:
-                    try:
-                        while True:
-                            f.write(bytes(M))
-                            f.flush()
-                    except OSError:
-                        pass
-            return os.urandom(n)
+    monkeypatch.setattr(tiny_pool, "available", available_then_filled)
+    free = checked()
+    for name, allocation in (("falloc.img", 6 * M), ("partial.img", 5 * M)):
+        with pytest.raises(HostError, match="out of space in pool 'pvts-tiny'"):
+            tiny_pool.create_volume(Volume(name=name, capacity=6 * M, allocation=allocation, format="raw"))
+        assert not os.path.exists(os.path.join(tiny_pool.target, name))
+        os.unlink(filler)
+    assert checked() >= free - 64 * 1024  # the space came back
 
-    with pytest.raises(HostError, match=r"out of space in pool 'pvts-tiny' \(needed \d+ bytes, available \d+"):
-        tiny_pool.upload_volume("up.img", RacingReader(), 6 * M)
+
+class RacingReader:
+    """Random bytes; on the first read, another writer fills the filesystem ``filler`` is on."""
+
+    def __init__(self, filler: str) -> None:
+        self.filler = filler
+        self.calls = 0
+
+    def read(self, n: int) -> bytes:
+        self.calls += 1
+        if self.calls == 1:
+            fill(self.filler)
+        return os.urandom(n)
+
+
+def test_out_of_space_in_the_middle_of_an_upload(tiny_pool: FsBackend) -> None:
+    """Space taken by another writer after the check: the write itself hits ENOSPC. An upload that
+    replaces the whole volume leaves no half image behind (the volume goes, its space comes back);
+    a range written into a raw volume keeps the volume, whose other bytes are the user's."""
+    filler = os.path.join(tiny_pool.target, "filler")
+    free = tiny_pool.info().available
+    tiny_pool.create_volume(Volume(name="up.img", capacity=6 * M))
+    with pytest.raises(HostError, match=r"out of space in pool 'pvts-tiny' \(needed \d+ bytes, available \d+.*"
+                                        r"volume 'up.img' held only part of the upload, so it was removed"):
+        tiny_pool.upload_volume("up.img", RacingReader(filler), 6 * M)
+    assert not os.path.exists(os.path.join(tiny_pool.target, "up.img"))
     os.unlink(filler)
-    assert tiny_pool.volume("up.img").capacity == 6 * M  # the volume itself stays
+    assert tiny_pool.info().available >= free - 64 * 1024
+
+    tiny_pool.create_volume(Volume(name="part.img", capacity=6 * M))
+    with pytest.raises(HostError, match="out of space in pool 'pvts-tiny'") as info:
+        tiny_pool.upload_volume("part.img", RacingReader(filler), 4 * M, offset=M)
+    assert "removed" not in str(info.value)
+    assert tiny_pool.volume("part.img").capacity == 6 * M  # the volume itself stays
+    os.unlink(filler)
 
 
 # ---------------------------------------------------------------- fs pools

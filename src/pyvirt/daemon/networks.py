@@ -354,8 +354,8 @@ class NetworkManager:
         except PyvirtError:
             NETWORK_STATES.move(entry, NetState.INACTIVE, "its firewall rules failed")
             entry.runtime, entry.live = None, None
+            await asyncio.to_thread(self.host.stop, net, runtime)  # before the record goes: see destroy
             self.store.delete_object_runtime(KIND, entry.uuid)
-            await asyncio.to_thread(self.host.stop, net, runtime)
             raise
         await asyncio.to_thread(self._replug, entry)
         self._emit(entry, "started", "booted")
@@ -373,13 +373,14 @@ class NetworkManager:
                     "or use --force (their interfaces lose their links)")
             runtime, live = entry.runtime, entry.current
             assert runtime is not None
+            # The host side goes first and the runtime record last: a stop that fails (or a daemon
+            # killed meanwhile) leaves the record naming the bridge and dnsmasq, so the network is
+            # still active, net-destroy can be tried again and a restarted daemon reattaches or cleans.
+            await asyncio.to_thread(self.host.stop, live, runtime)
             NETWORK_STATES.move(entry, NetState.INACTIVE, "net-destroy")
             entry.runtime, entry.live = None, None
             self.store.delete_object_runtime(KIND, entry.uuid)
-            try:
-                await asyncio.to_thread(self.host.stop, live, runtime)
-            finally:
-                await asyncio.to_thread(self._sync_firewall)
+            await asyncio.to_thread(self._sync_firewall)
             self._emit(entry, "stopped", "destroyed")
             if not entry.persistent:
                 self._forget(entry)

@@ -225,9 +225,9 @@ def stream_in(path: str, reader: Reader, length: int, offset: int, *, pool: str,
               available: Callable[[], int], progress: ProgressCallback | None = None) -> int:
     """Write ``length`` bytes from ``reader`` into the existing ``path`` at ``offset``, in CHUNK pieces.
 
-    ENOSPC becomes ``out_of_space`` (what was written so far stays: the
-    volume existed before, so it is not removed). A reader that ends early is
-    an error naming how much arrived.
+    ENOSPC becomes ``out_of_space``, caused by the OSError (what was written
+    so far stays here: whether the volume goes is its backend's call). A
+    reader that ends early is an error naming how much arrived.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     done = 0
@@ -249,7 +249,7 @@ def stream_in(path: str, reader: Reader, length: int, offset: int, *, pool: str,
                     view, pos = view[n:], pos + n
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
-                    raise out_of_space(pool, length - done, available()) from None
+                    raise out_of_space(pool, length - done, available()) from exc
                 raise HostError(f"cannot write volume '{volume}' in pool '{pool}': {exc.strerror}") from None
             done += len(data)
             _report(progress, done, length)
@@ -257,7 +257,7 @@ def stream_in(path: str, reader: Reader, length: int, offset: int, *, pool: str,
             os.fsync(fd)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise out_of_space(pool, length, available()) from None
+                raise out_of_space(pool, length, available()) from exc
             raise
         if length == 0:
             _report(progress, 0, 0)

@@ -20,7 +20,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import replace
 
-from ..errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, PyvirtError, QemuError
+from ..errors import AlreadyExists, HostError, InvalidArgument, NotFound, OperationInvalid, PyvirtError, QemuError
 from ..model.storage import VOLUME_FORMATS, BackingStore, Permissions, Pool, PoolInfo, Volume
 from ..model.storage_xml import check_volume_name
 from ..qemu import img
@@ -309,7 +309,11 @@ class DirBackend:
                       progress: ProgressCallback | None = None) -> int:
         """Write the bytes of the file itself: a raw volume within its size; another format whole (offset 0).
 
-        Refused up front when the pool certainly cannot hold the new data.
+        Refused up front when the pool certainly cannot hold the new data. An
+        upload that replaces the whole volume and runs out of space anyway (another
+        writer took the space) removes the volume: half an image is of no use and
+        holds the space the pool ran out of. A range written into a raw volume
+        keeps the volume, whose other bytes are still the user's.
         """
         path = self._existing(name)
         info = img.info(path, force_share=True, qemu_img=self.qemu_img)
@@ -323,8 +327,16 @@ class DirBackend:
         available = self.available()
         if needed > available:
             raise out_of_space(self.pool.name, needed, available)
-        written = stream_in(path, reader, length, offset, pool=self.pool.name, volume=name,
-                            available=self.available, progress=progress)
+        whole = offset == 0 and (info.format != "raw" or length >= st.st_size)
+        try:
+            written = stream_in(path, reader, length, offset, pool=self.pool.name, volume=name,
+                                available=self.available, progress=progress)
+        except HostError as exc:
+            if not (whole and exc.__cause__ is not None and is_enospc(exc.__cause__)):
+                raise
+            self._remove_partial(path)
+            raise HostError(f"{exc.message}; volume '{name}' held only part of the upload, so it was removed: "
+                            "create it again to upload once there is room") from exc
         if info.format != "raw":
             os.truncate(path, length)
         return written
