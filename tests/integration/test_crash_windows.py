@@ -181,7 +181,7 @@ def test_killed_during_net_start(caps_cache: Path, tmp_path: Path, step: str) ->
         d.start()
         assert not Path("/sys/class/net/pvcwbr0").exists()
         assert d.host_leftovers() == []  # no dnsmasq under the root, no nft table of ours
-        assert "inactive" in ok(d, "net-info", "cwnet")
+        assert "\nActive:         no\n" in ok(d, "net-info", "cwnet")
         ok(d, "net-start", "cwnet")  # and it starts as if nothing happened
         ok(d, "net-destroy", "cwnet")
         ok(d, "net-undefine", "cwnet")
