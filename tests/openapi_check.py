@@ -196,11 +196,17 @@ class Contract:
                 problems.append(f"path parameter '{name}': {why}")
         documented = {p["name"]: (p, s) for where, p, s in op.parameters if where == "query"}
         given = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        repeated: dict[str, list[str]] = {}
         for name, value in given:
             if name not in documented:
                 problems.append(f"query parameter '{name}' is not documented "
                                 f"(documented: {', '.join(sorted(documented)) or 'none'})")
+            elif documented[name][0].get("schema", {}).get("type") == "array":
+                repeated.setdefault(name, []).append(value)  # form style, exploded: ?a=1&a=2 is [1, 2]
             elif (why := self.schema_problem(documented[name][1], value)) is not None:
+                problems.append(f"query parameter '{name}': {why}")
+        for name, values in repeated.items():
+            if (why := self.schema_problem(documented[name][1], values)) is not None:
                 problems.append(f"query parameter '{name}': {why}")
         names = {n for n, _ in given}
         problems += [f"required query parameter '{n}' is missing" for n, (p, _) in documented.items()

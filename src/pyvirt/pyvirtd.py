@@ -32,11 +32,41 @@ from .errors import PyvirtError
 log = logging.getLogger("pyvirtd")
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """``127.0.0.1:9177``, ``[::1]:9177`` or ``:9177`` (every address) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PyvirtError(f"--metrics-listen {text!r} is not ADDRESS:PORT; write e.g. 127.0.0.1:9177")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return host or "0.0.0.0", int(port)  # an empty address: every one
+
+
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics_listen: tuple[str, int] | None = None) -> None:
         self.config = config
+        self.metrics_listen = metrics_listen
         uri = "qemu:///system" if config.paths.root == Path("/") else f"unix://{config.paths.socket}"
         self.services = services.build(config, uri)
+
+    async def _start_metrics(self) -> web.AppRunner | None:
+        """The read-only Prometheus listener; a port in use is logged and the daemon goes on without it."""
+        if self.metrics_listen is None:
+            return None
+        from .api.metrics import metrics_app
+
+        host, port = self.metrics_listen
+        runner = web.AppRunner(metrics_app(self.services), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            log.error("metrics: cannot listen on %s:%d: %s; pyvirtd runs without its /metrics listener (pick "
+                      "another port with --metrics-listen, or stop what holds this one)", host, port,
+                      exc.strerror or exc)
+            return None
+        log.info("metrics: Prometheus metrics on http://%s:%d/metrics", host, port)
+        return runner
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         s = self.services
@@ -49,6 +79,7 @@ class Daemon:
         await s.networks.autostart()
         await s.pools.autostart()
         s.serial_logs.start()
+        await s.start()
         app = Api(s).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -63,6 +94,7 @@ class Daemon:
             os.umask(old_umask)
         os.chmod(sock_path, 0o600)
         log.info("pyvirtd %s listening on %s", __version__, sock_path)
+        metrics = await self._start_metrics()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -75,6 +107,8 @@ class Daemon:
         finally:
             log.info("pyvirtd stopping; guests keep running")
             autostart.cancel()
+            if metrics is not None:
+                await metrics.cleanup()
             await runner.cleanup()
             await s.close()
             with contextlib.suppress(FileNotFoundError):
@@ -131,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep every file (settings, database, run, log) under this directory")
     parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--metrics-listen", metavar="ADDR:PORT",
+                        help="serve Prometheus metrics (read-only) on this TCP address, e.g. 127.0.0.1:9177")
     parser.add_argument("--version", action="version", version=f"pyvirtd {__version__}")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -138,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     os.umask(0o077)  # every file the daemon writes is private unless it says otherwise
     try:
+        metrics = parse_listen(args.metrics_listen) if args.metrics_listen else None
         config = Config.for_root(args.root)
         config.paths.check_socket_lengths()  # before anything is made under the root
         config.paths.make_dirs()
@@ -149,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _setup_logging(config, args.verbose, foreground=not args.detach)
     try:
-        asyncio.run(Daemon(config).run())
+        asyncio.run(Daemon(config, metrics).run())
     except PyvirtError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

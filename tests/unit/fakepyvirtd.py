@@ -198,7 +198,9 @@ def route(st: FakeState, method: str, parts: list[str], query: dict[str, str], b
         return 200, {"hostname": "fakehost", "uri": "qemu:///system", "accel": "tcg", "kvm_usable": False,
                      "kvm_reason": "PVM", "cpus": 2, "memory_kib": 4194304, "cpu_model": "fake"}
     if method == "GET" and p == ["host", "capabilities"]:
-        return 200, {"xml": "<capabilities>\n  <host/>\n</capabilities>\n"}
+        return 200, {"xml": "<capabilities>\n  <host/>\n</capabilities>\n", "capabilities": {
+            "host": {"uuid": "0", "cpu": {"arch": "x86_64", "model": "fake", "features": [], "pages_kib": [4]},
+                     "cells": []}, "guests": []}}
     if method == "GET" and p == ["host", "validate"]:
         return 200, {"checks": [
             {"name": "Checking for hardware virtualization", "status": "WARN",

@@ -631,6 +631,15 @@ NOT_IN_ARGV = {
     "Features.pae": "implied by x86_64",
     "MemBalloon.stats_period": "the daemon sets guest-stats-polling-interval over QMP",
     "SecLabel.relabel": "the process layer's concern",
+    "CpuTune.shares": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "CpuTune.period": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "CpuTune.quota": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "MemTune.hard_limit_kib": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "MemTune.soft_limit_kib": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "BlkioTune.weight": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "Domain.cputune": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "Domain.memtune": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "Domain.blkiotune": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
 }
 
 

@@ -363,8 +363,11 @@ def test_help_command_and_group():
         "    domiflist                      list all domain virtual interfaces\n"
         "    domifstat                      get network interface stats for a domain\n"
         "    dominfo                        domain information\n"
+        "    dommemstat                     get memory statistics for a domain\n"
         "    domstate                       domain state\n"
-        "    list                           list domains\n\n"
+        "    domstats                       get statistics about one or multiple domains\n"
+        "    list                           list domains\n"
+        "    top                            live view of the domains' CPU, memory, disk and network (like virt-top)\n\n"
     )
     err = io.StringIO()
     assert main(["help", "nope"], stdout=io.StringIO(), stderr=err) == 1

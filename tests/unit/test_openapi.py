@@ -292,3 +292,11 @@ def test_trace_hook_is_off_without_the_variable(tmp_path, monkeypatch):
     with fake_daemon() as (uri, _), connect(uri) as conn:
         conn.list_domains()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checker_takes_a_repeated_query_parameter_as_an_array():
+    c = Contract.load()
+    reply = {"domains": [{"name": "demo", "uuid": SUMMARY["uuid"], "stats": {"state.state": 5}}]}
+    assert c.check(ex("GET", "/v1/stats", 200, reply, query="group=state&group=block&domain=demo")) == []
+    [msg] = c.check(ex("GET", "/v1/stats", 200, reply, query="frobs=1"))
+    assert "query parameter 'frobs' is not documented" in msg

@@ -117,13 +117,17 @@ class Api:
         r.add_get("/v1/events/history", self.history)
         from .audit import audit_middleware
         from .disk_routes import add_disk_routes
+        from .host_routes import add_host_routes
         from .openapi import serve_openapi
         from .snapshot_routes import add_snapshot_routes
+        from .stats_routes import add_stats_routes
         from .storage_routes import add_storage_routes
 
         add_storage_routes(r, self.s)
         add_disk_routes(r, self.s)
         add_snapshot_routes(r, self.s)
+        add_host_routes(r, self.s)
+        add_stats_routes(r, self.s)
         r.add_get("/openapi.json", serve_openapi)  # the contract of every route above: docs/openapi.yaml
         app.middlewares.insert(0, audit_middleware)  # outermost: it sees the final reply, errors included
         return app
@@ -136,7 +140,8 @@ class Api:
         return reply(await self.s.host.info())
 
     async def capabilities(self, request: web.Request) -> web.Response:
-        return web.json_response({"xml": await self.s.host.capabilities_xml()})
+        xml, data = await self.s.node.capabilities()
+        return web.json_response({"xml": xml, "capabilities": data})
 
     async def validate(self, request: web.Request) -> web.Response:
         return reply({"checks": await self.s.host.validate()})

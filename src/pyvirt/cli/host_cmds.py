@@ -38,8 +38,9 @@ def cmd_hostname(ctx: Ctx, a: dict[str, Any]) -> None:
 
 
 def cmd_capabilities(ctx: Ctx, a: dict[str, Any]) -> None:
-    xml = ctx.conn.capabilities()
-    ctx.out.text(xml, {"xml": xml})
+    """libvirt's XML; with --json the same facts as data (host CPU and features, NUMA cells, guests)."""
+    data = ctx.conn.capabilities_data()
+    ctx.out.text(data["xml"], data.get("capabilities", {"xml": data["xml"]}))
 
 
 def validate_line(check: dict[str, str]) -> str:

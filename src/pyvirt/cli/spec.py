@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 BOOL, STRING, INT, NUMBER = "bool", "string", "int", "number"
+MANY = "many"  # a positional option that takes every data argument left (virsh's `[<domain>]...`), a list
 
 
 class UsageError(Exception):
@@ -45,6 +46,8 @@ class Opt:
     def synopsis(self) -> str:
         if self.kind == BOOL:
             return f"[--{self.name}]"
+        if self.kind == MANY:
+            return f"[<{self.name}>]..."
         if self.positional and self.required:
             return f"<{self.name}>"
         if self.required:
@@ -86,7 +89,8 @@ class Command:
 
     def parse(self, argv: list[str]) -> dict[str, Any]:
         """virsh's rules: named options, positional data in order, required ones checked last."""
-        values: dict[str, Any] = {o.dest: (False if o.kind == BOOL else None) for o in self.opts}
+        values: dict[str, Any] = {o.dest: (False if o.kind == BOOL else [] if o.kind == MANY else None)
+                                  for o in self.opts}
         seen: set[str] = set()
         positional = [o for o in self.opts if o.positional]
         data_only = False
@@ -102,7 +106,7 @@ class Command:
                 opt = self.opt(name)
                 if opt is None:
                     raise UsageError(f"command '{self.name}' doesn't support option --{name}")
-                if opt.name in seen:
+                if opt.name in seen and opt.kind != MANY:
                     raise UsageError(f"option --{opt.name} already seen")
                 seen.add(opt.name)
                 if opt.kind == BOOL:
@@ -117,13 +121,19 @@ class Command:
                     i += 1
                 else:
                     raise UsageError(f"expected syntax: --{opt.name} {opt.metavar}")
-                values[opt.dest] = _convert(opt, raw)
+                if opt.kind == MANY:
+                    values[opt.dest].append(raw)
+                else:
+                    values[opt.dest] = _convert(opt, raw)
                 continue
-            target = next((o for o in positional if o.name not in seen), None)
+            target = next((o for o in positional if o.name not in seen or o.kind == MANY), None)
             if target is None:
                 raise UsageError(f"unexpected data '{tok}'")
             seen.add(target.name)
-            values[target.dest] = _convert(target, tok)
+            if target.kind == MANY:
+                values[target.dest].append(tok)
+            else:
+                values[target.dest] = _convert(target, tok)
         for o in self.opts:
             if o.required and o.name not in seen:
                 shown = f"<{o.name}>" if o.positional else f"--{o.name}"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 from ..errors import ConnectionFailed
 from .domain import Domain, DomainSummary
+from .host import HostCalls
 from .network import Network
-from .session import Session
 from .storage import StoragePool, StorageVolume
 from .transport import UnixHTTP, open_socket
 from .uri import default_uri, is_system, quote, socket_path
@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 AUTOSTART_WAIT = 10.0
 
 
-class Connection(Session):
-    """A session with one pyvirtd (request(), stream_events(), close() come from Session) and the
-    handles on its domains, networks and pools. Use as a context manager or call close()."""
+class Connection(HostCalls):
+    """A session with one pyvirtd (request(), stream_events(), close() come from Session; the host's
+    calls from HostCalls) and the handles on its domains, networks and pools. Use as a context manager or
+    call close()."""
 
     def __repr__(self) -> str:
         return f"<Connection {self._uri}>"

@@ -252,6 +252,48 @@ class Domain:
                                                     {"target": target, "size": int(size)})
         return result
 
+    # --- statistics and tuning --------------------------------------------------------------
+    def memory_stats(self) -> dict[str, Any]:
+        """dommemstat (KiB): actual, swap_in, ..., rss; a figure the guest does not report is None."""
+        data: dict[str, Any] = self._conn.request("GET", self._path("/memstats"))
+        return data
+
+    def set_memory_stats_period(self, period: int, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/memstats"),
+                                                  {"period": period, "live": live, "config": config})
+        return data
+
+    def _tuning(self, what: str, inactive: bool) -> dict[str, Any]:
+        data: dict[str, Any] = self._conn.request("GET", self._path(f"/{what}" + ("?inactive=1" if inactive else "")))
+        return data
+
+    def schedinfo(self, inactive: bool = False) -> dict[str, Any]:
+        """scheduler, cpu_shares, vcpu_period, vcpu_quota (None: not set), applied, note."""
+        return self._tuning("schedinfo", inactive)
+
+    def set_schedinfo(self, params: dict[str, Any], *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/schedinfo"),
+                                                  {"params": params, "live": live, "config": config})
+        return data
+
+    def memtune(self, inactive: bool = False) -> dict[str, Any]:
+        return self._tuning("memtune", inactive)
+
+    def set_memtune(self, hard_limit_kib: int | None = None, soft_limit_kib: int | None = None, *,
+                    live: bool = False, config: bool = False) -> dict[str, Any]:
+        """-1 removes a limit."""
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/memtune"), {
+            "hard_limit_kib": hard_limit_kib, "soft_limit_kib": soft_limit_kib, "live": live, "config": config})
+        return data
+
+    def blkiotune(self, inactive: bool = False) -> dict[str, Any]:
+        return self._tuning("blkiotune", inactive)
+
+    def set_blkiotune(self, weight: int, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/blkiotune"),
+                                                  {"weight": weight, "live": live, "config": config})
+        return data
+
     # --- snapshots ------------------------------------------------------------------------
     def snapshots(self) -> list[dict[str, Any]]:
         """snapshot-list rows, by name: name, state, parent, creation_time, current, location, children..."""

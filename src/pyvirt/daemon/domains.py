@@ -68,9 +68,18 @@ class SnapshotCatalog(Protocol):
         """Drop the domain's snapshot metadata (the images keep theirs)."""
 
 
+class ResourcePlacer(Protocol):
+    async def place(self, name: str, domain: Domain, pid: int, undo: contextlib.AsyncExitStack) -> list[str]:
+        """Give the launched QEMU ``pid`` the domain's cgroup limits; notes where the host cannot."""
+
+    def release(self, live: Domain) -> None:
+        """After QEMU is gone: remove its cgroup."""
+
+
 class DomainManager:
     def __init__(self, config: Config, table: DomainTable, host: HostService, *, disks: DiskPreparer,
-                 nics: NicPreparer, launcher: QemuLauncher, snapshots: SnapshotCatalog) -> None:
+                 nics: NicPreparer, launcher: QemuLauncher, snapshots: SnapshotCatalog,
+                 resources: ResourcePlacer | None = None) -> None:
         self.config = config
         self.table = table
         self.host = host
@@ -78,7 +87,13 @@ class DomainManager:
         self.nics = nics
         self.launcher = launcher
         self.snapshots = snapshots
-        self.supervisor = Supervisor(table, launcher, release=nics.release_domain, restart=self._restart)
+        self.resources = resources
+        self.supervisor = Supervisor(table, launcher, release=self._release, restart=self._restart)
+
+    def _release(self, live: Domain) -> None:
+        self.nics.release_domain(live)
+        if self.resources is not None:
+            self.resources.release(live)
 
     # ------------------------------------------------------------------ load
     async def load(self) -> None:
@@ -286,6 +301,8 @@ class DomainManager:
                 raise
             finally:
                 nics.close_fds()  # QEMU holds its own copies now (or never started)
+            if self.resources is not None:
+                running.notes += await self.resources.place(entry.name, running.live, running.process.pid, undo)
             faults.point("start:running")
             undo.pop_all()
         entry.running = running

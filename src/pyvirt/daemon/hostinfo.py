@@ -15,7 +15,7 @@ import shutil
 from .. import __version__
 from ..config import Config
 from ..errors import HostError
-from ..host.caps import HostCapabilities, capabilities_xml
+from ..host.caps import HostCapabilities
 from ..host.probe import load_or_probe
 from ..host.validate import host_validate
 from ..model.domain import Domain
@@ -61,9 +61,6 @@ class HostService:
         caps = await self.capabilities()
         return HostInfo(caps.hostname, self.uri, caps.accel, caps.kvm_usable, caps.kvm.reason, caps.cpu_count,
                         caps.memory_kib, caps.cpu_model_name)
-
-    async def capabilities_xml(self) -> str:
-        return capabilities_xml(await self.capabilities())
 
     async def validate(self) -> list[HostCheck]:
         return [HostCheck(c.name, c.status, c.detail) for c in host_validate(await self.capabilities())]

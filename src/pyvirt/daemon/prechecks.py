@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import Paths, socket_path_problem
 from ..errors import HostError, InvalidArgument
+from ..host.node import NodeFs
 from ..model.domain import CharDev, Disk, Domain
 
 
@@ -37,6 +38,9 @@ def check_memory_fits_host(domain: Domain) -> None:
 
 def check_memory_available(domain: Domain) -> None:
     """At start: refuse a guest that would not fit in what the host has free now."""
+    if domain.memory_backing is not None and domain.memory_backing.hugepages:
+        check_hugepages(domain)  # its RAM comes from the reserved pool, already out of MemAvailable
+        return
     info = read_meminfo()
     available = info.get("MemAvailable", info["MemFree"])
     need = domain.effective_memory_kib
@@ -45,6 +49,26 @@ def check_memory_available(domain: Domain) -> None:
             f"cannot start domain '{domain.name}': it needs {need} KiB of memory but the host has only "
             f"{available} KiB available; stop other guests or lower <currentMemory>"
         )
+
+
+def check_hugepages(domain: Domain, node: NodeFs | None = None) -> None:
+    """A guest with <memoryBacking><hugepages/> needs its whole memory free in the pool of its page size."""
+    node = node or NodeFs()
+    backing = domain.memory_backing
+    assert backing is not None
+    size = backing.hugepage_size_kib or node.meminfo().get("Hugepagesize", 2048)
+    pool = next((p for p in node.host_pools() if p.size_kib == size), None)
+    if pool is None:
+        sizes = ", ".join(f"{p.size_kib} KiB" for p in node.host_pools()) or "none"
+        raise HostError(f"cannot start domain '{domain.name}': it wants huge pages of {size} KiB, which this host "
+                        f"does not have (sizes here: {sizes}); change <page size> in <memoryBacking>")
+    need = -(-domain.memory_kib // size)
+    if pool.free < need:
+        have = "none are reserved" if pool.total == 0 else f"the pool has {pool.free} free (of {pool.total})"
+        raise HostError(
+            f"cannot start domain '{domain.name}': it needs {need} huge pages of {size} KiB for its "
+            f"{domain.memory_kib} KiB of memory but {have}; reserve them with `pyvirt allocpages {size} "
+            f"{pool.total - pool.free + need}`, or remove <hugepages/> from <memoryBacking>")
 
 
 def _check_readable(domain: Domain, what: str, path: str | None) -> None:

@@ -37,6 +37,245 @@ class HostCheck:
     detail: str
 
 
+@dataclass(frozen=True)
+class NodeInfo:
+    """virsh nodeinfo."""
+
+    model: str  # the CPU architecture, as libvirt reports it
+    cpus: int
+    mhz: int
+    sockets: int
+    cores: int
+    threads: int
+    nodes: int
+    memory_kib: int
+
+
+@dataclass(frozen=True)
+class NodeMemory:
+    """virsh nodememstats (KiB); a NUMA cell has only total and free."""
+
+    total: int
+    free: int
+    buffers: int | None
+    cached: int | None
+
+
+@dataclass(frozen=True)
+class NodeCpu:
+    """virsh nodecpustats: nanoseconds since boot, of one CPU or of all."""
+
+    user: int
+    system: int
+    idle: int
+    iowait: int
+
+
+@dataclass(frozen=True)
+class PagePool:
+    size_kib: int
+    total: int
+    free: int
+
+
+@dataclass(frozen=True)
+class CellInfo:
+    """One NUMA cell: memory, free memory, CPUs and page pools (the base pages first)."""
+
+    id: int
+    memory_kib: int
+    free_kib: int
+    cpus: tuple[int, ...]
+    pages: tuple[PagePool, ...]
+
+
+@dataclass(frozen=True)
+class PagesAllocated:
+    """allocpages: the pool asked for and what the kernel gave."""
+
+    size_kib: int
+    cell: int | None
+    requested: int
+    total: int
+
+
+# -------------------------------------------------------------------- KSM
+@dataclass(frozen=True)
+class KsmField:
+    name: str
+    value: int | str
+    meaning: str
+    writable: bool
+
+
+@dataclass(frozen=True)
+class KsmSharer:
+    """A running domain whose memory KSM merged: its merged pages, as bytes."""
+
+    domain: str
+    merged_bytes: int
+
+
+@dataclass(frozen=True)
+class KsmTunerSettings:
+    monitor_interval: int
+    sleep_msec: int
+    npages_boost: int
+    npages_decay: int
+    npages_min: int
+    npages_max: int
+    thres_coef: int
+    thres_const: int
+
+
+@dataclass(frozen=True)
+class KsmDecision:
+    """The tuner's last decision and the readings it came from."""
+
+    time: float
+    action: str  # stop | boost | decay
+    run: bool
+    pages_to_scan: int
+    sleep_millisecs: int
+    threshold_kib: int
+    total_kib: int
+    free_kib: int
+    committed_kib: int
+
+
+@dataclass(frozen=True)
+class KsmStatus:
+    mode: str
+    modes: tuple[str, ...]
+    running: bool
+    writable: bool
+    page_size: int
+    saved_bytes: int  # pages_sharing x page size
+    shared_bytes: int  # pages_shared x page size
+    sharing_ratio: float | None  # pages_sharing / pages_shared
+    profit_bytes: int | None  # the kernel's general_profit
+    ksmd_cpu_seconds: float | None
+    saved_per_cpu_second: float | None  # bytes saved per second of ksmd's CPU
+    fields: tuple[KsmField, ...]
+    domains: tuple[KsmSharer, ...]
+    tuner: KsmTunerSettings
+    last_decision: KsmDecision | None
+    warning: str
+    notes: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class StatsRecord:
+    """One domain of domstats: virsh's field names (state.state, cpu.time, block.0.rd.bytes ...) in order."""
+
+    name: str
+    uuid: str
+    stats: dict[str, int | str]
+
+
+@dataclass(frozen=True)
+class BlockSample:
+    name: str
+    path: str | None
+    rd_reqs: int
+    rd_bytes: int
+    rd_times: int
+    wr_reqs: int
+    wr_bytes: int
+    wr_times: int
+    fl_reqs: int
+    fl_times: int
+    allocation: int | None
+    capacity: int | None
+    physical: int | None
+
+
+@dataclass(frozen=True)
+class NetSample:
+    """One NIC's counters from the guest's side (the tap's rx is what the guest sent)."""
+
+    name: str
+    rx_bytes: int
+    rx_pkts: int
+    rx_errs: int
+    rx_drop: int
+    tx_bytes: int
+    tx_pkts: int
+    tx_errs: int
+    tx_drop: int
+
+
+@dataclass(frozen=True)
+class GuestSample:
+    """Everything the statistics of one domain say at one moment; what domstats, /metrics and top are made of.
+
+    Groups that were not asked for, or that an inactive domain does not have, are empty or None."""
+
+    name: str
+    uuid: str
+    id: int | None
+    state: str
+    reason: str
+    persistent: bool
+    time: float
+    vcpus_max: int
+    vcpus_current: int
+    memory_max_kib: int
+    balloon_kib: int | None
+    rss_kib: int | None
+    cpu_user_ns: int | None
+    cpu_system_ns: int | None
+    vcpu_times_ns: tuple[int, ...]
+    guest_memory: dict[str, int]
+    blocks: tuple[BlockSample, ...]
+    nets: tuple[NetSample, ...]
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """dommemstat, in KiB (last_update in seconds); a field the guest does not report is None."""
+
+    actual: int
+    swap_in: int | None
+    swap_out: int | None
+    major_fault: int | None
+    minor_fault: int | None
+    unused: int | None
+    available: int | None
+    usable: int | None
+    last_update: int | None
+    disk_caches: int | None
+    hugetlb_pgalloc: int | None
+    hugetlb_pgfail: int | None
+    rss: int | None
+
+
+@dataclass(frozen=True)
+class SchedInfo:
+    scheduler: str
+    cpu_shares: int | None
+    vcpu_period: int | None
+    vcpu_quota: int | None
+    applied: bool  # the limits are in force in a cgroup (running, cgroup v2 here)
+    note: str
+
+
+@dataclass(frozen=True)
+class MemTuneInfo:
+    hard_limit_kib: int | None  # None: unlimited
+    soft_limit_kib: int | None
+    applied: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class BlkioTuneInfo:
+    weight: int | None
+    applied: bool
+    note: str
+
+
 # --------------------------------------------------------------- domains
 @dataclass(frozen=True)
 class DomainSummary:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config
+from ..host.cgroup import CgroupV2
+from ..host.node import NodeFs
 from ..state.store import Store
 from .consoles import ConsoleService
 from .devices import DeviceManager
@@ -17,13 +19,17 @@ from .domain_table import DomainTable
 from .domains import DomainManager
 from .eventbus import EventBus
 from .hostinfo import HostService
+from .ksm import KsmManager
 from .networks import NetworkManager
 from .nics import NicManager
+from .node import NodeManager
 from .pools import PoolManager
 from .runner import QemuLauncher
 from .serial_logs import SerialLogs
 from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
+from .stats import StatsManager
+from .tuning import TuningManager
 from .volumes import VolumeManager
 
 
@@ -44,6 +50,10 @@ class Services:
     consoles: ConsoleService
     launcher: QemuLauncher
     serial_logs: SerialLogs
+    node: NodeManager
+    ksm: KsmManager
+    stats: StatsManager
+    tuning: TuningManager
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -52,8 +62,13 @@ class Services:
         await self.pools.load()
         await self.domains.load()
 
+    async def start(self) -> None:
+        """What runs beside the guests: KSM in its configured mode (the tuner in mode auto)."""
+        await self.ksm.start()
+
     async def close(self) -> None:
         await self.serial_logs.close()
+        await self.ksm.close()
         await self.domains.close()
         self.store.close()
 
@@ -70,10 +85,22 @@ def build(config: Config, uri: str) -> Services:
     nics = NicManager(table, networks)
     disks = DiskManager(table, volumes)
     launcher = QemuLauncher(config)
-    domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher, snapshots=catalog)
+    node_fs = NodeFs()
+    tuning = TuningManager(table, CgroupV2(cgroup_parent(config)))
+    domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher,
+                            snapshots=catalog, resources=tuning)
+    ksm = KsmManager(store, config.settings.ksm, node=node_fs, events=bus.subscribe,
+                     guests=lambda: [(e.name, run.process.pid) for e, run in table.running()])
     return Services(
         config=config, store=store, bus=bus, host=host, domains=domains, networks=networks, nics=nics,
         disks=disks, devices=DeviceManager(disks, nics), pools=pools, volumes=volumes,
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
+        node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
     )
+
+
+def cgroup_parent(config: Config) -> str:
+    """The cgroup every guest of this daemon sits under: pyvirt, or pyvirt-ROOT for a daemon with --root."""
+    root = config.paths.root
+    return "pyvirt" if str(root) == "/" else "pyvirt-" + "-".join(p for p in root.parts[1:] if p)

@@ -210,13 +210,44 @@ class HostCapabilities:
 _WORDSIZE = {"x86_64": 64, "i686": 32, "aarch64": 64}
 
 
-def capabilities_xml(caps: HostCapabilities) -> str:
+@dataclass(frozen=True)
+class LiveCpu:
+    id: int
+    socket_id: int
+    die_id: int
+    core_id: int
+    siblings: str
+
+
+@dataclass(frozen=True)
+class LiveCell:
+    """A NUMA cell as read now (host/node.py): memory, page pools (size KiB -> pages), CPUs, distances."""
+
+    id: int
+    memory_kib: int
+    pages: tuple[tuple[int, int], ...]
+    cpus: tuple[LiveCpu, ...]
+    distances: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LiveFacts:
+    """What the capabilities document adds from the host as it is now (not cached per boot)."""
+
+    cpu_features: tuple[str, ...]
+    page_sizes_kib: tuple[int, ...]
+    cells: tuple[LiveCell, ...]
+
+
+def capabilities_xml(caps: HostCapabilities, live: LiveFacts | None = None) -> str:
     """Render a libvirt-style <capabilities> document (what ``virsh capabilities`` prints).
 
     Covers the parts clients read: host uuid, CPU arch/model/vendor/topology,
     memory, and one <guest> (hvm, the host arch) with the emulator, every
     machine type (aliases with ``canonical=``) and the domain types; ``kvm``
-    is listed only when a guest really ran under KVM.
+    is listed only when a guest really ran under KVM. With ``live`` facts, the
+    CPU's features, the page sizes and every NUMA cell (memory, pages per size,
+    CPUs with their socket/core ids, distances) as the host has them now.
     """
     root = ET.Element("capabilities")
     host = ET.SubElement(root, "host")
@@ -231,15 +262,24 @@ def capabilities_xml(caps: HostCapabilities) -> str:
         cpu, "topology",
         sockets=str(topo.sockets), dies="1", cores=str(topo.cores), threads=str(topo.threads),
     )
-    if caps.cpu_flags_virt:
-        ET.SubElement(cpu, "feature", name=caps.cpu_flags_virt)
+    if live is None:
+        if caps.cpu_flags_virt:
+            ET.SubElement(cpu, "feature", name=caps.cpu_flags_virt)
+    else:
+        for flag in live.cpu_features:
+            ET.SubElement(cpu, "feature", name=flag)
+        for size in live.page_sizes_kib:
+            ET.SubElement(cpu, "pages", unit="KiB", size=str(size))
     ET.SubElement(host, "power_management")
-    cells = ET.SubElement(ET.SubElement(host, "topology"), "cells", num="1")
-    cell = ET.SubElement(cells, "cell", id="0")
-    ET.SubElement(cell, "memory", unit="KiB").text = str(caps.memory_kib)
-    cpus = ET.SubElement(cell, "cpus", num=str(caps.cpu_count))
-    for i in range(caps.cpu_count):
-        ET.SubElement(cpus, "cpu", id=str(i))
+    if live is None:
+        cells = ET.SubElement(ET.SubElement(host, "topology"), "cells", num="1")
+        cell = ET.SubElement(cells, "cell", id="0")
+        ET.SubElement(cell, "memory", unit="KiB").text = str(caps.memory_kib)
+        cpus = ET.SubElement(cell, "cpus", num=str(caps.cpu_count))
+        for i in range(caps.cpu_count):
+            ET.SubElement(cpus, "cpu", id=str(i))
+    else:
+        _live_cells(host, live)
 
     guest = ET.SubElement(root, "guest")
     ET.SubElement(guest, "os_type").text = "hvm"
@@ -260,3 +300,46 @@ def capabilities_xml(caps: HostCapabilities) -> str:
 
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _live_cells(host: ET.Element, live: LiveFacts) -> None:
+    cells = ET.SubElement(ET.SubElement(host, "topology"), "cells", num=str(len(live.cells)))
+    for c in live.cells:
+        cell = ET.SubElement(cells, "cell", id=str(c.id))
+        ET.SubElement(cell, "memory", unit="KiB").text = str(c.memory_kib)
+        for size, count in c.pages:
+            ET.SubElement(cell, "pages", unit="KiB", size=str(size)).text = str(count)
+        if c.distances:
+            dist = ET.SubElement(cell, "distances")
+            for other, value in enumerate(c.distances):
+                ET.SubElement(dist, "sibling", id=str(other), value=str(value))
+        cpus = ET.SubElement(cell, "cpus", num=str(len(c.cpus)))
+        for p in c.cpus:
+            ET.SubElement(cpus, "cpu", id=str(p.id), socket_id=str(p.socket_id), die_id=str(p.die_id),
+                          core_id=str(p.core_id), siblings=p.siblings)
+
+
+def capabilities_data(caps: HostCapabilities, live: LiveFacts) -> dict[str, Any]:
+    """The same facts as ``capabilities_xml(caps, live)``, as JSON-ready data (`pyvirt capabilities --json`)."""
+    topo = caps.cpu_topology
+    return {
+        "host": {
+            "uuid": caps.host_uuid,
+            "cpu": {"arch": caps.arch, "model": caps.cpu_model_name, "vendor": caps.cpu_vendor,
+                    "topology": {"sockets": topo.sockets, "dies": 1, "cores": topo.cores, "threads": topo.threads},
+                    "features": list(live.cpu_features), "pages_kib": list(live.page_sizes_kib)},
+            "cells": [{"id": c.id, "memory_kib": c.memory_kib,
+                       "pages": [{"size_kib": size, "count": n} for size, n in c.pages],
+                       "distances": list(c.distances),
+                       "cpus": [{"id": p.id, "socket_id": p.socket_id, "die_id": p.die_id, "core_id": p.core_id,
+                                 "siblings": p.siblings} for p in c.cpus]}
+                      for c in live.cells],
+        },
+        "guests": [{
+            "os_type": "hvm", "arch": caps.arch, "wordsize": _WORDSIZE.get(caps.arch, 64),
+            "emulator": caps.qemu_binary,
+            "machines": [{"name": m.name, "alias": m.alias, "deprecated": m.deprecated} for m in caps.machine_types],
+            "domain_types": list(caps.domain_types),
+            "accelerators": list(caps.accelerators),
+        }],
+    }

@@ -294,6 +294,35 @@ class SecLabel:
 
 
 @dataclass(frozen=True)
+class MemoryBacking:
+    """<memoryBacking>: huge pages for guest RAM, and whether KSM may merge it (QEMU mem-merge)."""
+
+    hugepages: bool = False
+    hugepage_size_kib: int | None = None  # <hugepages><page size=.../></hugepages>; None: the host's default
+    nosharepages: bool = False
+
+
+@dataclass(frozen=True)
+class CpuTune:
+    """<cputune>: CPU weight (cgroup v1 shares) and bandwidth per vCPU (period/quota, microseconds)."""
+
+    shares: int | None = None
+    period: int | None = None
+    quota: int | None = None  # -1: no limit
+
+
+@dataclass(frozen=True)
+class MemTune:
+    hard_limit_kib: int | None = None
+    soft_limit_kib: int | None = None
+
+
+@dataclass(frozen=True)
+class BlkioTune:
+    weight: int | None = None  # 100..1000
+
+
+@dataclass(frozen=True)
 class Devices:
     emulator: str | None = None
     disks: tuple[Disk, ...] = ()
@@ -328,9 +357,13 @@ class Domain:
     current_memory_kib: int | None = None
     max_memory_kib: int | None = None
     max_memory_slots: int | None = None
+    blkiotune: BlkioTune | None = None
+    memtune: MemTune | None = None
+    memory_backing: MemoryBacking | None = None
     vcpus: int = 1
     vcpu_placement: str | None = None  # static | auto
     vcpu_current: int | None = None
+    cputune: CpuTune | None = None
     os: OS = field(default_factory=OS)
     features: Features = field(default_factory=Features)
     cpu: CPU | None = None

@@ -44,6 +44,7 @@ from .domain import (
 )
 from .domain_xml_devices import opt, parse_devices, parse_disk_xml, parse_interface_xml, stripped
 from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
+from .tuning_xml import parse_blkiotune, parse_cputune, parse_memory_backing, parse_memtune
 from .units import parse_xml_size_kib
 from .xml_doc import open_document, read_name, read_uuid
 from .xml_doc import with_path as _err
@@ -60,8 +61,7 @@ _TUNING = Hint("resource tuning is not supported yet; " + LATER)
 DOMAIN_HINTS = {
     "genid": Hint("VM generation ids are not supported yet; " + LATER),
     "vcpus": Hint("per-vCPU settings are not supported; use <vcpu current='N'>M</vcpu>"),
-    "iothreads": _TUNING, "iothreadids": _TUNING, "cputune": _TUNING, "numatune": _TUNING,
-    "memtune": _TUNING, "blkiotune": _TUNING, "memoryBacking": _TUNING,
+    "iothreads": _TUNING, "iothreadids": _TUNING, "numatune": _TUNING,
     "sysinfo": Hint("SMBIOS system information is not supported yet; " + LATER),
     "idmap": Hint("user namespaces are for containers, not QEMU guests; remove it"),
     "bootloader": Hint("host bootloaders are a Xen feature; use <os><kernel> for direct boot"),
@@ -118,6 +118,10 @@ def parse_domain_xml(text: str) -> Domain:
         current_memory_kib=current,
         max_memory_kib=max_mem,
         max_memory_slots=slots,
+        blkiotune=opt(r.child("blkiotune"), parse_blkiotune),
+        memtune=opt(r.child("memtune"), parse_memtune),
+        memory_backing=opt(r.child("memoryBacking"), parse_memory_backing),
+        cputune=opt(r.child("cputune"), parse_cputune),
         vcpus=vcpus,
         vcpu_placement=placement,
         vcpu_current=vcpu_current,

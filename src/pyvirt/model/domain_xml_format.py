@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Features, Graphics, Interface
+from .tuning_xml import format_blkiotune, format_cputune, format_memory_backing, format_memtune
 from .xml_util import Node, node, on_off, render, yes_no
 
 
@@ -47,7 +48,11 @@ def format_domain_xml(domain: Domain, *, live: LiveInfo | None = None, secure: b
     root.add(node("memory", ("unit", "KiB"), text=str(d.memory_kib)))
     if d.current_memory_kib is not None:
         root.add(node("currentMemory", ("unit", "KiB"), text=str(d.current_memory_kib)))
+    root.add(format_blkiotune(d.blkiotune))
+    root.add(format_memtune(d.memtune))
+    root.add(format_memory_backing(d.memory_backing))
     root.add(node("vcpu", ("placement", d.vcpu_placement), ("current", d.vcpu_current), text=str(d.vcpus)))
+    root.add(format_cputune(d.cputune))
     root.add(_fmt_os(d.os))
     root.add(_fmt_features(d.features))
     if d.cpu is not None:

@@ -51,7 +51,7 @@ from .argv_devices import (
     watchdog_options,
 )
 from .argv_disks import DiskNames, disk_names, disk_options
-from .argv_render import Option, Value, escape, kv, render
+from .argv_render import Json, Option, Value, escape, kv, render
 
 __all__ = ["DiskNames", "LaunchContext", "NicFds", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
 
@@ -66,6 +66,7 @@ WATCHDOG_ACTIONS = {
     "inject-nmi": "inject-nmi",
     "dump": "pause",
 }
+HUGE_RAM_ID = "pc.ram"  # the memory backend of a guest with <memoryBacking><hugepages/>
 ON_CRASH = ("destroy", "restart", "preserve", "coredump-destroy", "coredump-restart")
 
 
@@ -157,6 +158,10 @@ def _machine(b: Build) -> list[Option]:
     else:
         props += [("vmport", f.vmport), ("hpet", False if _hpet_off(b) else None)]
     props.append(("smm", smm))
+    backing = b.domain.memory_backing
+    if backing is not None:  # KSM may merge guest RAM unless <nosharepages/>; huge pages come from _memory's backend
+        props += [("mem-merge", False if backing.nosharepages else None),
+                  ("memory-backend", HUGE_RAM_ID if backing.hugepages else None)]
     out = [Option("-machine", kv(m.type, *props)), Option("-accel", b.ctx.accel)]
     if m.family == "microvm":
         out.append(Option("-global", "virtio-mmio.force-legacy=false"))
@@ -215,7 +220,14 @@ def _memory(b: Build) -> list[Option]:
         if d.max_memory_kib < d.memory_kib:
             raise InvalidArgument("<maxMemory> is smaller than <memory>")
         props += [("slots", d.max_memory_slots), ("maxmem", f"{d.max_memory_kib}k")]
-    return [Option("-m", kv(None, *props))]
+    out = [Option("-m", kv(None, *props))]
+    backing = d.memory_backing
+    if backing is not None and backing.hugepages:  # hugetlbfs pages through memfd: no mount needed
+        size = backing.hugepage_size_kib
+        out.append(Option("-object", Json({
+            "qom-type": "memory-backend-memfd", "id": HUGE_RAM_ID, "size": d.memory_kib * 1024, "hugetlb": True,
+            **({"hugetlbsize": size * 1024} if size else {}), "prealloc": True})))
+    return out
 
 
 def _smp(b: Build) -> list[Option]:

@@ -61,6 +61,14 @@ class QemuVersion:
         return f"{self.major}.{self.minor}.{self.micro}"
 
 
+@dataclass(frozen=True)
+class BalloonGuestStats:
+    """The virtio balloon's guest-stats: QEMU's ``stat-*`` names (bytes or counts; absent when -1)."""
+
+    stats: Mapping[str, int]
+    last_update: int  # seconds since the epoch of the guest's last report; 0: none yet
+
+
 class Monitor:
     """One QMP connection to one QEMU process."""
 
@@ -240,6 +248,19 @@ class Monitor:
         """Guest memory as the balloon sees it now, in bytes."""
         ret = await self.execute("query-balloon")
         return int(ret["actual"])
+
+    async def balloon_guest_stats(self, device_path: str) -> BalloonGuestStats:
+        """The guest's own memory figures from the virtio balloon (qom-get guest-stats); zero last_update
+        while polling is off (see ``set_balloon_stats_period``)."""
+        ret = await self.execute("qom-get", {"path": device_path, "property": "guest-stats"})
+        stats = ret.get("stats") or {}
+        return BalloonGuestStats({str(k): int(v) for k, v in stats.items() if int(v) >= 0},
+                                 int(ret.get("last-update", 0)))
+
+    async def set_balloon_stats_period(self, device_path: str, seconds: int) -> None:
+        """How often the guest's balloon driver reports its memory figures (0: never)."""
+        await self.execute("qom-set", {"path": device_path, "property": "guest-stats-polling-interval",
+                                       "value": int(seconds)})
 
     async def balloon(self, size_bytes: int) -> None:
         """Ask the guest's balloon driver to make its memory ``size_bytes``."""
