@@ -16,6 +16,7 @@ from .disks import DiskManager
 from .domain_table import DomainTable
 from .domains import DomainManager
 from .eventbus import EventBus
+from .format_book import StoreFormatBook
 from .hostinfo import HostService
 from .networks import NetworkManager
 from .nics import NicManager
@@ -61,8 +62,9 @@ def build(config: Config, uri: str) -> Services:
     table = DomainTable(store, bus, on_removed=(catalog.forget,))
     host = HostService(config, uri)
     networks = NetworkManager(config, store, table)
-    pools = PoolManager(config, store)
-    volumes = VolumeManager(pools, table)
+    book = StoreFormatBook(store)
+    pools = PoolManager(config, store, book)
+    volumes = VolumeManager(pools, table, book)
     nics = NicManager(table, networks)
     disks = DiskManager(table, volumes)
     domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=QemuLauncher(config),

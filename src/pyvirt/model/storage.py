@@ -64,6 +64,32 @@ class BackingStore:
     format: str | None = None
 
 
+#: Formats whose images can name a backing file in their header (QEMU's "backing" option).
+COW_FORMATS = ("qcow2", "qed", "vmdk")
+
+
+@dataclass(frozen=True)
+class FormatRecord:
+    """What pyvirt recorded about a volume's image when it made or imported it.
+
+    The record, never the image's content, says how the image is opened: a
+    guest owns every byte of a raw disk and could make it look like a qcow2
+    image whose backing file is any host file (CVE-2010-2237).
+    """
+
+    format: str  # raw | qcow2
+    backing: BackingStore | None = None  # a qcow2 overlay's backing file, its format always set
+
+
+@dataclass(frozen=True)
+class ImageLayer:
+    """One image of a chain as it is to be opened: its path, its recorded format, file or block device."""
+
+    path: str
+    format: str
+    block: bool = False
+
+
 @dataclass(frozen=True)
 class Volume:
     name: str

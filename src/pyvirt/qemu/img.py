@@ -5,6 +5,14 @@ its stderr goes into ``QemuError.detail`` unchanged. The destructive cases that
 qemu-img lets through or words poorly (shrinking without --shrink, converting
 an image onto itself or onto its own backing file) are refused here, before
 qemu-img runs, with a message that says what to do.
+
+Every call names the image's format (``-f``): qemu-img would otherwise guess it
+from the content, and a guest that owned a raw disk's bytes decides what that
+guess is (issue 9; libvirt's CVE-2010-2237). Only ``info(probe=True)`` guesses,
+for a person who asked for it. Where the data of a copy-on-write image is read
+for pyvirt itself (convert, resize, internal snapshots), its backing chain is
+given explicitly (``backing``, see chains.py), never taken from the header.
+``json:`` filenames are refused: they let qemu-img open any host file or device.
 """
 from __future__ import annotations
 
@@ -13,12 +21,14 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import HostError, InvalidArgument, NotFound, QemuError
+from ..model.storage import COW_FORMATS, ImageLayer
 from ..model.units import parse_size
+from .chains import json_filename
 
 QEMU_IMG = "/usr/bin/qemu-img"
 TIMEOUT = 600  # seconds for the short commands (info/create/check/resize)
@@ -28,6 +38,9 @@ _PROGRESS_RE = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 _RESIZE_RE = re.compile(r"^\s*([+-]?)\s*(.+)$")
 
 ProgressCallback = Callable[[float], None]
+#: What a caller passes as ``backing``: the chain as recorded (nearest first; () for none), or None for
+#: "as the image's header says" (only for images a person names on the command line).
+Chain = Sequence[ImageLayer] | None
 
 
 @dataclass(frozen=True)
@@ -56,9 +69,14 @@ class ImageInfo:
     dirty_flag: bool = False
     cluster_size: int | None = None
     chain: list[ImageInfo] = field(default_factory=list)
+    data_file: str | None = None  # a qcow2 image's external data file, if its header names one
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for one in (out, *out["chain"]):
+            if one["data_file"] is None:  # the JSON shape `pyvirt img info --json` always had
+                del one["data_file"]
+        return out
 
 
 def _snapshot(d: dict[str, Any]) -> Snapshot:
@@ -84,6 +102,7 @@ def parse_info(d: dict[str, Any]) -> ImageInfo:
         snapshots=[_snapshot(s) for s in d.get("snapshots", [])],
         dirty_flag=bool(d.get("dirty-flag", False)),
         cluster_size=d.get("cluster-size"),
+        data_file=((d.get("format-specific") or {}).get("data") or {}).get("data-file"),
     )
 
 
@@ -127,16 +146,43 @@ def encode_options(options: dict[str, Any]) -> str:
     return ",".join(parts)
 
 
+def refuse_pseudo_filename(path: str, what: str = "image") -> None:
+    """``json:{...}`` names no file: qemu-img and QEMU read it as a description of what to open."""
+    if path.startswith("json:"):
+        raise InvalidArgument(f"{what} '{path[:60]}' is a json: pseudo-filename, which can make qemu-img open any "
+                              "host file or device; pyvirt refuses it: give the image's path")
+
+
 def _file_arg(path: str | os.PathLike[str]) -> str:
-    """A path qemu-img cannot take for an option ('-x' becomes './-x')."""
+    """A path qemu-img reads as a plain file: '-x' is not an option and 'nbd:x' no protocol ('./...')."""
     text = os.fspath(path)
-    return f"./{text}" if text.startswith("-") else text
+    refuse_pseudo_filename(text)
+    head = text.split("/", 1)[0]
+    return f"./{text}" if text.startswith("-") or ":" in head else text
 
 
 def _check_fmt(fmt: str, what: str = "format") -> str:
     if not _FMT_RE.match(fmt):
         raise InvalidArgument(f"image {what} '{fmt}' is not a format name; use e.g. qcow2 or raw")
     return fmt
+
+
+def image_args(path: str, fmt: str, backing: Chain = None, *, block: bool = False) -> list[str]:
+    """``-f FMT FILE``; with ``backing`` given, FILE is a json: filename stating the chain (or its absence)."""
+    _check_fmt(fmt)
+    if backing is None or fmt not in COW_FORMATS:
+        return ["-f", fmt, _file_arg(path)]
+    refuse_pseudo_filename(path)
+    return ["-f", fmt, json_filename(ImageLayer(os.path.abspath(path), fmt, block), backing)]
+
+
+def need_format(fmt: str | None, path: str, doing: str) -> str:
+    """The format a caller must name: pyvirt never lets qemu-img guess it from the content."""
+    if not fmt:
+        raise InvalidArgument(f"cannot {doing} '{path}' without its format: name it (-f raw or -f qcow2); pyvirt "
+                              "never guesses a format from an image's content, which whoever wrote the image "
+                              "chooses")
+    return _check_fmt(fmt)
 
 
 def _need_file(path: str | os.PathLike[str]) -> str:
@@ -164,15 +210,21 @@ def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,),
     return proc
 
 
-def info(path: str | os.PathLike[str], backing_chain: bool = False, *, force_share: bool = False,
-         qemu_img: str | None = None) -> ImageInfo:
-    """`qemu-img info`; ``force_share`` (-U) reads an image a running QEMU holds open."""
+def info(path: str | os.PathLike[str], fmt: str | None = None, *, backing_chain: bool = False,
+         probe: bool = False, force_share: bool = False, qemu_img: str | None = None) -> ImageInfo:
+    """`qemu-img info -f FMT`; ``force_share`` (-U) reads an image a running QEMU holds open.
+
+    Without ``backing_chain`` qemu-img opens no backing file (it reports the header's names only).
+    ``fmt`` None is refused unless ``probe``: then qemu-img guesses, for a person who asked.
+    """
     p = _need_file(path)
     args = ["info", "--output=json"]
     if backing_chain:
         args.append("--backing-chain")
     if force_share:
         args.append("-U")
+    if fmt is not None or not probe:
+        args += ["-f", need_format(fmt, p, "read image")]
     proc = _run([*args, _file_arg(p)], p, "read", binary=qemu_img)
     try:
         data = json.loads(proc.stdout)
@@ -184,6 +236,18 @@ def info(path: str | os.PathLike[str], backing_chain: bool = False, *, force_sha
     return replace(top, chain=rest)
 
 
+def virtual_size(path: str | os.PathLike[str], fmt: str, *, qemu_img: str | None = None) -> int:
+    """The guest-visible size: a raw image's (or block device's) own size, else what qemu-img reads."""
+    p = _need_file(path)
+    if fmt != "raw":
+        return info(p, fmt, force_share=True, qemu_img=qemu_img).virtual_size
+    fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)  # a block device's size too
+    finally:
+        os.close(fd)
+
+
 def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, backing: str | None = None,
            backing_fmt: str | None = None, options: dict[str, Any] | None = None,
            qemu_img: str | None = None) -> None:
@@ -191,6 +255,7 @@ def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, ba
     p = os.fspath(path)
     args = ["create", "-q", "-f", _check_fmt(fmt)]
     if backing is not None:
+        refuse_pseudo_filename(backing, "backing file")
         if backing_fmt is None:
             raise InvalidArgument(f"creating '{p}' on backing file '{backing}' needs its format "
                                   "(backing_fmt / -F), e.g. qcow2 or raw; qemu-img no longer probes it")
@@ -207,17 +272,15 @@ def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, ba
     _run(args, p, "create", binary=qemu_img)
 
 
-def check(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
-    """`qemu-img check`: its JSON report (check-errors, corruptions, leaks, image-end-offset).
+def check(path: str | os.PathLike[str], fmt: str | None) -> dict[str, Any]:
+    """`qemu-img check -f FMT`: its JSON report (check-errors, corruptions, leaks, image-end-offset).
 
     Exit statuses 2 (corruptions) and 3 (leaks) still give a report: the caller
     reads it. A format without checks (raw) is an OperationInvalid-like QemuError.
     """
     p = _need_file(path)
-    args = ["check", "--output=json"]
-    if fmt:
-        args += ["-f", _check_fmt(fmt)]
-    proc = _run([*args, _file_arg(p)], p, "check", ok=(0, 2, 3))
+    fmt = need_format(fmt, p, "check")
+    proc = _run(["check", "--output=json", *image_args(p, fmt)], p, "check", ok=(0, 2, 3))
     try:
         report: dict[str, Any] = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -225,17 +288,21 @@ def check(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any
     return report
 
 
-def resize(path: str | os.PathLike[str], size_spec: str, *, shrink: bool = False,
+def resize(path: str | os.PathLike[str], size_spec: str, *, fmt: str | None, shrink: bool = False,
            qemu_img: str | None = None) -> int:
-    """`qemu-img resize`; returns the new virtual size. Shrinking needs ``shrink=True``."""
+    """`qemu-img resize -f FMT`; returns the new virtual size. Shrinking needs ``shrink=True``.
+
+    A copy-on-write image is opened with no backing file: a resize changes its own header only.
+    """
     p = _need_file(path)
-    current = info(p, qemu_img=qemu_img)
-    new = resize_target(current.virtual_size, size_spec)
-    check_shrink(p, current.virtual_size, new, shrink)
-    args = ["resize", "-q", "-f", _check_fmt(current.format)]
-    if new < current.virtual_size:
+    fmt = need_format(fmt, p, "resize")
+    current = virtual_size(p, fmt, qemu_img=qemu_img)
+    new = resize_target(current, size_spec)
+    check_shrink(p, current, new, shrink)
+    args = ["resize", "-q"]
+    if new < current:
         args.append("--shrink")
-    _run([*args, _file_arg(p), str(new)], p, "resize", binary=qemu_img)
+    _run([*args, *image_args(p, fmt, ()), str(new)], p, "resize", binary=qemu_img)
     return new
 
 
@@ -248,15 +315,19 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _refuse_overwrite(src: str, dst: str, qemu_img: str | None = None) -> None:
+def _refuse_overwrite(src: str, dst: str, src_fmt: str, backing: Chain, qemu_img: str | None = None) -> None:
     """Converting onto the source, or onto a file in its backing chain, destroys the data being read."""
     if _same_file(src, dst):
         raise InvalidArgument(f"cannot convert '{src}' onto itself ('{dst}' is the same file); "
                               "write the converted image to another path, then rename it")
-    if not os.path.exists(dst):
+    if not os.path.exists(dst) or src_fmt not in COW_FORMATS:
         return
-    for layer in info(src, backing_chain=True, qemu_img=qemu_img).chain:
-        if _same_file(layer.filename, dst):
+    if backing is not None:
+        names = [layer.path for layer in backing]
+    else:
+        names = [layer.filename for layer in info(src, src_fmt, backing_chain=True, qemu_img=qemu_img).chain]
+    for name in names:
+        if _same_file(name, dst):
             raise InvalidArgument(f"cannot convert '{src}' onto '{dst}': it is a backing file of '{src}'; "
                                   "choose another destination")
 
@@ -269,34 +340,34 @@ def _stat_key(path: str) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt: str | None = None,
-            dst_fmt: str, compress: bool = False, options: dict[str, Any] | None = None,
+def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt: str | None,
+            dst_fmt: str, backing: Chain = None, compress: bool = False, options: dict[str, Any] | None = None,
             progress_cb: ProgressCallback | None = None, qemu_img: str | None = None,
-            snapshot: str | None = None) -> None:
-    """`qemu-img convert -p`: progress percentages go to ``progress_cb`` as qemu-img reports them.
+            snapshot: str | None = None, src_block: bool = False) -> None:
+    """`qemu-img convert -p -f SRC_FMT -O DST_FMT`: progress goes to ``progress_cb`` as qemu-img reports it.
 
-    ``snapshot`` extracts that internal snapshot (-l snapshot.name=...) instead of the current data.
-
-    A failed or interrupted convert removes the destination it (re)wrote.
+    ``backing`` is the source's recorded chain (copy-on-write sources); None reads it from the header
+    (for images a person names). ``snapshot`` extracts that internal snapshot (-l snapshot.name=...)
+    instead of the current data. Progress is read from qemu-img's own -p output on a pipe, so it costs
+    the copy nothing. A failed or interrupted convert removes the destination it (re)wrote.
     """
     s = _need_file(src)
     d = os.fspath(dst)
-    _refuse_overwrite(s, d, qemu_img)
-    args = ["convert", "-p"]
-    if src_fmt:
-        args += ["-f", _check_fmt(src_fmt)]
-    args += ["-O", _check_fmt(dst_fmt)]
+    src_fmt = need_format(src_fmt, s, "convert")
+    refuse_pseudo_filename(d, "destination")
+    _refuse_overwrite(s, d, src_fmt, backing, qemu_img)
+    args = ["convert", "-p", "-O", _check_fmt(dst_fmt)]
     if compress:
         args.append("-c")
     if options:
         args += ["-o", encode_options(options)]
     if snapshot:
-        known = [x.name for x in info(s, qemu_img=qemu_img).snapshots]
+        known = [x.name for x in info(s, src_fmt, qemu_img=qemu_img).snapshots]
         if snapshot not in known:
             raise NotFound(f"image '{s}' has no internal snapshot '{snapshot}'"
                            + (f"; it has: {', '.join(known)}" if known else "; it has none"))
         args += ["-l", f"snapshot.name={snapshot}"]
-    args += [_file_arg(s), _file_arg(d)]
+    args += [*image_args(s, src_fmt, backing, block=src_block), _file_arg(d)]
     before = _stat_key(d)
     done = False
     with tempfile.TemporaryFile() as errf:
@@ -357,24 +428,28 @@ def human_size(n: int) -> str:
 
 
 # ---------------------------------------------------------------- internal snapshots (qemu-img snapshot)
-def image_opts(path: str | os.PathLike[str], fmt: str = "qcow2", file_driver: str = "file") -> str:
-    """An --image-opts string that names the format: `qemu-img snapshot` has no -f, and probing is unsafe.
+def snapshot_image(path: str | os.PathLike[str], fmt: str = "qcow2", file_driver: str = "file") -> str:
+    """The image as a json: filename naming its format and no backing file.
 
-    Commas in the path are doubled (qemu's option syntax); ``file_driver`` is 'file' or 'host_device'.
+    `qemu-img snapshot` has no -f and, given a plain name, opens the backing file its header names;
+    internal snapshots live in the image itself, so the backing is never needed.
+    ``file_driver`` is 'file' or 'host_device'.
     """
     if file_driver not in ("file", "host_device"):
         raise InvalidArgument(f"image protocol driver '{file_driver}' is not supported; use file or host_device")
-    return f"driver={_check_fmt(fmt)},file.driver={file_driver},file.filename={os.fspath(path).replace(',', ',,')}"
+    p = os.fspath(path)
+    refuse_pseudo_filename(p)
+    return json_filename(ImageLayer(os.path.abspath(p), _check_fmt(fmt), file_driver == "host_device"), ())
 
 
 def snapshot_list(path: str | os.PathLike[str], *, fmt: str = "qcow2", file_driver: str = "file",
                   force_share: bool = False, qemu_img: str | None = None) -> list[Snapshot]:
     """The internal snapshots an image holds (from `qemu-img info --output=json`, format given)."""
     p = _need_file(path)
-    args = ["info", "--output=json", "--image-opts"]
+    args = ["info", "--output=json", "-f", _check_fmt(fmt)]
     if force_share:
         args.append("-U")
-    proc = _run([*args, image_opts(p, fmt, file_driver)], p, "read", binary=qemu_img)
+    proc = _run([*args, snapshot_image(p, fmt, file_driver)], p, "read", binary=qemu_img)
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -387,8 +462,8 @@ def _snapshot_op(flag: str, doing: str, path: str | os.PathLike[str], tag: str, 
     p = _need_file(path)
     if not tag:
         raise InvalidArgument(f"cannot {doing} in '{p}': the snapshot name is empty")
-    _run(["snapshot", "-q", "--image-opts", flag, tag, image_opts(p, fmt, file_driver)], p,
-         f"{doing} '{tag}' in", binary=qemu_img)
+    _run(["snapshot", "-q", flag, tag, snapshot_image(p, fmt, file_driver)], p, f"{doing} '{tag}' in",
+         binary=qemu_img)
 
 
 def snapshot_create(path: str | os.PathLike[str], tag: str, *, fmt: str = "qcow2", file_driver: str = "file",
@@ -410,51 +485,61 @@ def snapshot_delete(path: str | os.PathLike[str], tag: str, *, fmt: str = "qcow2
 
 
 # ---------------------------------------------------------------- commit, rebase, map, measure
-def commit(path: str | os.PathLike[str], *, qemu_img: str | None = None) -> None:
-    """`qemu-img commit`: write an overlay's data into its backing file (the overlay stays, emptied)."""
+def commit(path: str | os.PathLike[str], *, fmt: str = "qcow2", qemu_img: str | None = None) -> None:
+    """`qemu-img commit -f FMT`: write an overlay's data into its backing file (the overlay stays, emptied).
+
+    The format is named (qcow2 unless told): only copy-on-write images have something to commit.
+    """
     p = _need_file(path)
-    if info(p, qemu_img=qemu_img).backing_filename is None:
+    if info(p, fmt, qemu_img=qemu_img).backing_filename is None:
         raise InvalidArgument(f"image '{p}' has no backing file, so there is nothing to commit into")
-    _run(["commit", "-q", _file_arg(p)], p, "commit", binary=qemu_img)
+    _run(["commit", "-q", *image_args(p, fmt)], p, "commit", binary=qemu_img)
 
 
-def rebase(path: str | os.PathLike[str], backing: str | None, *, backing_fmt: str | None = None,
+def rebase(path: str | os.PathLike[str], backing: str | None, *, fmt: str = "qcow2", backing_fmt: str | None = None,
            unsafe: bool = False, qemu_img: str | None = None) -> None:
-    """`qemu-img rebase -b BACKING [-F FMT] [-u]`: give an overlay another backing file ("" or None: none).
+    """`qemu-img rebase -f FMT -b BACKING -F BACKING_FMT [-u]`: give an overlay another backing file
+    ("" or None: none). The new backing file's format must be named: qemu-img would guess it.
 
     Safe mode copies what differs so the guest-visible data stays the same; -u only rewrites the header.
     """
     p = _need_file(path)
-    if backing:
-        base = backing if os.path.isabs(backing) else os.path.join(os.path.dirname(p), backing)
-        if not os.path.exists(base):
-            raise NotFound(f"new backing file '{backing}' does not exist (relative names are relative to "
-                           f"the image's directory)")
     args = ["rebase", "-q"]
     if unsafe:
         args.append("-u")
     args += ["-b", backing or ""]
-    if backing and backing_fmt:
+    if backing:
+        refuse_pseudo_filename(backing, "backing file")
+        base = backing if os.path.isabs(backing) else os.path.join(os.path.dirname(p), backing)
+        if not os.path.exists(base):
+            raise NotFound(f"new backing file '{backing}' does not exist (relative names are relative to "
+                           f"the image's directory)")
+        if not backing_fmt:
+            raise InvalidArgument(f"rebasing '{p}' onto '{backing}' needs the backing file's format (-F raw or "
+                                  "-F qcow2); pyvirt never lets qemu-img guess it")
         args += ["-F", _check_fmt(backing_fmt, "backing format")]
-    _run([*args, _file_arg(p)], p, "rebase", binary=qemu_img)
+    _run([*args, *image_args(p, fmt)], p, "rebase", binary=qemu_img)
 
 
-def map_image(path: str | os.PathLike[str], *, qemu_img: str | None = None) -> list[dict[str, Any]]:
-    """`qemu-img map --output=json`: extents with start, length, data, zero, offset."""
+def map_image(path: str | os.PathLike[str], *, fmt: str | None, qemu_img: str | None = None) -> list[dict[str, Any]]:
+    """`qemu-img map -f FMT --output=json`: extents with start, length, data, zero, offset."""
     p = _need_file(path)
-    proc = _run(["map", "--output=json", _file_arg(p)], p, "map", binary=qemu_img)
+    proc = _run(["map", "--output=json", *image_args(p, need_format(fmt, p, "map"))], p, "map", binary=qemu_img)
     return list(json.loads(proc.stdout))
 
 
-def measure(*, path: str | os.PathLike[str] | None = None, size_bytes: int | None = None, out_fmt: str = "qcow2",
-            options: dict[str, Any] | None = None, qemu_img: str | None = None) -> dict[str, int]:
-    """`qemu-img measure`: bytes a new image needs ("required") and at most ("fully-allocated")."""
+def measure(*, path: str | os.PathLike[str] | None = None, fmt: str | None = None, size_bytes: int | None = None,
+            out_fmt: str = "qcow2", options: dict[str, Any] | None = None,
+            qemu_img: str | None = None) -> dict[str, int]:
+    """`qemu-img measure`: bytes a new image needs ("required") and at most ("fully-allocated").
+
+    An image file's own format (``fmt``) must be named."""
     args = ["measure", "--output=json", "-O", _check_fmt(out_fmt)]
     if options:
         args += ["-o", encode_options(options)]
     if path is not None:
         p = _need_file(path)
-        args.append(_file_arg(p))
+        args += image_args(p, need_format(fmt, p, "measure"))
     elif size_bytes is not None:
         p = f"{size_bytes} bytes"
         args += ["--size", str(size_bytes)]
