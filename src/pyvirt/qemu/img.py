@@ -187,6 +187,7 @@ def need_format(fmt: str | None, path: str, doing: str) -> str:
 
 def _need_file(path: str | os.PathLike[str]) -> str:
     text = os.fspath(path)
+    refuse_pseudo_filename(text)
     if not os.path.exists(text):
         raise NotFound(f"image '{text}' does not exist; check the path")
     return text
