@@ -20,9 +20,9 @@ from pyvirt.daemon import disks as dk
 from pyvirt.daemon.devices import device_tag
 from pyvirt.daemon.disks import DiskManager
 from pyvirt.daemon.results import VolumeInfo
-from pyvirt.model.storage import ImageLayer
 from pyvirt.errors import InvalidArgument, NotFound, OperationInvalid, UnsupportedConfig
 from pyvirt.model.domain import OS, Devices, Disk, Domain
+from pyvirt.model.storage import ImageLayer
 from pyvirt.qemu.media import matches_qdev
 
 UUID = "c7a5fdbd-edaf-9455-926a-d65c16db1809"
