@@ -64,6 +64,17 @@ class BackingStore:
     format: str | None = None
 
 
+#: Why a ``json:`` filename is refused wherever pyvirt takes a path (disk sources, backing stores, pool
+#: targets, qemu-img arguments): QEMU and qemu-img read it as a description of what to open, any host
+#: file or device included.
+JSON_FILENAME_HINT = ("a json: pseudo-filename lets QEMU open any host file or device; pyvirt takes plain paths "
+                      "only: give the image's absolute path")
+
+
+def is_json_filename(path: str) -> bool:
+    return path.lstrip().startswith("json:")
+
+
 #: Formats whose images can name a backing file in their header (QEMU's "backing" option).
 COW_FORMATS = ("qcow2", "qed", "vmdk")
 
