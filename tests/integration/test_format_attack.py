@@ -95,3 +95,35 @@ def test_a_guest_written_qcow2_header_never_opens_a_host_file(daemon: DaemonHand
         d.cli("destroy", name)
         d.cli("undefine", name)
         d.cli("vol-delete", "--pool", "default", vol)
+
+
+def test_a_linked_clone_opens_its_recorded_backing_not_its_header(daemon: DaemonHandle, guest: GuestImage,
+                                                                   tmp_path: Path, secret: tuple[Path, str]) -> None:
+    """The header of an overlay is rewritten behind pyvirt's back (`qemu-img rebase -u` onto a host file):
+    QEMU still gets the backing file pyvirt recorded when it made the clone."""
+    path, marker = secret
+    d, base, clone, name = daemon, "pvfa-base.img", "pvfa-clone.qcow2", "pvfa-linked"
+    ok(d, "vol-create-as", "default", base, "1M")
+    base_path = Path(ok(d, "vol-path", base, "--pool", "default").strip())
+    with open(base_path, "r+b") as f:
+        f.write(b"PYVIRT-BASE-DATA")
+    ok(d, "vol-clone", base, clone, "--pool", "default", "--linked")
+    clone_path = base_path.parent / clone
+    subprocess.run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", str(path), "-F", "raw", str(clone_path)],
+                   check=True)
+    disk = (f"<disk type='volume' device='disk'><source pool='default' volume='{clone}'/>"
+            "<target dev='vda' bus='virtio'/></disk>")
+    xml = tmp_path / "linked.xml"
+    xml.write_text(domain_xml(name, guest, extra_devices=disk))
+    try:
+        ok(d, "create", str(xml))
+        d.wait_serial(name)
+        status, seen = d.guest_run(name, "dd if=/dev/vda bs=64 count=1 2>/dev/null")
+        assert status == 0 and "PYVIRT-BASE-DATA" in seen, seen
+        assert marker not in seen and "PYVIRT-HOST" not in seen
+        xml_out = ok(d, "vol-dumpxml", "--pool", "default", clone)
+        assert f"<path>{base_path}</path>" in xml_out  # the record, not the rewritten header
+    finally:
+        d.cli("destroy", name)
+        d.cli("vol-delete", "--pool", "default", clone)
+        d.cli("vol-delete", "--pool", "default", base)
