@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .formats import COW_FORMATS as COW_FORMATS  # re-exported: the storage model's names
+from .formats import JSON_FILENAME_HINT as JSON_FILENAME_HINT
+from .formats import VOLUME_FORMATS as VOLUME_FORMATS
+from .formats import is_json_filename as is_json_filename
+
 POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi")
-VOLUME_FORMATS = ("raw", "qcow2")
 
 
 @dataclass(frozen=True)
@@ -62,21 +66,6 @@ class PoolInfo:
 class BackingStore:
     path: str
     format: str | None = None
-
-
-#: Why a ``json:`` filename is refused wherever pyvirt takes a path (disk sources, backing stores, pool
-#: targets, qemu-img arguments): QEMU and qemu-img read it as a description of what to open, any host
-#: file or device included.
-JSON_FILENAME_HINT = ("a json: pseudo-filename lets QEMU open any host file or device; pyvirt takes plain paths "
-                      "only: give the image's absolute path")
-
-
-def is_json_filename(path: str) -> bool:
-    return path.lstrip().startswith("json:")
-
-
-#: Formats whose images can name a backing file in their header (QEMU's "backing" option).
-COW_FORMATS = ("qcow2", "qed", "vmdk")
 
 
 @dataclass(frozen=True)

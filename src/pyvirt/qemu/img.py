@@ -1,4 +1,4 @@
-"""qemu-img as typed calls: info, create, check, resize and convert.
+"""qemu-img as typed calls: info, create, check, resize, convert (img_convert.py) and the rest.
 
 qemu-img's JSON output (``--output=json``) is parsed instead of its text, and
 its stderr goes into ``QemuError.detail`` unchanged. The destructive cases that
@@ -20,27 +20,28 @@ import json
 import os
 import re
 import subprocess
-import tempfile
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
 from ..errors import HostError, InvalidArgument, NotFound, QemuError
-from ..model.storage import COW_FORMATS, ImageLayer
-from ..model.units import parse_size
-from .chains import json_filename
+from .img_args import QEMU_IMG, check_fmt, file_arg, need_file
 
-QEMU_IMG = "/usr/bin/qemu-img"
+# re-exported: callers use pyvirt.qemu.img for every qemu-img call (the copy and the argument rules live apart
+# so `pyvirt img convert` loads only those)
+from .img_args import encode_options as encode_options
+from .img_args import image_args as image_args
+from .img_args import need_format as need_format
+from .img_args import refuse_pseudo_filename as refuse_pseudo_filename
+from .img_convert import ProgressCallback as ProgressCallback
+from .img_convert import convert as convert
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 TIMEOUT = 600  # seconds for the short commands (info/create/check/resize)
 
-_FMT_RE = re.compile(r"^[a-z0-9_]+$")
-_PROGRESS_RE = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 _RESIZE_RE = re.compile(r"^\s*([+-]?)\s*(.+)$")
 
-ProgressCallback = Callable[[float], None]
-#: What a caller passes as ``backing``: the chain as recorded (nearest first; () for none), or None for
-#: "as the image's header says" (only for images a person names on the command line).
-Chain = Sequence[ImageLayer] | None
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def resize_target(current: int, size_spec: str) -> int:
 
     Suffixes are qemu-img's (k, M, G, T: powers of 1024); no suffix means bytes.
     """
+    from ..model.units import parse_size  # here: `pyvirt img convert` never needs it
+
     match = _RESIZE_RE.match(size_spec)
     if match is None or not match.group(2).strip():
         raise InvalidArgument(f"size '{size_spec}' is empty; write e.g. 2G, +1G or -512M")
@@ -132,65 +135,6 @@ def check_shrink(path: str, current: int, new: int, shrink: bool) -> None:
             f"resizing '{path}' from {current} to {new} bytes shrinks it: data past the new end "
             f"({current - new} bytes) is lost; pass --shrink (shrink=True) if that is intended"
         )
-
-
-def encode_options(options: dict[str, Any]) -> str:
-    """{'cluster_size': '64k', 'lazy_refcounts': 'on'} -> 'cluster_size=64k,lazy_refcounts=on' (',' doubled)."""
-    parts = []
-    for key, value in options.items():
-        if not key or not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
-            raise InvalidArgument(f"image option name '{key}' is not valid; use names like cluster_size")
-        if isinstance(value, bool):
-            value = "on" if value else "off"
-        parts.append(f"{key}={str(value).replace(',', ',,')}")
-    return ",".join(parts)
-
-
-def refuse_pseudo_filename(path: str, what: str = "image") -> None:
-    """``json:{...}`` names no file: qemu-img and QEMU read it as a description of what to open."""
-    if path.startswith("json:"):
-        raise InvalidArgument(f"{what} '{path[:60]}' is a json: pseudo-filename, which can make qemu-img open any "
-                              "host file or device; pyvirt refuses it: give the image's path")
-
-
-def _file_arg(path: str | os.PathLike[str]) -> str:
-    """A path qemu-img reads as a plain file: '-x' is not an option and 'nbd:x' no protocol ('./...')."""
-    text = os.fspath(path)
-    refuse_pseudo_filename(text)
-    head = text.split("/", 1)[0]
-    return f"./{text}" if text.startswith("-") or ":" in head else text
-
-
-def _check_fmt(fmt: str, what: str = "format") -> str:
-    if not _FMT_RE.match(fmt):
-        raise InvalidArgument(f"image {what} '{fmt}' is not a format name; use e.g. qcow2 or raw")
-    return fmt
-
-
-def image_args(path: str, fmt: str, backing: Chain = None, *, block: bool = False) -> list[str]:
-    """``-f FMT FILE``; with ``backing`` given, FILE is a json: filename stating the chain (or its absence)."""
-    _check_fmt(fmt)
-    if backing is None or fmt not in COW_FORMATS:
-        return ["-f", fmt, _file_arg(path)]
-    refuse_pseudo_filename(path)
-    return ["-f", fmt, json_filename(ImageLayer(os.path.abspath(path), fmt, block), backing)]
-
-
-def need_format(fmt: str | None, path: str, doing: str) -> str:
-    """The format a caller must name: pyvirt never lets qemu-img guess it from the content."""
-    if not fmt:
-        raise InvalidArgument(f"cannot {doing} '{path}' without its format: name it (-f raw or -f qcow2); pyvirt "
-                              "never guesses a format from an image's content, which whoever wrote the image "
-                              "chooses")
-    return _check_fmt(fmt)
-
-
-def _need_file(path: str | os.PathLike[str]) -> str:
-    text = os.fspath(path)
-    refuse_pseudo_filename(text)
-    if not os.path.exists(text):
-        raise NotFound(f"image '{text}' does not exist; check the path")
-    return text
 
 
 def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,),
@@ -218,7 +162,7 @@ def info(path: str | os.PathLike[str], fmt: str | None = None, *, backing_chain:
     Without ``backing_chain`` qemu-img opens no backing file (it reports the header's names only).
     ``fmt`` None is refused unless ``probe``: then qemu-img guesses, for a person who asked.
     """
-    p = _need_file(path)
+    p = need_file(path)
     args = ["info", "--output=json"]
     if backing_chain:
         args.append("--backing-chain")
@@ -226,7 +170,7 @@ def info(path: str | os.PathLike[str], fmt: str | None = None, *, backing_chain:
         args.append("-U")
     if fmt is not None or not probe:
         args += ["-f", need_format(fmt, p, "read image")]
-    proc = _run([*args, _file_arg(p)], p, "read", binary=qemu_img)
+    proc = _run([*args, file_arg(p)], p, "read", binary=qemu_img)
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -239,7 +183,7 @@ def info(path: str | os.PathLike[str], fmt: str | None = None, *, backing_chain:
 
 def virtual_size(path: str | os.PathLike[str], fmt: str, *, qemu_img: str | None = None) -> int:
     """The guest-visible size: a raw image's (or block device's) own size, else what qemu-img reads."""
-    p = _need_file(path)
+    p = need_file(path)
     if fmt != "raw":
         return info(p, fmt, force_share=True, qemu_img=qemu_img).virtual_size
     fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
@@ -254,18 +198,18 @@ def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, ba
            qemu_img: str | None = None) -> None:
     """`qemu-img create`; with ``backing`` the size may be None (the backing file's size)."""
     p = os.fspath(path)
-    args = ["create", "-q", "-f", _check_fmt(fmt)]
+    args = ["create", "-q", "-f", check_fmt(fmt)]
     if backing is not None:
         refuse_pseudo_filename(backing, "backing file")
         if backing_fmt is None:
             raise InvalidArgument(f"creating '{p}' on backing file '{backing}' needs its format "
                                   "(backing_fmt / -F), e.g. qcow2 or raw; qemu-img no longer probes it")
-        args += ["-b", backing, "-F", _check_fmt(backing_fmt, "backing format")]
+        args += ["-b", backing, "-F", check_fmt(backing_fmt, "backing format")]
     elif size_bytes is None:
         raise InvalidArgument(f"creating '{p}' needs a size (or a backing file)")
     if options:
         args += ["-o", encode_options(options)]
-    args.append(_file_arg(p))
+    args.append(file_arg(p))
     if size_bytes is not None:
         if size_bytes < 0:
             raise InvalidArgument(f"size {size_bytes} for '{p}' is negative")
@@ -279,7 +223,7 @@ def check(path: str | os.PathLike[str], fmt: str | None) -> dict[str, Any]:
     Exit statuses 2 (corruptions) and 3 (leaks) still give a report: the caller
     reads it. A format without checks (raw) is an OperationInvalid-like QemuError.
     """
-    p = _need_file(path)
+    p = need_file(path)
     fmt = need_format(fmt, p, "check")
     proc = _run(["check", "--output=json", *image_args(p, fmt)], p, "check", ok=(0, 2, 3))
     try:
@@ -295,7 +239,7 @@ def resize(path: str | os.PathLike[str], size_spec: str, *, fmt: str | None, shr
 
     A copy-on-write image is opened with no backing file: a resize changes its own header only.
     """
-    p = _need_file(path)
+    p = need_file(path)
     fmt = need_format(fmt, p, "resize")
     current = virtual_size(p, fmt, qemu_img=qemu_img)
     new = resize_target(current, size_spec)
@@ -305,118 +249,6 @@ def resize(path: str | os.PathLike[str], size_spec: str, *, fmt: str | None, shr
         args.append("--shrink")
     _run([*args, *image_args(p, fmt, ()), str(new)], p, "resize", binary=qemu_img)
     return new
-
-
-def _same_file(a: str, b: str) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _refuse_overwrite(src: str, dst: str, src_fmt: str, backing: Chain, qemu_img: str | None = None) -> None:
-    """Converting onto the source, or onto a file in its backing chain, destroys the data being read."""
-    if _same_file(src, dst):
-        raise InvalidArgument(f"cannot convert '{src}' onto itself ('{dst}' is the same file); "
-                              "write the converted image to another path, then rename it")
-    if not os.path.exists(dst) or src_fmt not in COW_FORMATS:
-        return
-    if backing is not None:
-        names = [layer.path for layer in backing]
-    else:
-        names = [layer.filename for layer in info(src, src_fmt, backing_chain=True, qemu_img=qemu_img).chain]
-    for name in names:
-        if _same_file(name, dst):
-            raise InvalidArgument(f"cannot convert '{src}' onto '{dst}': it is a backing file of '{src}'; "
-                                  "choose another destination")
-
-
-def _stat_key(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt: str | None,
-            dst_fmt: str, backing: Chain = None, compress: bool = False, options: dict[str, Any] | None = None,
-            progress_cb: ProgressCallback | None = None, qemu_img: str | None = None,
-            snapshot: str | None = None, src_block: bool = False) -> None:
-    """`qemu-img convert -p -f SRC_FMT -O DST_FMT`: progress goes to ``progress_cb`` as qemu-img reports it.
-
-    ``backing`` is the source's recorded chain (copy-on-write sources); None reads it from the header
-    (for images a person names). ``snapshot`` extracts that internal snapshot (-l snapshot.name=...)
-    instead of the current data. Progress is read from qemu-img's own -p output on a pipe, so it costs
-    the copy nothing. A failed or interrupted convert removes the destination it (re)wrote.
-    """
-    s = _need_file(src)
-    d = os.fspath(dst)
-    src_fmt = need_format(src_fmt, s, "convert")
-    refuse_pseudo_filename(d, "destination")
-    _refuse_overwrite(s, d, src_fmt, backing, qemu_img)
-    args = ["convert", "-p", "-O", _check_fmt(dst_fmt)]
-    if compress:
-        args.append("-c")
-    if options:
-        args += ["-o", encode_options(options)]
-    if snapshot:
-        known = [x.name for x in info(s, src_fmt, qemu_img=qemu_img).snapshots]
-        if snapshot not in known:
-            raise NotFound(f"image '{s}' has no internal snapshot '{snapshot}'"
-                           + (f"; it has: {', '.join(known)}" if known else "; it has none"))
-        args += ["-l", f"snapshot.name={snapshot}"]
-    args += [*image_args(s, src_fmt, backing, block=src_block), _file_arg(d)]
-    before = _stat_key(d)
-    done = False
-    with tempfile.TemporaryFile() as errf:
-        try:
-            proc = subprocess.Popen([qemu_img or QEMU_IMG, *args], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=errf)
-        except FileNotFoundError as exc:
-            raise HostError(f"cannot run {qemu_img or QEMU_IMG}: not installed; install Debian's qemu-utils") from exc
-        try:
-            assert proc.stdout is not None
-            _read_progress(proc.stdout, progress_cb)
-            rc = proc.wait()
-            if rc != 0:
-                errf.seek(0)
-                detail = errf.read().decode(errors="replace").strip()
-                raise QemuError(f"qemu-img could not convert '{s}' to '{d}' (exit status {rc})",
-                                detail=detail or None)
-            done = True
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-            if not done and _stat_key(d) != before and os.path.isfile(d):
-                os.unlink(d)
-
-
-def _read_progress(stream: Any, progress_cb: ProgressCallback | None) -> None:
-    """qemu-img -p prints '    (NN.NN/100%)\\r' on stdout; call back with each new value."""
-    buf = b""
-    last: float | None = None
-    while True:
-        chunk = stream.read1(4096)
-        if not chunk:
-            break
-        buf += chunk
-        *whole, buf = re.split(rb"[\r\n]", buf)
-        for piece in whole:
-            m = _PROGRESS_RE.search(piece)
-            if m and progress_cb is not None:
-                value = float(m.group(1))
-                if value != last:
-                    last = value
-                    progress_cb(value)
-    m = _PROGRESS_RE.search(buf)
-    if m and progress_cb is not None and float(m.group(1)) != last:
-        progress_cb(float(m.group(1)))
 
 
 def human_size(n: int) -> str:
@@ -440,14 +272,17 @@ def snapshot_image(path: str | os.PathLike[str], fmt: str = "qcow2", file_driver
         raise InvalidArgument(f"image protocol driver '{file_driver}' is not supported; use file or host_device")
     p = os.fspath(path)
     refuse_pseudo_filename(p)
-    return json_filename(ImageLayer(os.path.abspath(p), _check_fmt(fmt), file_driver == "host_device"), ())
+    from ..model.storage import ImageLayer
+    from .chains import json_filename
+
+    return json_filename(ImageLayer(os.path.abspath(p), check_fmt(fmt), file_driver == "host_device"), ())
 
 
 def snapshot_list(path: str | os.PathLike[str], *, fmt: str = "qcow2", file_driver: str = "file",
                   force_share: bool = False, qemu_img: str | None = None) -> list[Snapshot]:
     """The internal snapshots an image holds (from `qemu-img info --output=json`, format given)."""
-    p = _need_file(path)
-    args = ["info", "--output=json", "-f", _check_fmt(fmt)]
+    p = need_file(path)
+    args = ["info", "--output=json", "-f", check_fmt(fmt)]
     if force_share:
         args.append("-U")
     proc = _run([*args, snapshot_image(p, fmt, file_driver)], p, "read", binary=qemu_img)
@@ -460,7 +295,7 @@ def snapshot_list(path: str | os.PathLike[str], *, fmt: str = "qcow2", file_driv
 
 def _snapshot_op(flag: str, doing: str, path: str | os.PathLike[str], tag: str, fmt: str, file_driver: str,
                  qemu_img: str | None) -> None:
-    p = _need_file(path)
+    p = need_file(path)
     if not tag:
         raise InvalidArgument(f"cannot {doing} in '{p}': the snapshot name is empty")
     _run(["snapshot", "-q", flag, tag, snapshot_image(p, fmt, file_driver)], p, f"{doing} '{tag}' in",
@@ -491,7 +326,7 @@ def commit(path: str | os.PathLike[str], *, fmt: str = "qcow2", qemu_img: str | 
 
     The format is named (qcow2 unless told): only copy-on-write images have something to commit.
     """
-    p = _need_file(path)
+    p = need_file(path)
     if info(p, fmt, qemu_img=qemu_img).backing_filename is None:
         raise InvalidArgument(f"image '{p}' has no backing file, so there is nothing to commit into")
     _run(["commit", "-q", *image_args(p, fmt)], p, "commit", binary=qemu_img)
@@ -504,7 +339,7 @@ def rebase(path: str | os.PathLike[str], backing: str | None, *, fmt: str = "qco
 
     Safe mode copies what differs so the guest-visible data stays the same; -u only rewrites the header.
     """
-    p = _need_file(path)
+    p = need_file(path)
     args = ["rebase", "-q"]
     if unsafe:
         args.append("-u")
@@ -518,13 +353,13 @@ def rebase(path: str | os.PathLike[str], backing: str | None, *, fmt: str = "qco
         if not backing_fmt:
             raise InvalidArgument(f"rebasing '{p}' onto '{backing}' needs the backing file's format (-F raw or "
                                   "-F qcow2); pyvirt never lets qemu-img guess it")
-        args += ["-F", _check_fmt(backing_fmt, "backing format")]
+        args += ["-F", check_fmt(backing_fmt, "backing format")]
     _run([*args, *image_args(p, fmt)], p, "rebase", binary=qemu_img)
 
 
 def map_image(path: str | os.PathLike[str], *, fmt: str | None, qemu_img: str | None = None) -> list[dict[str, Any]]:
     """`qemu-img map -f FMT --output=json`: extents with start, length, data, zero, offset."""
-    p = _need_file(path)
+    p = need_file(path)
     proc = _run(["map", "--output=json", *image_args(p, need_format(fmt, p, "map"))], p, "map", binary=qemu_img)
     return list(json.loads(proc.stdout))
 
@@ -535,11 +370,11 @@ def measure(*, path: str | os.PathLike[str] | None = None, fmt: str | None = Non
     """`qemu-img measure`: bytes a new image needs ("required") and at most ("fully-allocated").
 
     An image file's own format (``fmt``) must be named."""
-    args = ["measure", "--output=json", "-O", _check_fmt(out_fmt)]
+    args = ["measure", "--output=json", "-O", check_fmt(out_fmt)]
     if options:
         args += ["-o", encode_options(options)]
     if path is not None:
-        p = _need_file(path)
+        p = need_file(path)
         args += image_args(p, need_format(fmt, p, "measure"))
     elif size_bytes is not None:
         p = f"{size_bytes} bytes"
