@@ -11,6 +11,7 @@ answered `list`; pyvirtd RSS idle, with 1000 defined and with 5 running.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,11 +180,32 @@ def bench_running(d: DaemonHandle, guest, tmp: Path, rows: list[Row]) -> None:  
         cli(d, "destroy", f"run{i}")
 
 
+@contextlib.contextmanager
+def daemon_for_bench() -> Iterator[DaemonHandle]:
+    """One daemon of its own (host probed first), removed afterwards: for a group run on its own."""
+    from pyvirt.config import Config
+    from pyvirt.host.probe import load_or_probe
+    from tests.integration.conftest import make_daemon
+
+    caps_root = Path(tempfile.mkdtemp(prefix="pvbc"))
+    try:
+        config = Config.for_root(caps_root)
+        config.paths.make_dirs()
+        load_or_probe(config.paths, config.settings.qemu_binary, kvm_timeout=config.settings.kvm_probe_timeout)
+        d = make_daemon(config.paths.cache / "host-caps.json")
+        try:
+            yield d
+        finally:
+            d.cleanup()
+    finally:
+        shutil.rmtree(caps_root, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net", "storage"), help="run one group of rows")
+    parser.add_argument("--only", choices=("domains", "net", "storage", "copies"), help="run one group of rows")
     args = parser.parse_args()
     guest = build()
     rows: list[Row] = []
@@ -197,11 +220,12 @@ def main() -> int:
         config.paths.make_dirs()
         load_or_probe(config.paths, config.settings.qemu_binary, kvm_timeout=config.settings.kvm_probe_timeout)
         caps = config.paths.cache / "host-caps.json"
+        from bench.copies import bench_copies
         from bench.net import bench_net
         from bench.storage import bench_storage
 
         steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
-                 "storage": (bench_storage,)}
+                 "storage": (bench_storage,), "copies": (bench_copies,)}
         chosen = steps[args.only] if args.only else tuple(s for group in steps.values() for s in group)
         for step in chosen:
             d = make_daemon(caps)
@@ -211,6 +235,8 @@ def main() -> int:
                     step(d, guest, tmp, rows, args.runs)
                 elif step in (bench_net, bench_storage):
                     step(d, guest, rows, args.runs)
+                elif step is bench_copies:
+                    bench_copies(d, rows, args.runs)
                 elif step is bench_list and args.quick:
                     continue
                 else:

@@ -238,17 +238,23 @@ def test_resize_grow_and_shrink(dpool) -> None:
 def test_wipe_keeps_size_and_format(dpool, tmp_path: Path) -> None:
     raw = dpool.create_volume(Volume(name="w.img", capacity=4 * M, allocation=4 * M))
     qemu_io(Path(raw.path), "raw", "write -P 0x5a 0 4M")
+    inode = os.stat(raw.path).st_ino
     dpool.wipe_volume("w.img")
+    assert os.stat(raw.path).st_ino == inode  # zeroed in place, never truncated and refilled
     after = dpool.volume("w.img")
     assert after.capacity == 4 * M and after.format == "raw"
     assert after.allocation is not None and after.allocation >= 4 * M  # preallocation kept
     assert Path(raw.path).read_bytes() == bytes(4 * M)
+    sparse = dpool.create_volume(Volume(name="s.img", capacity=4 * M))
+    qemu_io(Path(sparse.path), "raw", "write -P 0x5a 1M 1M")
+    dpool.wipe_volume("s.img")
+    assert Path(sparse.path).read_bytes() == bytes(4 * M) and dpool.volume("s.img").allocation < M  # holes again
 
     q = dpool.create_volume(Volume(name="w.qcow2", capacity=8 * M, format="qcow2",
                                    permissions=Permissions(mode="0640")))
     qemu_io(Path(q.path), "qcow2", "write -P 0x5a 0 2M")
     assert dpool.volume("w.qcow2").allocation > 2 * M
-    dpool.wipe_volume("w.qcow2")
+    dpool.wipe_volume("w.qcow2")  # a fresh image under a temporary name, renamed over the volume
     wiped = dpool.volume("w.qcow2")
     assert (wiped.format, wiped.capacity) == ("qcow2", 8 * M)
     assert wiped.permissions is not None and wiped.permissions.mode == "0640"
