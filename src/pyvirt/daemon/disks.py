@@ -239,9 +239,9 @@ class DiskManager:
         names = disk_names(domain)
         out = []
         for i, disk in picked:
+            if disk.source is None and disk.source_type == "volume" and disk.source_pool is not None:
+                disk = await self.resolve(disk, f"domain '{entry.name}'")  # its path, and its recorded format
             path = disk.source
-            if path is None and disk.source_type == "volume" and disk.source_pool is not None:
-                path = (await self.resolve(disk, f"domain '{entry.name}'")).source
             dev_id = names[i].device_id
             capacity = next((v for q, v in virtual.items() if matches_qdev(q, dev_id)), None)
             wr_high = next((v for q, v in highest.items() if matches_qdev(q, dev_id)), None)
