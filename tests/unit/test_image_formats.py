@@ -127,3 +127,22 @@ def test_temp_names_are_recognisable_and_fit() -> None:
     assert temp_name("disk.img") == ".pyvirt-tmp-disk.img"
     long = "x" * 250
     assert temp_name(long).startswith(".pyvirt-tmp-") and len(temp_name(long)) <= 255
+
+
+def test_a_dir_pool_records_found_files_raw_and_forgets_gone_ones(tmp_path: Path) -> None:
+    from pyvirt.model.storage import Pool, PoolTarget
+    from pyvirt.storage.dir import DirBackend
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    backend = DirBackend(Pool("p", "dir", PoolTarget(str(pool))))
+    (pool / "found.img").write_bytes(b"QFI\xfb" + bytes(1020))  # looks like qcow2; pyvirt did not make it
+    (pool / temp_name("busy.qcow2")).write_bytes(b"")  # a copy being published under that name
+    backend.book.put(str(pool / "busy.qcow2"), FormatRecord("qcow2"))
+    backend.book.put(str(pool / "gone.qcow2"), FormatRecord("qcow2"))
+    [found] = backend.list_volumes()  # temporaries are no volumes
+    assert (found.name, found.format, found.capacity) == ("found.img", "raw", 1024)
+    assert backend.book.get(str(pool / "found.img")) == FormatRecord("raw")
+    assert backend.book.get(str(pool / "busy.qcow2")) == FormatRecord("qcow2")  # kept: its rename is coming
+    assert backend.book.get(str(pool / "gone.qcow2")) is None
+    assert backend.remove_stale() == [temp_name("busy.qcow2")] and not (pool / temp_name("busy.qcow2")).exists()

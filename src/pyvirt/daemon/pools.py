@@ -369,7 +369,8 @@ class PoolManager:
         return entry.summary()
 
     async def refresh(self, ref: str) -> PoolSummary:
-        """pool-refresh: volumes are read live; this checks the pool is still there on the host."""
+        """pool-refresh: volumes are read live; this checks the pool is still there on the host, and lists
+        its volumes once, which records a file pyvirt did not make as raw and forgets files that went."""
         entry = self.lookup(ref)
         async with self.pools.job(entry, "refresh"):
             backend = self.need_active(entry)
@@ -380,6 +381,7 @@ class PoolManager:
                                        f"{entry.live.target.path} is gone or unmounted); it is marked inactive: "
                                        f"start it again with `pyvirt pool-start {entry.name}`")
             await asyncio.to_thread(backend.info)
+            await asyncio.to_thread(backend.list_volumes)
         return await self.info(entry.name)
 
     # ---------------------------------------------------------------- helpers

@@ -195,7 +195,8 @@ class DirBackend:
             except PyvirtError as exc:  # one unreadable file must not hide the others
                 log.warning("pool %s: skipping %s: %s", self.pool.name, name, exc)
         for path in self.book.under(self.target):  # records of files that went away
-            if not os.path.lexists(path):
+            in_flight = os.path.join(os.path.dirname(path), temp_name(os.path.basename(path)))
+            if not os.path.lexists(path) and not os.path.lexists(in_flight):  # (not one being published)
                 self.book.drop(path)
         return vols
 
