@@ -68,15 +68,19 @@ def _run_timed(argv: Argv) -> float:
     return took
 
 
-def pairs(runs: int, pyvirt: Argv, reference: Argv, cleanup: Callable[[], None]) -> tuple[list[float], list[float]]:
-    """``runs`` pairs, alternating which side goes first; returns (pyvirt ms, reference ms)."""
+def pairs(runs: int, pyvirt: Argv, reference: Argv, undo_pyvirt: Callable[[], None],
+          undo_reference: Callable[[], None]) -> tuple[list[float], list[float]]:
+    """``runs`` pairs, alternating which side goes first; returns (pyvirt ms, reference ms).
+
+    Each copy's output is removed (untimed) before the next copy starts, so no copy pays for the
+    writeback of the one before it."""
     mine: list[float] = []
     theirs: list[float] = []
+    sides = ((mine, pyvirt, undo_pyvirt), (theirs, reference, undo_reference))
     for i in range(runs):
-        order = ((mine, pyvirt), (theirs, reference)) if i % 2 == 0 else ((theirs, reference), (mine, pyvirt))
-        for out, argv in order:
+        for out, argv, undo in (sides if i % 2 == 0 else sides[::-1]):
             out.append(_run_timed(argv))
-        cleanup()
+            undo()
     return mine, theirs
 
 
@@ -109,25 +113,18 @@ def _one_size(d: DaemonHandle, work: Path, size: int, rows: list[Row], runs: int
     def vol_delete(name: str) -> None:
         subprocess.run([PYVIRT, *uri, "vol-delete", name, "--pool", "default"], capture_output=True, check=True)
 
-    def clone_cleanup() -> None:
-        vol_delete("bclone.raw")
-        ref_raw.unlink()
-
-    def create_from_cleanup() -> None:
-        vol_delete("bcf.qcow2")
-        ref_qcow2.unlink()
-
     mine, theirs = pairs(runs, [PYVIRT, "img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(outside)],
                          ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(outside)],
-                         lambda: outside.unlink())
+                         outside.unlink, outside.unlink)
     rows += summary(f"img convert raw->qcow2 {label}", mine, theirs)
     mine, theirs = pairs(runs, [PYVIRT, *uri, "vol-clone", "bsrc.raw", "bclone.raw", "--pool", "default"],
-                         ["qemu-img", "convert", "-f", "raw", "-O", "raw", str(src), str(ref_raw)], clone_cleanup)
+                         ["qemu-img", "convert", "-f", "raw", "-O", "raw", str(src), str(ref_raw)],
+                         lambda: vol_delete("bclone.raw"), ref_raw.unlink)
     rows += summary(f"vol-clone raw {label}", mine, theirs)
     mine, theirs = pairs(runs, [PYVIRT, *uri, "vol-create-from", "default", str(xml), "bsrc.raw", "--inputpool",
                                 "default"],
                          ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(ref_qcow2)],
-                         create_from_cleanup)
+                         lambda: vol_delete("bcf.qcow2"), ref_qcow2.unlink)
     rows += summary(f"vol-create-from raw->qcow2 {label}", mine, theirs)
     vol_delete("bsrc.raw")
 
@@ -146,7 +143,7 @@ def bench_copies(d: DaemonHandle, rows: list[Row], runs: int, sizes: tuple[int, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="pairs per case (default 5)")
+    parser.add_argument("--runs", type=int, default=6, help="pairs per case (default 6: each side first as often)")
     parser.add_argument("--sizes", default="512,4096", help="source sizes in MiB, comma-separated")
     parser.add_argument("--samples", action="store_true", help="also print every pair (pyvirt/qemu-img ms)")
     parser.add_argument("--keep-cache", action="store_true",
@@ -155,7 +152,7 @@ def main() -> int:
     args = parser.parse_args()
     global KEEP_CACHE
     KEEP_CACHE = args.keep_cache
-    from bench.run import daemon_for_bench
+    from bench.daemon import daemon_for_bench
 
     rows: list[Row] = []
     with daemon_for_bench() as d:

@@ -11,7 +11,6 @@ answered `list`; pyvirtd RSS idle, with 1000 defined and with 5 running.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
@@ -22,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,27 +176,6 @@ def bench_running(d: DaemonHandle, guest, tmp: Path, rows: list[Row]) -> None:  
     rows.append({"what": "pyvirtd RSS with 5 running guests (MiB)", "ms": round(rss_mib(daemon_pid(d)), 1)})
     for i in range(5):
         cli(d, "destroy", f"run{i}")
-
-
-@contextlib.contextmanager
-def daemon_for_bench() -> Iterator[DaemonHandle]:
-    """One daemon of its own (host probed first), removed afterwards: for a group run on its own."""
-    from pyvirt.config import Config
-    from pyvirt.host.probe import load_or_probe
-    from tests.integration.conftest import make_daemon
-
-    caps_root = Path(tempfile.mkdtemp(prefix="pvbc"))
-    try:
-        config = Config.for_root(caps_root)
-        config.paths.make_dirs()
-        load_or_probe(config.paths, config.settings.qemu_binary, kvm_timeout=config.settings.kvm_probe_timeout)
-        d = make_daemon(config.paths.cache / "host-caps.json")
-        try:
-            yield d
-        finally:
-            d.cleanup()
-    finally:
-        shutil.rmtree(caps_root, ignore_errors=True)
 
 
 def main() -> int:

@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from dataclasses import asdict, dataclass, field, replace
 
-from ..errors import HostError, InvalidArgument, NotFound, QemuError
-from .img_args import QEMU_IMG, check_fmt, file_arg, need_file
+from ..errors import InvalidArgument, NotFound, QemuError
+from .img_args import check_fmt, file_arg, info_json, need_file, run
 
 # re-exported: callers use pyvirt.qemu.img for every qemu-img call (the copy and the argument rules live apart
 # so `pyvirt img convert` loads only those)
@@ -38,7 +37,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-TIMEOUT = 600  # seconds for the short commands (info/create/check/resize)
 
 _RESIZE_RE = re.compile(r"^\s*([+-]?)\s*(.+)$")
 
@@ -137,24 +135,6 @@ def check_shrink(path: str, current: int, new: int, shrink: bool) -> None:
         )
 
 
-def _run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,),
-         binary: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run qemu-img (``binary``, default QEMU_IMG); a status outside ``ok`` becomes a QemuError naming ``path``."""
-    exe = binary or QEMU_IMG
-    argv = [exe, *args]
-    try:
-        proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=TIMEOUT,
-                              stdin=subprocess.DEVNULL)
-    except FileNotFoundError as exc:
-        raise HostError(f"cannot run {exe}: not installed; install Debian's qemu-utils") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise QemuError(f"qemu-img {doing} '{path}' did not finish in {TIMEOUT}s") from exc
-    if proc.returncode not in ok:
-        raise QemuError(f"qemu-img could not {doing} '{path}' (exit status {proc.returncode})",
-                        detail=proc.stderr.strip() or None)
-    return proc
-
-
 def info(path: str | os.PathLike[str], fmt: str | None = None, *, backing_chain: bool = False,
          probe: bool = False, force_share: bool = False, qemu_img: str | None = None) -> ImageInfo:
     """`qemu-img info -f FMT`; ``force_share`` (-U) reads an image a running QEMU holds open.
@@ -162,19 +142,8 @@ def info(path: str | os.PathLike[str], fmt: str | None = None, *, backing_chain:
     Without ``backing_chain`` qemu-img opens no backing file (it reports the header's names only).
     ``fmt`` None is refused unless ``probe``: then qemu-img guesses, for a person who asked.
     """
-    p = need_file(path)
-    args = ["info", "--output=json"]
-    if backing_chain:
-        args.append("--backing-chain")
-    if force_share:
-        args.append("-U")
-    if fmt is not None or not probe:
-        args += ["-f", need_format(fmt, p, "read image")]
-    proc = _run([*args, file_arg(p)], p, "read", binary=qemu_img)
-    try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise QemuError(f"qemu-img info '{p}' printed no JSON", detail=proc.stdout[:500]) from exc
+    data = info_json(path, fmt, backing_chain=backing_chain, probe=probe, force_share=force_share,
+                     qemu_img=qemu_img)
     if not backing_chain:
         return parse_info(data)
     top, *rest = [parse_info(d) for d in data]
@@ -214,7 +183,7 @@ def create(path: str | os.PathLike[str], fmt: str, size_bytes: int | None, *, ba
         if size_bytes < 0:
             raise InvalidArgument(f"size {size_bytes} for '{p}' is negative")
         args.append(str(size_bytes))
-    _run(args, p, "create", binary=qemu_img)
+    run(args, p, "create", binary=qemu_img)
 
 
 def check(path: str | os.PathLike[str], fmt: str | None) -> dict[str, Any]:
@@ -225,7 +194,7 @@ def check(path: str | os.PathLike[str], fmt: str | None) -> dict[str, Any]:
     """
     p = need_file(path)
     fmt = need_format(fmt, p, "check")
-    proc = _run(["check", "--output=json", *image_args(p, fmt)], p, "check", ok=(0, 2, 3))
+    proc = run(["check", "--output=json", *image_args(p, fmt)], p, "check", ok=(0, 2, 3))
     try:
         report: dict[str, Any] = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -247,7 +216,7 @@ def resize(path: str | os.PathLike[str], size_spec: str, *, fmt: str | None, shr
     args = ["resize", "-q"]
     if new < current:
         args.append("--shrink")
-    _run([*args, *image_args(p, fmt, ()), str(new)], p, "resize", binary=qemu_img)
+    run([*args, *image_args(p, fmt, ()), str(new)], p, "resize", binary=qemu_img)
     return new
 
 
@@ -285,7 +254,7 @@ def snapshot_list(path: str | os.PathLike[str], *, fmt: str = "qcow2", file_driv
     args = ["info", "--output=json", "-f", check_fmt(fmt)]
     if force_share:
         args.append("-U")
-    proc = _run([*args, snapshot_image(p, fmt, file_driver)], p, "read", binary=qemu_img)
+    proc = run([*args, snapshot_image(p, fmt, file_driver)], p, "read", binary=qemu_img)
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -298,7 +267,7 @@ def _snapshot_op(flag: str, doing: str, path: str | os.PathLike[str], tag: str, 
     p = need_file(path)
     if not tag:
         raise InvalidArgument(f"cannot {doing} in '{p}': the snapshot name is empty")
-    _run(["snapshot", "-q", flag, tag, snapshot_image(p, fmt, file_driver)], p, f"{doing} '{tag}' in",
+    run(["snapshot", "-q", flag, tag, snapshot_image(p, fmt, file_driver)], p, f"{doing} '{tag}' in",
          binary=qemu_img)
 
 
@@ -329,7 +298,7 @@ def commit(path: str | os.PathLike[str], *, fmt: str = "qcow2", qemu_img: str | 
     p = need_file(path)
     if info(p, fmt, qemu_img=qemu_img).backing_filename is None:
         raise InvalidArgument(f"image '{p}' has no backing file, so there is nothing to commit into")
-    _run(["commit", "-q", *image_args(p, fmt)], p, "commit", binary=qemu_img)
+    run(["commit", "-q", *image_args(p, fmt)], p, "commit", binary=qemu_img)
 
 
 def rebase(path: str | os.PathLike[str], backing: str | None, *, fmt: str = "qcow2", backing_fmt: str | None = None,
@@ -354,13 +323,13 @@ def rebase(path: str | os.PathLike[str], backing: str | None, *, fmt: str = "qco
             raise InvalidArgument(f"rebasing '{p}' onto '{backing}' needs the backing file's format (-F raw or "
                                   "-F qcow2); pyvirt never lets qemu-img guess it")
         args += ["-F", check_fmt(backing_fmt, "backing format")]
-    _run([*args, *image_args(p, fmt)], p, "rebase", binary=qemu_img)
+    run([*args, *image_args(p, fmt)], p, "rebase", binary=qemu_img)
 
 
 def map_image(path: str | os.PathLike[str], *, fmt: str | None, qemu_img: str | None = None) -> list[dict[str, Any]]:
     """`qemu-img map -f FMT --output=json`: extents with start, length, data, zero, offset."""
     p = need_file(path)
-    proc = _run(["map", "--output=json", *image_args(p, need_format(fmt, p, "map"))], p, "map", binary=qemu_img)
+    proc = run(["map", "--output=json", *image_args(p, need_format(fmt, p, "map"))], p, "map", binary=qemu_img)
     return list(json.loads(proc.stdout))
 
 
@@ -381,5 +350,5 @@ def measure(*, path: str | os.PathLike[str] | None = None, fmt: str | None = Non
         args += ["--size", str(size_bytes)]
     else:
         raise InvalidArgument("measure needs an image file or --size")
-    proc = _run(args, p, "measure", binary=qemu_img)
+    proc = run(args, p, "measure", binary=qemu_img)
     return {k: int(v) for k, v in json.loads(proc.stdout).items()}

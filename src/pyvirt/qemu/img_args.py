@@ -1,4 +1,5 @@
-"""How pyvirt names an image to qemu-img: always with its format, never as a json: description.
+"""How pyvirt calls qemu-img and names an image to it: always with its format, never as a json:
+description; short commands run with a timeout, their failure a QemuError naming the image.
 
 Shared by every qemu-img call (img.py) and the copy (img_convert.py), and
 light on purpose (no dataclasses, no storage model unless a chain is stated),
@@ -6,10 +7,12 @@ so `pyvirt img convert` starts quickly.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import HostError, InvalidArgument, NotFound, QemuError
 from ..model.formats import COW_FORMATS
 
 TYPE_CHECKING = False
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     Chain = Sequence[ImageLayer] | None
 
 QEMU_IMG = "/usr/bin/qemu-img"
+TIMEOUT = 600  # seconds for the short commands (info/create/check/resize)
 _FMT_RE = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -87,3 +91,39 @@ def need_file(path: str | os.PathLike[str]) -> str:
     if not os.path.exists(text):
         raise NotFound(f"image '{text}' does not exist; check the path")
     return text
+
+
+def run(args: list[str], path: str, doing: str, ok: tuple[int, ...] = (0,),
+         binary: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run qemu-img (``binary``, default QEMU_IMG); a status outside ``ok`` becomes a QemuError naming ``path``."""
+    exe = binary or QEMU_IMG
+    argv = [exe, *args]
+    try:
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise HostError(f"cannot run {exe}: not installed; install Debian's qemu-utils") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise QemuError(f"qemu-img {doing} '{path}' did not finish in {TIMEOUT}s") from exc
+    if proc.returncode not in ok:
+        raise QemuError(f"qemu-img could not {doing} '{path}' (exit status {proc.returncode})",
+                        detail=proc.stderr.strip() or None)
+    return proc
+
+
+def info_json(path: str | os.PathLike[str], fmt: str | None, *, backing_chain: bool = False, probe: bool = False,
+              force_share: bool = False, qemu_img: str | None = None) -> Any:
+    """`qemu-img info -f FMT --output=json`, parsed (a list with ``backing_chain``); img.info types it."""
+    p = need_file(path)
+    args = ["info", "--output=json"]
+    if backing_chain:
+        args.append("--backing-chain")
+    if force_share:
+        args.append("-U")
+    if fmt is not None or not probe:
+        args += ["-f", need_format(fmt, p, "read image")]
+    proc = run([*args, file_arg(p)], p, "read", binary=qemu_img)
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise QemuError(f"qemu-img info '{p}' printed no JSON", detail=proc.stdout[:500]) from exc

@@ -20,6 +20,7 @@ from .img_args import (
     encode_options,
     file_arg,
     image_args,
+    info_json,
     need_file,
     need_format,
     refuse_pseudo_filename,
@@ -54,10 +55,9 @@ def _refuse_overwrite(src: str, dst: str, src_fmt: str, backing: Chain, qemu_img
         return
     if backing is not None:
         names = [layer.path for layer in backing]
-    else:
-        from .img import info  # only a person's image on an existing destination gets here
-
-        names = [layer.filename for layer in info(src, src_fmt, backing_chain=True, qemu_img=qemu_img).chain]
+    else:  # only a person's image on an existing destination gets here
+        chain = info_json(src, src_fmt, backing_chain=True, qemu_img=qemu_img)
+        names = [str(layer["filename"]) for layer in chain[1:]]
     for name in names:
         if _same_file(name, dst):
             raise InvalidArgument(f"cannot convert '{src}' onto '{dst}': it is a backing file of '{src}'; "
@@ -94,9 +94,8 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, src_fmt
     if options:
         args += ["-o", encode_options(options)]
     if snapshot:
-        from .img import info
-
-        known = [x.name for x in info(s, src_fmt, qemu_img=qemu_img).snapshots]
+        found = info_json(s, src_fmt, qemu_img=qemu_img).get("snapshots", [])
+        known = [str(x.get("name", "")) for x in found]
         if snapshot not in known:
             raise NotFound(f"image '{s}' has no internal snapshot '{snapshot}'"
                            + (f"; it has: {', '.join(known)}" if known else "; it has none"))
