@@ -13,6 +13,12 @@ the new nodes and insert them, close. Every node pair has its own number
 A volume disk keeps <source pool= volume=> in the live XML; its path and
 kind (file/block) ride along in the live domain only, and after a daemon
 restart they are looked up again in the pool when needed.
+
+No format is ever guessed from an image: a volume disk without <driver type>
+takes its volume's recorded format, a file disk without one is raw. A qcow2
+disk's backing chain is resolved here (from the records, or from the headers
+of images the definer named, formats named) and handed to QEMU explicitly, so
+a header a guest wrote never makes QEMU open a host file.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ from ..errors import (
 )
 from ..model.domain import Disk, Domain
 from ..model.domain_xml import parse_disk_xml
+from ..model.storage import COW_FORMATS, ImageLayer
 from ..model.validate import DISK_FORMATS, validate_domain
 from ..qemu import media
 from ..qemu.argv_common import Machine
@@ -107,6 +114,9 @@ class VolumeResolver(Protocol):
     def path_of(self, pool: str, name: str) -> str | None:
         """The path of a volume of an active pool, or None."""
 
+    def chain(self, path: str, fmt: str, who: str) -> tuple[ImageLayer, ...]:
+        """The backing layers QEMU is to open under ``path`` opened as ``fmt`` (blocking)."""
+
 
 class DiskManager:
     def __init__(self, table: DomainTable, volumes: VolumeResolver) -> None:
@@ -129,6 +139,14 @@ class DiskManager:
         fmt = disk.format or (vol.format if vol.format in DISK_FORMATS else "raw")
         return replace(disk, source=vol.path, volume_type=vol.type, format=fmt)
 
+    async def with_chain(self, disk: Disk, who: str) -> Disk:
+        """A disk with the backing chain QEMU is to be given (empty unless a copy-on-write image has one)."""
+        fmt = disk.format or "raw"
+        if disk.source is None or fmt not in COW_FORMATS:
+            return replace(disk, backing_chain=())
+        chain = await asyncio.to_thread(self.volumes.chain, disk.source, fmt, f"{who}: disk {disk.target_dev}")
+        return replace(disk, backing_chain=chain)
+
     def path_of(self, disk: Disk) -> str | None:
         """The host path a disk opens: its source, or (a volume not resolved in this daemon's life) the pool's."""
         if disk.source is not None:
@@ -147,6 +165,7 @@ class DiskManager:
             if disk.source_type == "volume":
                 disk = await self.resolve(disk, who)
                 await asyncio.to_thread(check_disk_source, disk, who)
+            disk = await self.with_chain(disk, who)
             disks.append(replace(disk, source_index=n if disk.source is not None else None))
         self._check_writers(name, disks, 0, who)
         return replace(domain, devices=replace(domain.devices, disks=tuple(disks)))
@@ -221,9 +240,9 @@ class DiskManager:
         names = disk_names(domain)
         out = []
         for i, disk in picked:
+            if disk.source is None and disk.source_type == "volume" and disk.source_pool is not None:
+                disk = await self.resolve(disk, f"domain '{entry.name}'")  # its path, and its recorded format
             path = disk.source
-            if path is None and disk.source_type == "volume" and disk.source_pool is not None:
-                path = (await self.resolve(disk, f"domain '{entry.name}'")).source
             dev_id = names[i].device_id
             capacity = next((v for q, v in virtual.items() if matches_qdev(q, dev_id)), None)
             wr_high = next((v for q, v in highest.items() if matches_qdev(q, dev_id)), None)
@@ -403,6 +422,7 @@ class DiskManager:
         assert run is not None
         disk = await self.resolve(disk, who)
         await asyncio.to_thread(check_disk_source, disk, who)
+        disk = await self.with_chain(disk, who)
         disks = [*run.live.devices.disks, disk]
         self._check_writers(entry.name, disks, len(disks) - 1, who)
         return replace(disk, source_index=self._next_index(run.live) if disk.source is not None else None)
@@ -576,5 +596,5 @@ def _host_sizes(name: str, disk: Disk, path: str, capacity: int | None, wr_high:
     if capacity is None:
         capacity = physical
         if disk.format not in (None, "raw"):
-            capacity = image_info(path, force_share=True).virtual_size
+            capacity = image_info(path, disk.format, force_share=True).virtual_size
     return capacity, allocation, physical

@@ -18,6 +18,7 @@ from .disks import DiskManager
 from .domain_table import DomainTable
 from .domains import DomainManager
 from .eventbus import EventBus
+from .format_book import StoreFormatBook
 from .hostinfo import HostService
 from .ksm import KsmManager
 from .networks import NetworkManager
@@ -80,8 +81,9 @@ def build(config: Config, uri: str) -> Services:
     table = DomainTable(store, bus, on_removed=(catalog.forget,))
     host = HostService(config, uri)
     networks = NetworkManager(config, store, table)
-    pools = PoolManager(config, store)
-    volumes = VolumeManager(pools, table)
+    book = StoreFormatBook(store)
+    pools = PoolManager(config, store, book)
+    volumes = VolumeManager(pools, table, book)
     nics = NicManager(table, networks)
     disks = DiskManager(table, volumes)
     launcher = QemuLauncher(config)

@@ -402,7 +402,7 @@ def _plan_disks(domain_name: str, domain: Domain, spec: tuple[SnapshotDisk, ...]
                 raise OperationInvalid(
                     f"cannot take an internal snapshot of domain '{domain_name}': {who} ('{disk.source}') is "
                     f"{disk.format or 'raw'}, and only qcow2 images can hold internal snapshots; convert it with "
-                    f"`pyvirt img convert -O qcow2 {disk.source} NEW.qcow2` and point the disk at the new image "
+                    f"`pyvirt img convert -f raw -O qcow2 {disk.source} NEW.qcow2` and point the disk at the new image "
                     f"(<driver type='qcow2'/>), or leave it out with <disk name='{disk.target_dev}' snapshot='no'/>"
                 )
             if not live and disk.source_type == "volume" and disk.volume_type is None:
@@ -414,7 +414,7 @@ def _plan_disks(domain_name: str, domain: Domain, spec: tuple[SnapshotDisk, ...]
     if not chosen:
         raise OperationInvalid(
             f"domain '{domain_name}' has no writable qcow2 disk to hold an internal snapshot; add one, or convert "
-            "a raw disk with `pyvirt img convert -O qcow2 SRC NEW.qcow2` and point the disk at it")
+            "a raw disk with `pyvirt img convert -f raw -O qcow2 SRC NEW.qcow2` and point the disk at it")
     return chosen, tuple(listed)
 
 

@@ -18,6 +18,10 @@ The pieces hot-plug needs (``check_disk``, ``blockdev_props``,
 
 Cache modes map to libvirt's: cache.direct / cache.no-flush on both nodes
 plus the device's write-cache (writethrough and directsync turn it off).
+
+A copy-on-write format node always gets "backing": the disk's
+``backing_chain`` inline (read-only), or null. QEMU never opens a backing file
+because an image's header names it (see chains.py).
 """
 from __future__ import annotations
 
@@ -27,8 +31,10 @@ from typing import Any
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from ..model.domain import Disk, Domain
+from ..model.storage import COW_FORMATS
 from .argv_common import Build, Machine, boot_props, parse_int, pci_placement, target_index
 from .argv_render import Json, KeyVal, Option, Value, kv
+from .chains import backing_option
 
 FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx", "qed")
 # mode -> (cache.direct, cache.no-flush, write-cache)
@@ -227,6 +233,8 @@ def blockdev_props(disk: Disk, names: DiskNames,
         "driver": disk.format or "raw",
         "file": names.storage_node,
     }
+    if fmt["driver"] in COW_FORMATS:  # the chain as resolved by the daemon; never the one in the header
+        fmt["backing"] = backing_option(disk.backing_chain)
     return storage, fmt
 
 
