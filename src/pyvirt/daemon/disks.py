@@ -61,7 +61,7 @@ from ..qemu.img import info as image_info
 from ..qemu.media import matches_qdev
 from ..storage.base import block_size
 from .domain_table import DomainEntry, DomainTable
-from .hostfiles import HOTPLUG_SET, HostFiles
+from .hostfiles import HostFiles, hotplug_sets, open_disk
 from .hotplug import hotplug_slot, machine_of
 from .prechecks import check_disk_source, same_file
 from .results import BlockInfo, BlockStats, DiskChange, DiskResize, DiskRow, MediaChange, VolumeInfo
@@ -428,32 +428,41 @@ class DiskManager:
         return replace(disk, source_index=self._next_index(run.live) if disk.source is not None else None)
 
     async def _add_nodes(self, entry: DomainEntry, disk: Disk, names: DiskNames) -> None:
-        """Open the disk's image here and hand QEMU the fds (it may not open host paths), then its nodes."""
+        """Open the disk's image and backing layers here and hand QEMU the fds (it may not open host
+        paths), then its nodes."""
         run = entry.running
         assert run is not None and disk.source is not None and disk.source_index is not None
-        files = HostFiles(next_set=HOTPLUG_SET + disk.source_index)
+        sets = hotplug_sets(disk.source_index)
+        files = HostFiles(next_set=sets.start)
         try:
-            filename = await asyncio.to_thread(files.fd_set, disk.source, writes(disk))
-            for passed in files.add_fds:
-                await run.monitor.add_fd(passed.fd, passed.set, passed.opaque)
+            filename = await asyncio.to_thread(open_disk, files, disk)
             try:
-                await media.add_nodes(run.monitor, *blockdev_props(disk, names, filename))
+                for passed in files.add_fds:
+                    await run.monitor.add_fd(passed.fd, passed.set, passed.opaque)
+                await media.add_nodes(run.monitor, *blockdev_props(disk, names, filename,
+                                                                   lambda path: files.paths[path]))
             except BaseException:
-                with contextlib.suppress(QemuError):
-                    await run.monitor.remove_fd(files.next_set - 1)
+                await self._remove_fd_sets(entry, range(sets.start, files.next_set))
                 raise
         finally:
             files.close()  # QEMU holds its own copies
 
-    async def _del_nodes(self, entry: DomainEntry, names: DiskNames) -> None:
+    async def _del_nodes(self, entry: DomainEntry, names: DiskNames, disk: Disk) -> None:
         """Close a disk's nodes; a failure leaves them open in QEMU (logged), the disk is gone all the same."""
         run = entry.running
         assert run is not None
         nodes = [n for n in (names.format_node, names.storage_node) if n is not None]
         await media.del_nodes(run.monitor, nodes, f"domain {entry.name}")
-        if names.storage_node is not None:  # the fds of a hot-plugged disk (a started one's set stays, unused)
-            with contextlib.suppress(QemuError):
-                await run.monitor.remove_fd(HOTPLUG_SET + int(names.storage_node.split("-")[1]))
+        if names.storage_node is not None:  # the fds of a hot-plugged disk (a started one's sets stay, unused)
+            first = hotplug_sets(int(names.storage_node.split("-")[1])).start
+            await self._remove_fd_sets(entry, range(first, first + 1 + len(disk.backing_chain)))
+
+    async def _remove_fd_sets(self, entry: DomainEntry, sets: range) -> None:
+        run = entry.running
+        assert run is not None
+        for set_id in sets:
+            with contextlib.suppress(QemuError):  # a set QEMU never got, or already gave up
+                await run.monitor.remove_fd(set_id)
 
     async def _hotplug(self, entry: DomainEntry, disk: Disk) -> Disk:
         run = entry.running
@@ -482,7 +491,7 @@ class DiskManager:
         try:
             await run.monitor.device_add(**device_add_props(front))
         except BaseException:
-            await self._del_nodes(entry, names)
+            await self._del_nodes(entry, names, disk)
             raise
         self._update_live(entry, None, disk)
         return disk
@@ -509,7 +518,7 @@ class DiskManager:
                 f"domain '{entry.name}': the guest did not release disk {disk.target_dev} within "
                 f"{UNPLUG_TIMEOUT:g} s (does it support hot-unplug?); it may still go later")
         self._update_live(entry, index, None)
-        await self._del_nodes(entry, names)
+        await self._del_nodes(entry, names, disk)
 
     async def _swap_media(self, entry: DomainEntry, index: int, old: Disk, new: Disk, force: bool) -> None:
         run = entry.running
@@ -525,13 +534,13 @@ class DiskManager:
         if old_names.format_node is not None:
             await run.monitor.blockdev_remove_medium(old_names.device_id)
             self._update_live(entry, index, _emptied(old))
-            await self._del_nodes(entry, old_names)
+            await self._del_nodes(entry, old_names, old)
         if new_names.format_node is not None:
             await self._add_nodes(entry, new, new_names)
             try:
                 await run.monitor.blockdev_insert_medium(new_names.device_id, new_names.format_node)
             except BaseException:
-                await self._del_nodes(entry, new_names)
+                await self._del_nodes(entry, new_names, new)
                 raise
         with contextlib.suppress(QemuError):  # an already closed tray is fine
             await run.monitor.blockdev_close_tray(new_names.device_id)

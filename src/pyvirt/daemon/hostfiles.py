@@ -29,6 +29,14 @@ F_ADD_SEALS = 1033
 SEALS = 0x0001 | 0x0002 | 0x0004 | 0x0008  # seal, shrink, grow, write
 FIRST_SET = 1  # fd sets of a start count from here; hot-plugged ones from HOTPLUG_SET
 HOTPLUG_SET = 1000
+SETS_PER_HOTPLUG = 32  # a hot-plugged disk's image and its backing layers (storage/chain.py: at most 16)
+
+
+def hotplug_sets(source_index: int) -> range:
+    """The fd set ids of the hot-plugged disk with node number ``source_index``: its own range, so
+    a detach removes exactly its sets."""
+    first = HOTPLUG_SET + source_index * SETS_PER_HOTPLUG
+    return range(first, first + SETS_PER_HOTPLUG)
 
 
 @dataclass
@@ -160,6 +168,16 @@ def _writes(disk: Disk) -> bool:
     return not disk.readonly and disk.device != "cdrom"
 
 
+def open_disk(files: HostFiles, disk: Disk) -> str:
+    """The disk's image (read-write unless it is read-only) and every layer of its recorded backing
+    chain (read-only) into fd sets; what QEMU opens instead of the image's path."""
+    assert disk.source is not None
+    filename = files.fd_set(disk.source, _writes(disk))
+    for layer in disk.backing_chain:
+        files.fd_set(layer.path, writable=False)
+    return filename
+
+
 def _chardevs(domain: Domain) -> list[CharDev]:
     d = domain.devices
     return [*d.serials, *d.consoles, *d.channels]
@@ -173,7 +191,7 @@ def open_host_files(domain: Domain, serial_log: str) -> HostFiles:
     try:
         for disk in domain.devices.disks:
             if disk.source is not None:
-                files.fd_set(disk.source, _writes(disk))
+                open_disk(files, disk)
         os_ = domain.os
         for image in (os_.kernel, os_.initrd):
             if image:

@@ -136,7 +136,7 @@ def disk_options(b: Build) -> list[Option]:
         check_disk(disk, b.machine, b.note)
         if names.storage_node is not None:
             filename = b.host_path(disk.source) if disk.source else None
-            out += [Option("-blockdev", Json(props)) for props in blockdev_props(disk, names, filename)]
+            out += [Option("-blockdev", Json(props)) for props in blockdev_props(disk, names, filename, b.host_path)]
         out.append(Option("-device", _frontend(b, disk, names)))
     return out
 
@@ -206,11 +206,12 @@ def storage_driver(disk: Disk) -> str:
     return "host_cdrom" if disk.device == "cdrom" else "host_device"
 
 
-def blockdev_props(disk: Disk, names: DiskNames,
-                   filename: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def blockdev_props(disk: Disk, names: DiskNames, filename: str | None = None,
+                   opened: Callable[[str], str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The storage and format node of ``disk`` (-blockdev at start, QMP blockdev-add on hot-plug).
 
-    ``filename``: what QEMU opens instead of the disk's path (the /dev/fdset/N of the daemon's fds)."""
+    ``filename``: what QEMU opens instead of the disk's path (the /dev/fdset/N of the daemon's fds);
+    ``opened`` does the same for the paths of its backing chain."""
     discard = {"discard": "unmap"} if disk.discard == "unmap" else {}
     read_only = disk.readonly or disk.device == "cdrom"
     # read-only said outright, not auto-read-only: QEMU gets its image as fds of the access it needs,
@@ -234,7 +235,7 @@ def blockdev_props(disk: Disk, names: DiskNames,
         "file": names.storage_node,
     }
     if fmt["driver"] in COW_FORMATS:  # the chain as resolved by the daemon; never the one in the header
-        fmt["backing"] = backing_option(disk.backing_chain)
+        fmt["backing"] = backing_option(disk.backing_chain, opened or (lambda path: path))
     return storage, fmt
 
 

@@ -12,7 +12,7 @@ backing file"). The same data serves -blockdev, QMP blockdev-add and a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..model.storage import COW_FORMATS, ImageLayer
@@ -22,19 +22,22 @@ def protocol_driver(layer: ImageLayer) -> str:
     return "host_device" if layer.block else "file"
 
 
-def backing_option(chain: Sequence[ImageLayer]) -> dict[str, Any] | None:
+def backing_option(chain: Sequence[ImageLayer],
+                   opened: Callable[[str], str] = lambda path: path) -> dict[str, Any] | None:
     """The value of a copy-on-write node's "backing": the first layer inline (its own backing
-    likewise, to the end of the chain), or None (JSON null) for no backing file at all."""
+    likewise, to the end of the chain), or None (JSON null) for no backing file at all.
+
+    ``opened`` maps a layer's host path to what QEMU opens instead (the daemon's /dev/fdset/N)."""
     if not chain:
         return None
     layer, rest = chain[0], chain[1:]
     node: dict[str, Any] = {
         "driver": layer.format,
         "read-only": True,
-        "file": {"driver": protocol_driver(layer), "filename": layer.path},
+        "file": {"driver": protocol_driver(layer), "filename": opened(layer.path)},
     }
     if layer.format in COW_FORMATS:
-        node["backing"] = backing_option(rest)
+        node["backing"] = backing_option(rest, opened)
     return node
 
 
