@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound, QemuError
 from ..model.storage import COW_FORMATS, VOLUME_FORMATS, BackingStore, ImageLayer
 from ..qemu import img
 from .base import FormatBook
@@ -89,5 +89,11 @@ def chain_of(book: FormatBook, path: str, fmt: str, *, who: str, qemu_img: str |
     if record is not None:
         first = record.backing if record.format == fmt else None
     else:
-        first = header_backing(path, fmt, qemu_img=qemu_img)
+        try:
+            first = header_backing(path, fmt, qemu_img=qemu_img)
+        except QemuError as exc:  # the file is not what its <driver type> says: the user's mistake, said so
+            words = (exc.detail or exc.message).splitlines()[-1].split("': ", 1)[-1]
+            raise QemuError(f"{who}: {path} is not a {fmt} image, as its <driver type='{fmt}'/> says ({words}); "
+                            "if the file is raw, set <driver type='raw'/> (`pyvirt img info --probe "
+                            f"{path}` shows what qemu-img takes it for)", detail=exc.detail) from None
     return resolve_chain(book, first, who=who, qemu_img=qemu_img)
