@@ -184,7 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net", "storage", "host"), help="run one group of rows")
+    parser.add_argument("--only", choices=("domains", "net", "storage", "copies", "host"), help="run one group of rows")
     args = parser.parse_args()
     guest = build()
     rows: list[Row] = []
@@ -199,6 +199,7 @@ def main() -> int:
         config.paths.make_dirs()
         load_or_probe(config.paths, config.settings.qemu_binary, kvm_timeout=config.settings.kvm_probe_timeout)
         caps = config.paths.cache / "host-caps.json"
+        from bench.copies import bench_copies
         from bench.host import bench_host
         from bench.net import bench_net
         from bench.storage import bench_storage
@@ -207,7 +208,7 @@ def main() -> int:
             bench_host(caps, guest, rows)
 
         steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
-                 "storage": (bench_storage,)}
+                 "storage": (bench_storage,), "copies": (bench_copies,)}
         chosen = () if args.only == "host" else steps[args.only] if args.only else tuple(
             s for group in steps.values() for s in group)
         for step in chosen:
@@ -218,6 +219,8 @@ def main() -> int:
                     step(d, guest, tmp, rows, args.runs)
                 elif step in (bench_net, bench_storage):
                     step(d, guest, rows, args.runs)
+                elif step is bench_copies:
+                    bench_copies(d, rows, args.runs)
                 elif step is bench_list and args.quick:
                     continue
                 else:

@@ -51,10 +51,10 @@ def bench_storage(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int
         cases = {
             "dd (sequential copy, the disk's limit)": lambda i: ["dd", f"if={src}", f"of={tmp}/dd{i}.raw",
                                                                  "bs=4M", "conv=fsync", "status=none"],
-            "qemu-img convert raw->qcow2": lambda i: ["qemu-img", "convert", "-O", "qcow2", str(src),
+            "qemu-img convert raw->qcow2": lambda i: ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src),
                                                       f"{tmp}/q{i}.qcow2"],
-            "pyvirt img convert raw->qcow2": lambda i: [pyvirt, "img", "convert", "-O", "qcow2", str(src),
-                                                        f"{tmp}/p{i}.qcow2"],
+            "pyvirt img convert raw->qcow2": lambda i: [pyvirt, "img", "convert", "-f", "raw", "-O", "qcow2",
+                                                        str(src), f"{tmp}/p{i}.qcow2"],
         }
         for what, argv in cases.items():
             times = []
@@ -68,8 +68,9 @@ def bench_storage(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int
         d.cli("pool-refresh", "default")
         clone_times, qimg_times = [], []
         base = d.root / "var/lib/pyvirt/images/bbase.qcow2"
-        subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(src), str(base)], check=True)
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(base)], check=True)
         d.cli("pool-refresh", "default")
+        d.cli("vol-set-format", "bbase.qcow2", "qcow2", "--pool", "default")  # a found file is raw until then
         for i in range(runs):
             _drop_caches()
             t0 = time.perf_counter()
@@ -78,7 +79,7 @@ def bench_storage(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int
                 raise RuntimeError(r.stderr)
             clone_times.append(time.perf_counter() - t0)
             d.cli("vol-delete", f"bclone{i}.qcow2", "--pool", "default")
-            qimg_times.append(_timed(["qemu-img", "convert", "-O", "qcow2",
+            qimg_times.append(_timed(["qemu-img", "convert", "-f", "qcow2", "-O", "qcow2",
                                       str(d.root / "var/lib/pyvirt/images/bbase.qcow2"), str(tmp / f"qc{i}.qcow2")]))
             (tmp / f"qc{i}.qcow2").unlink()
         rows.append({"what": "pyvirt vol-clone 1 GiB qcow2 (MiB/s)", "ms": _mibps(sorted(clone_times)[runs // 2])})
@@ -91,7 +92,7 @@ def bench_storage(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int
 
 def _snapshot_latency(d: DaemonHandle, guest: GuestImage, tmp: Path, rows: list[Row], runs: int) -> None:
     disk = tmp / "snap.qcow2"
-    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(tmp / "src.raw"), str(disk)], check=True)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(tmp / "src.raw"), str(disk)], check=True)
     xml = tmp / "s.xml"
     xml.write_text(domain_xml("bsnap", guest, memory_mib=256, extra_devices=(
         f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>"

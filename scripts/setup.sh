@@ -17,6 +17,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# QEMU runs as this unprivileged user (pyvirtd also creates it at its first start if missing)
+if ! getent passwd pyvirt-qemu >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "pyvirt QEMU guests" pyvirt-qemu
+fi
+
 # Debian's own python3 starts in ~13 ms (pyenv shims take ~110 ms): the CLI's latency depends on it.
 PY=/usr/bin/python3
 stamp=.venv/.installed
@@ -26,3 +33,8 @@ if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
   touch "$stamp"
 fi
+
+# Bytecode for every module, as a packaged (non-editable) install has: with PYTHONDONTWRITEBYTECODE set
+# (as in some shells and CI) an editable install would compile each module it imports on every command,
+# 20-100 ms of every `pyvirt` call. Stale files are recompiled in memory by Python, so this is always safe.
+.venv/bin/python -m compileall -q src >/dev/null

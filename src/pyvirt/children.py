@@ -9,8 +9,10 @@ Which children get it, and why:
 - the KVM probe's QEMU and QEMU's ``-X help`` queries (host/): on a host
   where KVM hangs guests the probe never ends by itself, and nobody but the
   daemon waits for either answer;
-- qemu-img (qemu/img.py): a convert can run for minutes and holds a write
-  lock on its target that would block the guest's next start.
+- qemu-img's short commands (qemu/img_args.py): a daemon killed while one
+  runs leaves no qemu-img holding a lock on the volume. (A convert, which
+  can run for minutes, gets the same from `setpriv --pdeathsig` in
+  qemu/img_convert.py: no preexec_fn, so subprocess can use vfork.)
 Which do not: guests' QEMU and dnsmasq outlive the daemon by design (they are
 reattached to after a restart); nft and the pool tools (mount, mkfs, LVM,
 parted) are short and must not be cut off while they write metadata.

@@ -77,7 +77,7 @@ class Paths:
 
     @property
     def qemu_run(self) -> Path:
-        """QMP sockets, serial sockets and pidfiles of running guests."""
+        """One directory per running guest (see ``vm_dir``)."""
         return self.run / "qemu"
 
     @property
@@ -107,21 +107,26 @@ class Paths:
     def qemu_log(self) -> Path:
         return self.log / "qemu"
 
+    def vm_dir(self, uuid: str) -> Path:
+        """A running guest's own directory (0700, owned by the QEMU user): the only place QEMU may create
+        files (its QMP, serial and VNC sockets, pidfile, channels); everything else it gets as fds."""
+        return self.qemu_run / uuid
+
     def qmp_socket(self, uuid: str) -> Path:
-        return self.qemu_run / f"{uuid}.qmp"
+        return self.vm_dir(uuid) / "qmp"
 
     def serial_socket(self, uuid: str) -> Path:
-        return self.qemu_run / f"{uuid}.serial"
+        return self.vm_dir(uuid) / "serial"
 
     def qemu_pidfile(self, uuid: str) -> Path:
-        return self.qemu_run / f"{uuid}.pid"
+        return self.vm_dir(uuid) / "pid"
 
     def vnc_socket(self, uuid: str) -> Path:
-        return self.qemu_run / f"{uuid}.vnc"
+        return self.vm_dir(uuid) / "vnc"
 
     def channel_dir(self, uuid: str) -> Path:
-        """Per-VM directory for unix channels (guest agent) given without a path."""
-        return self.qemu_run / f"{uuid}.d"
+        """Unix channels (guest agent) given without a path."""
+        return self.vm_dir(uuid) / "ch"
 
     def domain_log(self, name: str) -> Path:
         return self.qemu_log / f"{name}.log"
@@ -146,9 +151,24 @@ class Paths:
                                       f"{longest} bytes")
 
     def make_dirs(self) -> None:
+        """The daemon's directories. It runs with umask 077, so they are private unless they must not be:
+        run/ is searchable (clients reach the socket by path, dnsmasq its files below network/), and
+        qemu/ is searchable by the QEMU user, who owns only its guest's directory inside."""
+        _searchable_parents(self.run)
         for path in (self.etc, self.lib, self.cache, self.images, self.run, self.qemu_run, self.log, self.qemu_log):
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run, 0o755)
+        os.chmod(self.qemu_run, 0o711)
+        for private in (self.lib, self.log, self.qemu_log):  # definitions, passwords, guests' output
+            os.chmod(private, 0o700)
+
+
+def _searchable_parents(path: Path) -> None:
+    """Create the missing parents of ``path`` searchable by all (0755), as /run is on a host."""
+    missing = [p for p in reversed(path.parents) if not p.exists()]
+    for parent in missing:
+        parent.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(parent, 0o755)  # mkdir's mode passes through the umask
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,21 @@ class Settings:
     dnsmasq_binary: str = "/usr/sbin/dnsmasq"
     nft_binary: str = "/usr/sbin/nft"
     log_level: str = "info"
+    # QEMU runs as this user (created at the daemon's first start if missing; never root) with group kvm
+    qemu_user: str = "pyvirt-qemu"
+    # QEMU's seccomp filter (-sandbox); a host without seccomp refuses to start guests unless this is false
+    sandbox: bool = True
+    # QEMU binaries a domain's <emulator> may name, besides qemu_binary
+    emulators: tuple[str, ...] = ()
+    # the daemon's log rotates at this size, keeping this many old files (as virtlogd's defaults)
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
+    # a guest's serial log: NAME.serial.log rotates at this size, keeping NAME.serial.log.1 .. .N
+    serial_log_max_bytes: int = 2 * 1024 * 1024
+    serial_log_backups: int = 2
+    # events per domain written to the store and the log, per second (a burst of 10x passes);
+    # clients streaming events get them all
+    events_per_second: float = 10.0
     # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
     ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
@@ -181,6 +216,8 @@ class Settings:
         except tomllib.TOMLDecodeError as exc:
             raise InvalidArgument(f"settings file {path} is not valid TOML: {exc}; fix or remove it") from exc
         known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__ and k != "extra"}
+        if "emulators" in known:
+            known["emulators"] = tuple(known["emulators"])
         return cls(**known, extra=data)
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -69,12 +70,15 @@ class Daemon:
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         s = self.services
+        await asyncio.to_thread(s.launcher.identity)  # the QEMU user exists (created at the first start)
         s.host.start_probe()
         await s.load()
+        await s.snapshots.reconcile()
         # Networks and pools come up before the socket opens (about 0.1 s each), so a client's
         # first `start` never races their autostart; domains start in the background.
         await s.networks.autostart()
         await s.pools.autostart()
+        s.serial_logs.start()
         await s.start()
         app = Api(s).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -127,8 +131,14 @@ def _lock_pidfile(path: Path) -> int:
 
 
 def _setup_logging(config: Config, verbose: bool, foreground: bool) -> None:
+    """The daemon's log: a rotating file (it must not fill the disk), or the journal under systemd."""
     level = logging.DEBUG if verbose else getattr(logging, config.settings.log_level.upper(), logging.INFO)
-    handlers: list[logging.Handler] = [logging.FileHandler(config.paths.daemon_log)]
+    handlers: list[logging.Handler] = []
+    under_journald = foreground and "JOURNAL_STREAM" in os.environ  # systemd connected stderr to the journal
+    if not under_journald:
+        settings = config.settings
+        handlers.append(logging.handlers.RotatingFileHandler(
+            config.paths.daemon_log, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups))
     if foreground:
         handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(level=level, handlers=handlers,
@@ -162,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("error: pyvirtd must run as root (it manages QEMU processes, taps and bridges)", file=sys.stderr)
         return 1
+    os.umask(0o077)  # every file the daemon writes is private unless it says otherwise
     try:
         metrics = parse_listen(args.metrics_listen) if args.metrics_listen else None
         config = Config.for_root(args.root)

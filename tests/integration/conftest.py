@@ -237,10 +237,11 @@ class DaemonHandle:
         self.uri = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 20.0, env: dict[str, str] | None = None) -> None:
+        """``env``: extra environment for the daemon (e.g. a fault point, see pyvirt/faults.py)."""
         with open(self.root / "pyvirtd.stderr", "ab") as log:  # the daemon keeps its own copy of the fd
             self.proc = subprocess.Popen([PYVIRTD, "--root", str(self.root)], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():

@@ -157,8 +157,9 @@ def test_qemu_accepts_case(name: str, workdir: Path) -> None:
     images.mkdir()
     domain, over = CASES[name](lambda n: str(images / n))
     for disk in domain.devices.disks:
-        if disk.source:
-            make_image(Path(disk.source))
+        for path in [disk.source, *(layer.path for layer in disk.backing_chain)]:
+            if path:
+                make_image(Path(path))
     for path in (domain.os.kernel, domain.os.initrd):
         if path:
             make_image(Path(path))

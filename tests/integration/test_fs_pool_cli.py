@@ -59,13 +59,13 @@ def test_fs_pool_on_a_loop_device(daemon: DaemonHandle, guest: GuestImage, loop:
 
         src = tmp_path / "src.raw"
         src.write_bytes(os.urandom(8 * M))
-        r = subprocess.run([PYVIRT, "img", "convert", "-p", "-O", "qcow2", str(src), str(mnt / "copy.qcow2")],
-                           capture_output=True, text=True)
+        r = subprocess.run([PYVIRT, "img", "convert", "-p", "-f", "raw", "-O", "qcow2", str(src),
+                            str(mnt / "copy.qcow2")], capture_output=True, text=True)
         assert r.returncode == 0 and "100.00%" in r.stderr, r.stderr
         big = tmp_path / "big.raw"
         big.write_bytes(os.urandom(64 * M))  # random: qemu-img cannot skip it as zeroes
         before = sha(big)
-        r = subprocess.run([PYVIRT, "img", "convert", "-O", "raw", str(big), str(mnt / "big.raw")],
+        r = subprocess.run([PYVIRT, "img", "convert", "-f", "raw", "-O", "raw", str(big), str(mnt / "big.raw")],
                            capture_output=True, text=True)
         assert r.returncode == 1 and "could not convert" in r.stderr
         assert not (mnt / "big.raw").exists()  # the partial output went

@@ -251,7 +251,7 @@ def test_refusals_say_what_to_do(daemon: DaemonHandle, guest: GuestImage, tmp_pa
     with defined(d, "pvsnap-raw", xml, tmp_path) as name:
         err = fails(d, "snapshot-create-as", name, "x")
         assert "disk vda" in err and "only qcow2 images can hold internal snapshots" in err, err
-        assert f"pyvirt img convert -O qcow2 {raw}" in err
+        assert f"pyvirt img convert -f raw -O qcow2 {raw}" in err
         assert ok(d, "snapshot-list", name, "--name") == "\n"
 
     with defined(d, "pvsnap-nodisk", domain_xml("pvsnap-nodisk", guest), tmp_path) as name:

@@ -22,7 +22,7 @@ def test_a_long_root_is_refused_before_anything_is_made() -> None:
         done = subprocess.run([PYVIRTD, "--root", str(root)], capture_output=True, text=True, timeout=30)
         print(f"\n{done.stderr}")
         assert done.returncode == 1
-        serial = f"{root}/run/pyvirt/qemu/00000000-0000-0000-0000-000000000000.serial"
+        serial = f"{root}/run/pyvirt/qemu/00000000-0000-0000-0000-000000000000/serial"
         size = len(serial)
         assert done.stderr == (
             f"error: root {root} is too long: a guest's serial socket would be {serial} ({size} bytes), over the "
@@ -43,7 +43,7 @@ def test_a_long_channel_name_is_refused_at_start(daemon: DaemonHandle, guest: Gu
     daemon.cli("define", str(xml), check=True)
     try:
         uuid = daemon.cli("domuuid", "sock-chan", check=True).stdout.strip()
-        path = daemon.root / f"run/pyvirt/qemu/{uuid}.d/{name}"
+        path = daemon.root / f"run/pyvirt/qemu/{uuid}/ch/{name}"
         err = fails(daemon, "start", "sock-chan")
         print(f"\n{err}")
         assert err == (

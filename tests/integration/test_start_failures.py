@@ -31,33 +31,40 @@ START_TIMEOUT = 1.5  # qemu_start_timeout of this module's daemon: the hang path
 
 
 @pytest.fixture(scope="module")
-def daemon(caps_cache: Path) -> Iterator[DaemonHandle]:
-    """A daemon of this module's own with a short qemu_start_timeout (set in its pyvirt.toml)."""
-    root = Path(tempfile.mkdtemp(prefix="pvsf", dir="/tmp"))
-    root.chmod(0o755)
-    (root / "var/lib/pyvirt/cache").mkdir(parents=True)
-    shutil.copy(caps_cache, root / "var/lib/pyvirt/cache/host-caps.json")
-    (root / "etc/pyvirt").mkdir(parents=True)
-    (root / "etc/pyvirt/pyvirt.toml").write_text(f"default_network = false\nqemu_start_timeout = {START_TIMEOUT}\n")
-    handle = DaemonHandle(root)
-    try:
-        handle.start()
-        yield handle
-    finally:
-        handle.cleanup()
-
-
-@pytest.fixture(scope="module")
-def fakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One executable per mode of the fake QEMU, to name as a domain's <emulator>."""
-    where = tmp_path_factory.mktemp("fakeqemu")
+def fakes() -> Iterator[dict[str, Path]]:
+    """One executable per mode of the fake QEMU, to name as a domain's <emulator>; in a directory the
+    unprivileged QEMU user can reach (pytest's own temporary directories are private)."""
+    where = Path(tempfile.mkdtemp(prefix="pvfq", dir="/tmp"))
+    where.chmod(0o755)
     out = {}
     for mode in REASONS:
         script = where / f"qemu-{mode}"
         script.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} {mode} "$@"\n')
         script.chmod(0o755)
         out[mode] = script
-    return out
+    try:
+        yield out
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def daemon(caps_cache: Path, fakes: dict[str, Path]) -> Iterator[DaemonHandle]:
+    """A daemon of this module's own with a short qemu_start_timeout, allowed to run the fakes (pyvirt.toml)."""
+    root = Path(tempfile.mkdtemp(prefix="pvsf", dir="/tmp"))
+    root.chmod(0o755)
+    (root / "var/lib/pyvirt/cache").mkdir(parents=True)
+    shutil.copy(caps_cache, root / "var/lib/pyvirt/cache/host-caps.json")
+    (root / "etc/pyvirt").mkdir(parents=True)
+    emulators = ", ".join(f"'{p}'" for p in fakes.values())
+    (root / "etc/pyvirt/pyvirt.toml").write_text(
+        f"default_network = false\nqemu_start_timeout = {START_TIMEOUT}\nemulators = [{emulators}]\n")
+    handle = DaemonHandle(root)
+    try:
+        handle.start()
+        yield handle
+    finally:
+        handle.cleanup()
 
 
 def uuid_of(d: DaemonHandle, name: str) -> str:
@@ -120,7 +127,7 @@ def test_each_failing_step_gives_one_error_with_qemus_words(daemon: DaemonHandle
     xml.write_text(fake_domain(name, guest, fakes[mode], tap, f"52:54:00:5f:14:{n:02x}"))
     daemon.cli("define", str(xml), check=True)
     uuid = uuid_of(daemon, name)
-    qmp = daemon.root / f"run/pyvirt/qemu/{uuid}.qmp"
+    qmp = daemon.root / f"run/pyvirt/qemu/{uuid}/qmp"
     try:
         err = fails(daemon, "start", name)
         print(f"\n{mode}: {err}")
@@ -178,8 +185,8 @@ def test_qcow2_driver_on_a_raw_file(daemon: DaemonHandle, guest: GuestImage, tmp
         err = fails(daemon, "start", "sf-qcow2")
         print(f"\n{err}")
         first = err.splitlines()[0]
-        assert "QEMU failed to start (exit status 1)" in first
-        assert "Image is not in qcow2 format" in first  # QEMU's own words
+        # found before QEMU runs: the daemon reads the image's backing chain as the disk's format says
+        assert "Image is not in qcow2 format" in first  # qemu-img's own words
         assert f"disk vda: {image} is not a qcow2 image" in first and "set <driver type='raw'/>" in first
         assert leftovers(daemon, uuid) == []
     finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pyvirt.errors import AlreadyExists, HostError, InvalidArgument, NotFound, OperationInvalid
-from pyvirt.model.storage import BackingStore, Permissions, Pool, PoolSource, PoolTarget, Volume
+from pyvirt.model.storage import BackingStore, ImageLayer, Permissions, Pool, PoolSource, PoolTarget, Volume
 from pyvirt.model.storage_xml import format_pool_xml, parse_pool_xml
 from pyvirt.qemu import img
 from pyvirt.storage import backend_for
@@ -209,7 +209,7 @@ def test_linked_clone_leaves_the_base_unchanged(dpool, tmp_path: Path) -> None:
     qemu_io(Path(clone.path), "qcow2", "write -P 0x22 0 512k")
     assert digest(base.path) == before
     flat = tmp_path / "flat.raw"
-    img.convert(clone.path, flat, dst_fmt="raw")
+    img.convert(clone.path, flat, src_fmt="qcow2", dst_fmt="raw")
     data = flat.read_bytes()
     assert data[:512 * 1024] == b"\x22" * (512 * 1024)
     assert data[512 * 1024:M] == b"\x11" * (512 * 1024)  # the rest still comes from the base
@@ -238,23 +238,29 @@ def test_resize_grow_and_shrink(dpool) -> None:
 def test_wipe_keeps_size_and_format(dpool, tmp_path: Path) -> None:
     raw = dpool.create_volume(Volume(name="w.img", capacity=4 * M, allocation=4 * M))
     qemu_io(Path(raw.path), "raw", "write -P 0x5a 0 4M")
+    inode = os.stat(raw.path).st_ino
     dpool.wipe_volume("w.img")
+    assert os.stat(raw.path).st_ino == inode  # zeroed in place, never truncated and refilled
     after = dpool.volume("w.img")
     assert after.capacity == 4 * M and after.format == "raw"
     assert after.allocation is not None and after.allocation >= 4 * M  # preallocation kept
     assert Path(raw.path).read_bytes() == bytes(4 * M)
+    sparse = dpool.create_volume(Volume(name="s.img", capacity=4 * M))
+    qemu_io(Path(sparse.path), "raw", "write -P 0x5a 1M 1M")
+    dpool.wipe_volume("s.img")
+    assert Path(sparse.path).read_bytes() == bytes(4 * M) and dpool.volume("s.img").allocation < M  # holes again
 
     q = dpool.create_volume(Volume(name="w.qcow2", capacity=8 * M, format="qcow2",
                                    permissions=Permissions(mode="0640")))
     qemu_io(Path(q.path), "qcow2", "write -P 0x5a 0 2M")
     assert dpool.volume("w.qcow2").allocation > 2 * M
-    dpool.wipe_volume("w.qcow2")
+    dpool.wipe_volume("w.qcow2")  # a fresh image under a temporary name, renamed over the volume
     wiped = dpool.volume("w.qcow2")
     assert (wiped.format, wiped.capacity) == ("qcow2", 8 * M)
     assert wiped.permissions is not None and wiped.permissions.mode == "0640"
     assert wiped.allocation is not None and wiped.allocation < M
     flat = tmp_path / "flat.raw"
-    img.convert(q.path, flat, dst_fmt="raw")
+    img.convert(q.path, flat, src_fmt="qcow2", dst_fmt="raw")
     assert flat.read_bytes() == bytes(8 * M)
     assert not [n for n in os.listdir(dpool.target) if n.startswith(".pyvirt")]
 
@@ -333,17 +339,18 @@ def test_create_from_is_a_full_copy(dpool, tmp_path: Path) -> None:
     qemu_io(src, "qcow2", "write -P 0x77 1M 2M")
     before = digest(src)
     p = Progress()
-    copy = dpool.create_volume_from(Volume(name="copy.img", capacity=0, format="raw"), str(src), "qcow2", p)
+    copy = dpool.create_volume_from(Volume(name="copy.img", capacity=0, format="raw"), ImageLayer(str(src), "qcow2"),
+                                 progress=p)
     p.check()
     assert (copy.format, copy.capacity, copy.backing) == ("raw", 8 * M, None)
     sh("qemu-img", "compare", "-f", "qcow2", "-F", "raw", str(src), copy.path)
-    grown = dpool.create_volume_from(Volume(name="grown.qcow2", capacity=32 * M), str(src))
+    grown = dpool.create_volume_from(Volume(name="grown.qcow2", capacity=32 * M), ImageLayer(str(src), "qcow2"))
     assert (grown.format, grown.capacity, grown.backing) == ("qcow2", 32 * M, None)
     with pytest.raises(InvalidArgument, match="smaller than"):
-        dpool.create_volume_from(Volume(name="small.img", capacity=M), str(src))
+        dpool.create_volume_from(Volume(name="small.img", capacity=M), ImageLayer(str(src), "qcow2"))
     assert not os.path.exists(os.path.join(dpool.target, "small.img"))
     with pytest.raises(AlreadyExists):
-        dpool.create_volume_from(Volume(name="copy.img", capacity=0), str(src))
+        dpool.create_volume_from(Volume(name="copy.img", capacity=0), ImageLayer(str(src), "qcow2"))
     assert digest(src) == before
 
 
@@ -382,7 +389,7 @@ def test_out_of_space_is_refused_and_cleaned_up(tiny_pool: FsBackend, tmp_path: 
     src.write_bytes(os.urandom(12 * M))
     before = digest(src)
     with pytest.raises(HostError, match="out of space in pool 'pvts-tiny'") as info:
-        tiny_pool.create_volume_from(Volume(name="copy.img", capacity=0), str(src), "raw")
+        tiny_pool.create_volume_from(Volume(name="copy.img", capacity=0), ImageLayer(str(src), "raw"))
     assert "needed" in str(info.value) and "available" in str(info.value)
     assert not os.path.exists(os.path.join(tiny_pool.target, "copy.img"))
     assert digest(src) == before
@@ -438,15 +445,17 @@ class RacingReader:
 
 def test_out_of_space_in_the_middle_of_an_upload(tiny_pool: FsBackend) -> None:
     """Space taken by another writer after the check: the write itself hits ENOSPC. An upload that
-    replaces the whole volume leaves no half image behind (the volume goes, its space comes back);
-    a range written into a raw volume keeps the volume, whose other bytes are the user's."""
+    replaces the whole volume goes to a temporary file, so the volume keeps its old bytes and the
+    temporary goes (its space comes back); a range written into a raw volume keeps the volume,
+    whose other bytes are the user's."""
     filler = os.path.join(tiny_pool.target, "filler")
     free = tiny_pool.info().available
     tiny_pool.create_volume(Volume(name="up.img", capacity=6 * M))
-    with pytest.raises(HostError, match=r"out of space in pool 'pvts-tiny' \(needed \d+ bytes, available \d+.*"
-                                        r"volume 'up.img' held only part of the upload, so it was removed"):
+    with pytest.raises(HostError, match=r"out of space in pool 'pvts-tiny' \(needed \d+ bytes, available \d+"):
         tiny_pool.upload_volume("up.img", RacingReader(filler), 6 * M)
-    assert not os.path.exists(os.path.join(tiny_pool.target, "up.img"))
+    with open(os.path.join(tiny_pool.target, "up.img"), "rb") as f:
+        assert f.read() == bytes(6 * M)  # the volume as it was
+    assert [n for n in os.listdir(tiny_pool.target) if n.startswith(".pyvirt-tmp")] == []
     os.unlink(filler)
     assert tiny_pool.info().available >= free - 64 * 1024
 
@@ -730,7 +739,7 @@ def test_disk_pool_partitions(loops, tmp_path: Path) -> None:
     src = tmp_path / "src.qcow2"
     img.create(src, "qcow2", 2 * M)
     qemu_io(src, "qcow2", "write -P 0x3c 0 1M")
-    copy = backend.create_volume_from(Volume(name=f"{disk}p3", capacity=0), str(src))
+    copy = backend.create_volume_from(Volume(name=f"{disk}p3", capacity=0), ImageLayer(str(src), "qcow2"))
     assert copy.capacity == 2 * M
     sh("qemu-img", "compare", "-f", "qcow2", "-F", "raw", str(src), copy.path)
 

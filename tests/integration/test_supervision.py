@@ -113,7 +113,7 @@ def test_guest_powered_off_while_daemon_down(fresh_daemon: DaemonHandle, tmp_pat
     start = d.guest_poweroff("keep2", after=1)  # a second from now, when no daemon watches
     d.stop(signal.SIGKILL)
     d.wait_serial("keep2", "PYVIRT-GUEST-POWEROFF console", start=start)
-    qmp = d.root / f"run/pyvirt/qemu/{uuid}.qmp"
+    qmp = d.root / f"run/pyvirt/qemu/{uuid}/qmp"
     deadline = time.monotonic() + 10
     while qmp_status(qmp) != "shutdown" and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -37,6 +37,7 @@ from pyvirt.model.domain import (
     Video,
     Watchdog,
 )
+from pyvirt.model.storage import ImageLayer
 from pyvirt.qemu.argv import LaunchContext
 
 Img = Callable[[str], str]
@@ -349,7 +350,9 @@ def q35_storage(img: Img) -> Case:
             disks=(
                 Disk(target_dev="vda", bus="virtio", source_type="volume", source=img("root.qcow2"),
                      source_pool="default", source_volume="root.qcow2", source_index=3, volume_type="file",
-                     format="qcow2", discard="ignore", boot_order=1),
+                     format="qcow2", discard="ignore", boot_order=1,
+                     backing_chain=(ImageLayer(img("root-base.qcow2"), "qcow2"),
+                                    ImageLayer(img("root-base.raw"), "raw"))),
                 Disk(target_dev="vdb", bus="virtio", source_type="block", source=BLOCK_DEV, source_index=1,
                      format="raw", cache="writethrough", io="threads", discard="unmap", shareable=True,
                      serial="DATA-1"),  # not cache='none': /dev/null takes no O_DIRECT

@@ -629,6 +629,7 @@ NOT_IN_ARGV = {
     "Domain.seclabels": "the process layer's concern",
     "Features.apic": "QEMU's x86 CPUs always have an APIC",
     "Features.pae": "implied by x86_64",
+    "ImageLayer.block": "qemu/chains.py picks host_device for it (the backing nodes of a disk)",
     "MemBalloon.stats_period": "the daemon sets guest-stats-polling-interval over QMP",
     "SecLabel.relabel": "the process layer's concern",
     "CpuTune.shares": "a cgroup v2 limit the daemon applies (host/cgroup.py)",

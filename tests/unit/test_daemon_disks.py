@@ -22,6 +22,7 @@ from pyvirt.daemon.disks import DiskManager
 from pyvirt.daemon.results import VolumeInfo
 from pyvirt.errors import InvalidArgument, NotFound, OperationInvalid, UnsupportedConfig
 from pyvirt.model.domain import OS, Devices, Disk, Domain
+from pyvirt.model.storage import ImageLayer
 from pyvirt.qemu.media import matches_qdev
 
 UUID = "c7a5fdbd-edaf-9455-926a-d65c16db1809"
@@ -55,10 +56,16 @@ def vol(path: str, kind: str = "file", fmt: str | None = "raw") -> VolumeInfo:
 
 
 class FakePools:
-    """The volume resolver as VolumeManager answers it, for one pool 'default'."""
+    """The volume resolver as VolumeManager answers it, for one pool 'default' (``chains``: recorded chains)."""
 
-    def __init__(self, volumes: dict[str, VolumeInfo]) -> None:
+    def __init__(self, volumes: dict[str, VolumeInfo], chains: dict[str, tuple[ImageLayer, ...]] | None = None) -> None:
         self.volumes = volumes
+        self.chains = chains or {}
+        self.asked: list[tuple[str, str]] = []
+
+    def chain(self, path: str, fmt: str, who: str) -> tuple[ImageLayer, ...]:
+        self.asked.append((path, fmt))
+        return self.chains.get(path, ())
 
     async def find(self, ref: str, pool: str | None = None) -> VolumeInfo:
         if pool != "default":
@@ -87,12 +94,28 @@ def test_prepare_resolves_volumes_and_numbers_the_nodes(tmp_path: Path) -> None:
     disks = (Disk("vda", "virtio", source_type="volume", source_pool="default", source_volume="v.qcow2"),
              Disk("sda", "sata", device="cdrom"),
              Disk("vdb", "virtio", source=str(tmp_path), readonly=True, format="raw", source_index=9))
+    base = ImageLayer(str(tmp_path / "base.raw"), "raw")
+    pools.chains[str(image)] = (base,)
     m = manager(pools=pools)
     live = prepare(m, dom("a", *disks))
     vda, sda, vdb = live.devices.disks
     assert (vda.source, vda.volume_type, vda.format, vda.source_index) == (str(image), "file", "qcow2", 1)
     assert (vda.source_pool, vda.source_volume) == ("default", "v.qcow2")  # the live XML keeps them
     assert sda.source_index is None and vdb.source_index == 3  # an empty cdrom has no nodes; numbers restart
+    assert vda.backing_chain == (base,) and vdb.backing_chain == ()  # the recorded chain; raw has none
+    assert pools.asked == [(str(image), "qcow2")]  # only a copy-on-write disk has a chain to look up
+
+
+def test_a_volume_disk_takes_its_recorded_format_and_a_file_disk_is_raw(tmp_path: Path) -> None:
+    image, other = tmp_path / "looks-like-qcow2.img", tmp_path / "also.img"
+    for path in (image, other):
+        path.write_bytes(b"QFI\xfb" + bytes(4092))  # what a guest can write onto its raw disk
+    pools = FakePools({"v.img": vol(str(image), fmt="raw")})
+    disks = (Disk("vda", "virtio", source_type="volume", source_pool="default", source_volume="v.img"),
+             Disk("vdb", "virtio", source=str(other)))
+    vda, vdb = prepare(manager(pools=pools), dom("a", *disks)).devices.disks
+    assert vda.format == "raw" and vdb.format is None  # vdb: no <driver type>, opened as raw by argv
+    assert pools.asked == []
 
 
 def test_prepare_names_the_disk_of_a_missing_volume_or_pool() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,6 +103,15 @@ class FakeLauncher:
     launched: list[Running] = field(default_factory=list)
     reattach_answer: tuple[str, int] | None = None  # (QEMU run state, pid) or None: gone
     removed_files: int = 0
+    orphans: dict[str, int] = field(default_factory=dict)  # what /proc would show: uuid -> pid
+    ended: list[int] = field(default_factory=list)
+
+    def running_qemus(self) -> dict[str, int]:
+        return dict(self.orphans)
+
+    async def end(self, uuid: str, pid: int) -> None:
+        self.ended.append(pid)
+        self.orphans.pop(uuid, None)
 
     def remove_runtime_files(self, domain: Domain) -> None:
         self.removed_files += 1
@@ -109,14 +119,17 @@ class FakeLauncher:
     def _running(self, domain: Domain, dom_id: int, pid: int) -> Running:
         process = FakeProcess(pid)
         return Running(id=dom_id, process=process, monitor=FakeMonitor(process), live=domain,  # type: ignore[arg-type]
-                       argv=["qemu"], accel="tcg", started=0.0)
+                       argv=["qemu"], accel="tcg", started=time.time())
 
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: Any, paused: bool,
-                     nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack) -> Running:
+                     nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
+                     on_spawned: Callable[[int], None]) -> Running:
         for n, step in enumerate(("runtime files", "process", "monitor")):
             if n == self.fail_at:
                 raise QemuError(f"QEMU failed at {step}")
             undo.callback(self.undone.append, step)
+            if step == "process":
+                on_spawned(1000 + dom_id)
         run = self._running(domain, dom_id, 1000 + dom_id)
         self.launched.append(run)
         return run
@@ -473,3 +486,69 @@ def test_state_table_refuses_illegal_moves() -> None:
 def test_replace_keeps_the_domain_valid() -> None:
     # the fakes above build domains with replace(); a guard that the model accepts what they build
     assert replace(domain(), on_crash="preserve").on_crash == "preserve"
+
+
+def second_daemon(w: World, launcher: FakeLauncher, tmp_path: Path) -> tuple[DomainManager, DomainTable, FakeNics]:
+    """A new daemon over the same store (the first one was killed)."""
+    nics = FakeNics()
+    catalog = SnapshotCatalog(w.store)
+    table = DomainTable(w.store, EventBus(w.store), on_removed=(catalog.forget,))
+    manager = DomainManager(Config.for_root(tmp_path), table, FakeHost(), disks=FakeDisks(),  # type: ignore[arg-type]
+                            nics=nics, launcher=launcher, snapshots=catalog)  # type: ignore[arg-type]
+    return manager, table, nics
+
+
+@pytest.mark.parametrize("spawned", [False, True])
+def test_a_start_the_last_daemon_did_not_finish_is_ended(tmp_path: Path, spawned: bool) -> None:
+    async def scenario() -> None:
+        w = world(tmp_path)
+        await w.manager.define(format_domain_xml(domain()))
+        entry = w.table.lookup("d")
+        w.table.record_starting(entry, 3, domain(), "tcg", pid=4242 if spawned else 0)  # then the daemon died
+        launcher = FakeLauncher(orphans={UUID: 4242} if spawned else {})
+        manager, table, nics = second_daemon(w, launcher, tmp_path)
+        await manager.load()
+        entry = table.lookup("d")
+        assert (entry.state.value, entry.reason, entry.running) == ("shut off", "failed", None)
+        assert launcher.ended == ([4242] if spawned else [])  # its QEMU, if it got that far, is gone
+        assert UUID not in w.store.runtimes() and nics.released_domains == ["d"]
+
+    run(scenario)
+
+
+def test_a_qemu_no_domain_owns_is_ended_at_load(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        w = world(tmp_path)
+        stray = "0e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+        launcher = FakeLauncher(orphans={stray: 777})
+        manager, _, _ = second_daemon(w, launcher, tmp_path)
+        await manager.load()
+        assert launcher.ended == [777]
+
+    run(scenario)
+
+
+def test_restart_backs_off_when_a_guest_keeps_crashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyvirt.daemon import supervisor
+
+    assert [supervisor.restart_delay(n) for n in (1, 2, 3, 4, 9, 50)] == [0, 1, 2, 4, 60, 60]
+    monkeypatch.setattr(supervisor, "RESTART_BASE", 0.3)
+
+    async def scenario() -> None:
+        w = world(tmp_path)
+        await w.manager.define(format_domain_xml(domain(on_crash="restart")))
+        await w.manager.start("d")
+        w.launcher.launched[0].process.exit()  # the first crash: restarted at once
+        await settle(lambda: len(w.launcher.launched) == 2, "the first restart")
+        w.launcher.launched[1].process.exit()  # again, soon after its start: 0.3 s later
+        await asyncio.sleep(0.15)
+        assert len(w.launcher.launched) == 2 and w.manager.state("d").state == "shut off"
+        await settle(lambda: len(w.launcher.launched) == 3, "the delayed restart")
+        w.launcher.launched[2].process.exit()  # a third time: 0.6 s
+        await asyncio.sleep(0.45)
+        assert len(w.launcher.launched) == 3
+        await w.manager.start("d")  # started by hand meanwhile: the pending restart does nothing
+        await asyncio.sleep(0.3)
+        assert len(w.launcher.launched) == 4 and w.manager.state("d").state == "running"
+
+    run(scenario)

@@ -6,6 +6,7 @@ from pathlib import Path
 from pyvirt.config import Config
 from pyvirt.daemon.domain_table import DomainEntry, DomainTable
 from pyvirt.daemon.eventbus import EventBus
+from pyvirt.daemon.format_book import StoreFormatBook
 from pyvirt.daemon.pools import PoolManager
 from pyvirt.daemon.volumes import VolumeManager
 from pyvirt.model.domain import OS, Devices, Disk, Domain
@@ -33,6 +34,7 @@ def test_users_sees_volume_file_and_block_disks(tmp_path: Path) -> None:
         dom = Domain(name=name, uuid=f"00000000-0000-4000-8000-{n:012d}", memory_kib=65536, os=OS(machine="q35"),
                      devices=Devices(disks=(disk,)))
         table.add(DomainEntry(dom.uuid, name, dom, format_domain_xml(dom), persistent=True))
-    volumes = VolumeManager(PoolManager(config, store), table)
+    book = StoreFormatBook(store)
+    volumes = VolumeManager(PoolManager(config, store, book), table, book)
     vol = Volume("vol.raw", capacity=4096, path=str(image))
     assert volumes.users("default", vol) == ["by-link", "by-path", "by-volume"]

@@ -272,9 +272,10 @@ def test_argv_golden_domains_round_trip() -> None:
             if p.address is not None else p
             for p in dom.devices.panics
         )
-        # a volume disk's resolved path and type are live state the XML does not carry
-        disks = tuple(replace(d, source=None, volume_type=None) if d.source_type == "volume" else d
-                      for d in dom.devices.disks)
+        # a volume disk's resolved path and type, and any disk's resolved backing chain, are live state
+        # the XML does not carry
+        disks = tuple(replace(d, source=None, volume_type=None, backing_chain=()) if d.source_type == "volume"
+                      else replace(d, backing_chain=()) for d in dom.devices.disks)
         return replace(dom, devices=replace(dom.devices, panics=panics, disks=disks))
 
     for name, case in CASES.items():
@@ -287,7 +288,8 @@ def test_argv_golden_domains_round_trip() -> None:
 # Fields whose only valid value today is the default, so no golden can differ from it.
 ONLY_DEFAULT = {("Disk", "driver_name"), ("OS", "type"), ("OS", "arch")}
 # Live state the XML never carries (set by the daemon at start), so no golden can set it.
-NOT_IN_XML = {("Disk", "volume_type")}
+NOT_IN_XML = {("Disk", "volume_type"), ("Disk", "backing_chain"), ("ImageLayer", "path"), ("ImageLayer", "format"),
+              ("ImageLayer", "block")}
 
 
 def _non_default_fields(obj: object, seen: set[tuple[str, str]]) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from pyvirt.cli.img_cmds import parse_verb
 from pyvirt.errors import InvalidArgument
-from pyvirt.qemu.img import _read_progress, check_shrink, encode_options, human_size, resize_target
+from pyvirt.qemu.img import check_shrink, encode_options, human_size, resize_target
+from pyvirt.qemu.img_convert import read_progress
 
 G = 1024**3
 M = 1024**2
@@ -65,13 +66,13 @@ def test_human_size(n, text):
 def test_progress_lines_parsed_and_deduplicated():
     seen: list[float] = []
     raw = b"    (0.00/100%)\r    (0.00/100%)\r    (45.50/100%)\r    (100.00/100%)\r\n"
-    _read_progress(io.BytesIO(raw), seen.append)
+    read_progress(io.BytesIO(raw), seen.append)
     assert seen == [0.0, 45.5, 100.0]
 
 
 def test_progress_without_trailing_separator():
     seen: list[float] = []
-    _read_progress(io.BytesIO(b"(12.00/100%)\r(99.99/100%)"), seen.append)
+    read_progress(io.BytesIO(b"(12.00/100%)\r(99.99/100%)"), seen.append)
     assert seen == [12.0, 99.99]
 
 

@@ -29,7 +29,7 @@ def test_the_limit_is_107_bytes_counted_encoded() -> None:
 
 def test_a_root_that_fits_and_one_that_does_not() -> None:
     Paths(Path("/")).check_socket_lengths()
-    fits = Path("/" + "r" * (107 - len("/run/pyvirt/qemu/") - 36 - len(".serial") - 1))
+    fits = Path("/" + "r" * (107 - len("/run/pyvirt/qemu/") - 36 - len("/serial") - 1))
     Paths(fits).check_socket_lengths()
     long = Path(str(fits) + "x")
     with pytest.raises(InvalidArgument) as err:

@@ -96,6 +96,7 @@ class StorageRoutes:
         r.add_post("/v1/pools/{pool}/volumes/{vol}/clone", self.clone_volume)
         r.add_post("/v1/pools/{pool}/volumes/{vol}/resize", self.resize_volume)
         r.add_post("/v1/pools/{pool}/volumes/{vol}/wipe", self.wipe_volume)
+        r.add_put("/v1/pools/{pool}/volumes/{vol}/format", self.set_format)
         r.add_put("/v1/pools/{pool}/volumes/{vol}/data", self.upload)
         r.add_get("/v1/pools/{pool}/volumes/{vol}/data", self.download)
         r.add_get("/v1/volumes", self.find_volume)
@@ -201,6 +202,16 @@ class StorageRoutes:
         body = await _body(request)
         algorithm = body.get("algorithm")
         return reply(await self.volumes.wipe(m["pool"], m["vol"], algorithm if isinstance(algorithm, str) else None))
+
+    async def set_format(self, request: web.Request) -> web.Response:
+        m = request.match_info
+        body = await _body(request)
+        fmt, backing_format = body.get("format"), body.get("backing_format")
+        if not isinstance(fmt, str):
+            raise InvalidArgument(f"vol-set-format needs 'format' (raw or qcow2), not {fmt!r}")
+        if backing_format is not None and not isinstance(backing_format, str):
+            raise InvalidArgument(f"'backing_format' is raw, qcow2 or null, not {backing_format!r}")
+        return reply(await self.volumes.set_format(m["pool"], m["vol"], fmt, backing_format))
 
     async def upload(self, request: web.Request) -> web.Response:
         m = request.match_info

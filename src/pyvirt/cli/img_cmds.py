@@ -2,10 +2,18 @@
 
 These work on local files and need no daemon. pyvirt.qemu.img (dataclasses,
 subprocess) loads inside the handler, so `pyvirt list` never pays for it.
+
+Unlike qemu-img, pyvirt never guesses an image's format from its content:
+every verb that reads an image wants -f (qemu-img warns and guesses; a guest
+that owned a raw disk's bytes chooses what it guesses, CVE-2010-2237). The
+error says so and names the way out. `img info --probe` is the one place that
+guesses, because the person asked: it is how one finds out what a file
+claims to be. snapshot, commit and rebase work on qcow2 images and name that
+format themselves (commit and rebase take -f for another).
 """
 from __future__ import annotations
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, QemuError
 from .spec import STRING, Command, Opt
 
 TYPE_CHECKING = False
@@ -16,29 +24,30 @@ if TYPE_CHECKING:
 
 USAGE = """\
 pyvirt img create -f FMT [-b BACKING -F BACKING_FMT] [-o k=v,...] FILE [SIZE]
-pyvirt img info [--json] [-U] [--backing-chain] FILE
-pyvirt img check [-f FMT] FILE
-pyvirt img resize [--shrink] FILE [+|-]SIZE
-pyvirt img convert [-f FMT] -O FMT [-c] [-p] [-s SNAPSHOT] [-o k=v,...] SRC DST
+pyvirt img info (-f FMT | --probe) [--json] [-U] [--backing-chain] FILE
+pyvirt img check -f FMT FILE
+pyvirt img resize -f FMT [--shrink] FILE [+|-]SIZE
+pyvirt img convert -f FMT -O FMT [-c] [-p] [-s SNAPSHOT] [-o k=v,...] SRC DST
 pyvirt img snapshot [-c | -l | -d | -a] [TAG] FILE
-pyvirt img commit FILE
-pyvirt img rebase [-u] -b BACKING [-F FMT] FILE
-pyvirt img map FILE
-pyvirt img measure [-O FMT] [--size SIZE | FILE]
-SIZE takes qemu-img's suffixes: k, M, G, T (powers of 1024); none means bytes."""
+pyvirt img commit [-f FMT] FILE
+pyvirt img rebase [-f FMT] [-u] -b BACKING [-F BACKING_FMT] FILE
+pyvirt img map -f FMT FILE
+pyvirt img measure [-O FMT] [--size SIZE | -f FMT FILE]
+SIZE takes qemu-img's suffixes: k, M, G, T (powers of 1024); none means bytes.
+pyvirt never guesses a format from an image's content: give -f (info --probe lets qemu-img guess)."""
 
 # verb -> (getopt short options, long options, positional names)
 VERBS: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
     "create": ("f:b:F:o:q", [], ("file", "size?")),
-    "info": ("U", ["backing-chain", "force-share"], ("file",)),
+    "info": ("f:U", ["backing-chain", "force-share", "probe"], ("file",)),
     "check": ("f:q", [], ("file",)),
-    "resize": ("q", ["shrink"], ("file", "size")),
+    "resize": ("f:q", ["shrink"], ("file", "size")),
     "convert": ("f:O:cpo:qs:", [], ("src", "dst")),
     "snapshot": ("c:d:a:lq", [], ("file",)),
-    "commit": ("q", [], ("file",)),
-    "rebase": ("ub:F:q", [], ("file",)),
-    "map": ("", ["output="], ("file",)),
-    "measure": ("O:o:", ["size=", "output="], ("file?",)),
+    "commit": ("f:q", [], ("file",)),
+    "rebase": ("f:ub:F:q", [], ("file",)),
+    "map": ("f:", ["output="], ("file",)),
+    "measure": ("f:O:o:", ["size=", "output="], ("file?",)),
 }
 VERB_NAMES = ", ".join(VERBS)
 
@@ -79,6 +88,18 @@ def parse_verb(argv: list[str]) -> tuple[str, dict[str, str | bool], dict[str, s
                               f"got {len(data)} argument(s)\n{USAGE}")
     pos = {n.rstrip("?"): (data[i] if i < len(data) else None) for i, n in enumerate(names)}
     return verb, opts, pos
+
+
+def _fmt(o: dict[str, str | bool], verb: str, path: str | None) -> str:
+    """The -f a verb that reads an image must have: pyvirt never lets qemu-img guess."""
+    fmt = o.get("-f")
+    if isinstance(fmt, str) and fmt:
+        return fmt
+    hint = "; `pyvirt img info --probe FILE` shows what qemu-img would guess" if verb != "info" else \
+        ", or --probe to let qemu-img guess from the content (only for images no guest or stranger wrote)"
+    raise InvalidArgument(f"img {verb} needs the format of '{path}': give -f raw or -f qcow2. pyvirt never guesses "
+                          "a format from an image's content, since whoever wrote the image chooses the guess (a "
+                          f"raw disk can be made to look like a qcow2 image on any host file){hint}")
 
 
 def _options(text: str | bool | None) -> dict[str, str]:
@@ -148,15 +169,18 @@ class ProgressBar:
 
 
 def cmd_img(ctx: Ctx, a: dict[str, Any]) -> int:
-    from ..model.units import parse_size
+    verb, o, pos = parse_verb(a["argv"])
+    if verb == "convert":
+        return _convert(ctx, o, pos)
     from ..qemu import img
 
-    verb, o, pos = parse_verb(a["argv"])
     out = ctx.out
     if verb == "create":
         fmt = o.get("-f")
         if not isinstance(fmt, str):
             raise InvalidArgument("img create needs the image format: -f qcow2 or -f raw")
+        from ..model.units import parse_size  # here, not for every verb: it loads fractions and decimal
+
         size = parse_size(pos["size"], default_unit="b") if pos["size"] else None
         backing, bfmt = o.get("-b"), o.get("-F")
         img.create(pos["file"] or "", fmt, size, backing=backing if isinstance(backing, str) else None,
@@ -166,13 +190,17 @@ def cmd_img(ctx: Ctx, a: dict[str, Any]) -> int:
                                                                      "size": size})
     elif verb == "info":
         chain = "--backing-chain" in o
-        i = img.info(pos["file"] or "", backing_chain=chain, force_share="-U" in o or "--force-share" in o)
+        probe = "--probe" in o
+        if probe and "-f" in o:
+            raise InvalidArgument("img info takes -f FMT or --probe, not both")
+        fmt = None if probe else _fmt(o, verb, pos["file"])
+        i = img.info(pos["file"] or "", fmt, probe=probe, backing_chain=chain,
+                     force_share="-U" in o or "--force-share" in o)
         layers = [i, *i.chain]
         data: Any = [x.to_dict() for x in layers] if chain else i.to_dict()
         out.text("\n\n".join(info_text(x) for x in layers), data)
     elif verb == "check":
-        fmt = o.get("-f")
-        report = img.check(pos["file"] or "", fmt if isinstance(fmt, str) else None)
+        report = img.check(pos["file"] or "", _fmt(o, verb, pos["file"]))
         bad = report.get("corruptions", 0) + report.get("check-errors", 0)
         lines = [f"{bad} errors were found on the image." if bad else "No errors were found on the image."]
         if report.get("leaks"):
@@ -182,25 +210,31 @@ def cmd_img(ctx: Ctx, a: dict[str, Any]) -> int:
         out.text("\n".join(lines), report)
         return 1 if bad else 0
     elif verb == "resize":
-        new = img.resize(pos["file"] or "", pos["size"] or "", shrink="--shrink" in o)
+        new = img.resize(pos["file"] or "", pos["size"] or "", fmt=_fmt(o, verb, pos["file"]), shrink="--shrink" in o)
         out.message("Image resized.", {"file": pos["file"], "virtual_size": new})
-    elif verb == "convert":
-        dst_fmt = o.get("-O")
-        if not isinstance(dst_fmt, str):
-            raise InvalidArgument("img convert needs the output format: -O qcow2 or -O raw")
-        src_fmt, snap = o.get("-f"), o.get("-s")
-        bar = ProgressBar(out.stderr) if "-p" in o else None
-        try:
-            img.convert(pos["src"] or "", pos["dst"] or "", src_fmt=src_fmt if isinstance(src_fmt, str) else None,
-                        dst_fmt=dst_fmt, compress="-c" in o, options=_options(o.get("-o")), progress_cb=bar,
-                        snapshot=snap if isinstance(snap, str) else None)
-        finally:
-            if bar is not None:
-                bar.end()
-        out.message(f"Converted '{pos['src']}' to '{pos['dst']}' ({dst_fmt})",
-                    {"src": pos["src"], "dst": pos["dst"], "format": dst_fmt})
     else:
         return _other_verb(ctx, verb, o, pos)
+    return 0
+
+
+def _convert(ctx: Ctx, o: dict[str, str | bool], pos: dict[str, str | None]) -> int:
+    """img convert loads the copy alone (qemu/img_convert.py): its start is part of every copy's time."""
+    from ..qemu.img_convert import convert
+
+    out = ctx.out
+    dst_fmt = o.get("-O")
+    if not isinstance(dst_fmt, str):
+        raise InvalidArgument("img convert needs the output format: -O qcow2 or -O raw")
+    src_fmt, snap = _fmt(o, "convert", pos["src"]), o.get("-s")
+    bar = ProgressBar(out.stderr) if "-p" in o else None
+    try:
+        convert(pos["src"] or "", pos["dst"] or "", src_fmt=src_fmt, dst_fmt=dst_fmt, compress="-c" in o,
+                options=_options(o.get("-o")), progress_cb=bar, snapshot=snap if isinstance(snap, str) else None)
+    finally:
+        if bar is not None:
+            bar.end()
+    out.message(f"Converted '{pos['src']}' to '{pos['dst']}' ({dst_fmt})",
+                {"src": pos["src"], "dst": pos["dst"], "format": dst_fmt})
     return 0
 
 
@@ -212,26 +246,30 @@ def _other_verb(ctx: Ctx, verb: str, o: dict[str, str | bool], pos: dict[str, st
     out, path = ctx.out, pos.get("file") or ""
     if verb == "snapshot":
         return _snapshot_verb(ctx, o, path)
+    fmt = o.get("-f")
     if verb == "commit":
-        img.commit(path)
+        img.commit(path, fmt=fmt if isinstance(fmt, str) else "qcow2")
         out.message("Image committed.", {"file": path})
     elif verb == "rebase":
         backing, bfmt = o.get("-b"), o.get("-F")
         if not isinstance(backing, str):
             raise InvalidArgument("img rebase needs -b BACKING (-b '' removes the backing file)")
-        img.rebase(path, backing, backing_fmt=bfmt if isinstance(bfmt, str) else None, unsafe="-u" in o)
+        img.rebase(path, backing, fmt=fmt if isinstance(fmt, str) else "qcow2",
+                   backing_fmt=bfmt if isinstance(bfmt, str) else None, unsafe="-u" in o)
         out.message(f"Rebased '{path}' onto '{backing}'" if backing else f"'{path}' has no backing file now",
                     {"file": path, "backing": backing})
     elif verb == "map":
-        extents = img.map_image(path)
+        extents = img.map_image(path, fmt=_fmt(o, verb, path))
         lines = [f"{'Offset':<20}{'Length':<20}{'Mapped to':<20}File"]
         lines += [f"{e['start']:<#20x}{e['length']:<#20x}{e.get('offset', 0):<#20x}{path}"
                   for e in extents if e.get("data")]
         out.text("\n".join(lines), extents)
     else:  # measure
         size = o.get("--size")
-        fmt = o.get("-O") if isinstance(o.get("-O"), str) else "qcow2"
-        result = img.measure(path=pos.get("file") or None, out_fmt=str(fmt), options=_options(o.get("-o")),
+        out_fmt = o.get("-O") if isinstance(o.get("-O"), str) else "qcow2"
+        file = pos.get("file") or None
+        result = img.measure(path=file, fmt=_fmt(o, verb, file) if file else None, out_fmt=str(out_fmt),
+                             options=_options(o.get("-o")),
                              size_bytes=parse_size(size, default_unit="b") if isinstance(size, str) else None)
         out.text(f"required size: {result['required']}\nfully allocated size: {result['fully-allocated']}", result)
     return 0
@@ -241,13 +279,17 @@ def _snapshot_verb(ctx: Ctx, o: dict[str, str | bool], path: str) -> int:
     from ..qemu import img
 
     out = ctx.out
-    fmt = img.info(path).format
+    fmt = "qcow2"  # the one format of ours with internal snapshots: named, not guessed
     ops = [k for k in ("-c", "-d", "-a", "-l") if k in o]
     if len(ops) > 1:
         raise InvalidArgument("img snapshot takes one of -c, -l, -d, -a")
-    if fmt != "qcow2":
-        raise InvalidArgument(f"image '{path}' is {fmt}: only qcow2 images hold internal snapshots; convert it "
-                              "with `pyvirt img convert -O qcow2`")
+    try:
+        img.info(path, fmt)
+    except QemuError as exc:
+        if "not in qcow2 format" in (exc.detail or ""):
+            raise InvalidArgument(f"image '{path}' is not a qcow2 image: only qcow2 images hold internal "
+                                  "snapshots; convert it with `pyvirt img convert -f raw -O qcow2`") from None
+        raise
     op = ops[0] if ops else "-l"
     if op == "-l":
         snaps = img.snapshot_list(path, fmt=fmt)

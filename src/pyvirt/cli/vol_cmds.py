@@ -200,6 +200,13 @@ def cmd_vol_wipe(ctx: Ctx, a: dict[str, Any]) -> None:
     _say(ctx, f"Vol {a['vol']} wiped", vol.last)
 
 
+def cmd_vol_set_format(ctx: Ctx, a: dict[str, Any]) -> None:
+    vol = lookup(ctx, a["vol"], a["pool"]).set_format(a["format"], a["backing_format"])
+    backing = (vol.last or {}).get("backing") if isinstance(vol.last, dict) else None
+    on = f" on {backing['path']} ({backing['format']})" if backing else ""
+    _say(ctx, f"Vol {a['vol']} recorded as {a['format']}{on}", vol.last)
+
+
 def cmd_vol_upload(ctx: Ctx, a: dict[str, Any]) -> None:
     from ..client.storage import file_size
 
@@ -350,6 +357,13 @@ COMMANDS = (
              Opt("shrink", BOOL, "allow the resize to shrink the volume")),
             "Resizes a storage volume. This is safe only for storage volumes not in use by an active guest.\n"
             "See blockresize for live resizing."),
+    Command("vol-set-format", "volume", "record the format of a volume (pyvirt never guesses one)",
+            cmd_vol_set_format,
+            (VOL, Opt("format", STRING, "raw or qcow2", required=True, positional=True), POOL_OPT,
+             Opt("backing-format", STRING, "format of the backing file a qcow2 header names without one")),
+            "pyvirt opens a volume as the format it made it with; a file it found in a pool is raw. This records\n"
+            "another format for it (a qcow2 image copied into the pool); the image's backing file, if any, is\n"
+            "read from its header and recorded too. pyvirt extension (virsh has no such command)."),
     Command("vol-upload", "volume", "upload file contents to a volume", cmd_vol_upload,
             (VOL, Opt("file", STRING, "file", required=True, positional=True), POOL_OPT,
              Opt("offset", INT, "volume offset to upload to"), Opt("length", INT, "amount of data to upload")),

@@ -159,6 +159,10 @@ class StorageVolume:
     def wipe(self, algorithm: str | None = None) -> StorageVolume:
         return self._update(self._call("POST", "/wipe", {"algorithm": algorithm}))
 
+    def set_format(self, fmt: str, backing_format: str | None = None) -> StorageVolume:
+        """Record what the volume is (raw or qcow2), on its owner's word: pyvirt never guesses a format."""
+        return self._update(self._call("PUT", "/format", {"format": fmt, "backing_format": backing_format}))
+
     def clone(self, name: str, linked: bool = False, pool: str | None = None) -> StorageVolume:
         """A full copy named ``name`` (in this pool, or ``pool``); ``linked``: a qcow2 overlay on this volume."""
         data = self._call("POST", "/clone", {"name": name, "linked": linked, "pool": pool})

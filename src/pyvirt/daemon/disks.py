@@ -13,6 +13,12 @@ the new nodes and insert them, close. Every node pair has its own number
 A volume disk keeps <source pool= volume=> in the live XML; its path and
 kind (file/block) ride along in the live domain only, and after a daemon
 restart they are looked up again in the pool when needed.
+
+No format is ever guessed from an image: a volume disk without <driver type>
+takes its volume's recorded format, a file disk without one is raw. A qcow2
+disk's backing chain is resolved here (from the records, or from the headers
+of images the definer named, formats named) and handed to QEMU explicitly, so
+a header a guest wrote never makes QEMU open a host file.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ from ..errors import (
 )
 from ..model.domain import Disk, Domain
 from ..model.domain_xml import parse_disk_xml
+from ..model.storage import COW_FORMATS, ImageLayer
 from ..model.validate import DISK_FORMATS, validate_domain
 from ..qemu import media
 from ..qemu.argv_common import Machine
@@ -54,6 +61,7 @@ from ..qemu.img import info as image_info
 from ..qemu.media import matches_qdev
 from ..storage.base import block_size
 from .domain_table import DomainEntry, DomainTable
+from .hostfiles import HostFiles, hotplug_sets, open_disk
 from .hotplug import hotplug_slot, machine_of
 from .prechecks import check_disk_source, same_file
 from .results import BlockInfo, BlockStats, DiskChange, DiskResize, DiskRow, MediaChange, VolumeInfo
@@ -106,6 +114,9 @@ class VolumeResolver(Protocol):
     def path_of(self, pool: str, name: str) -> str | None:
         """The path of a volume of an active pool, or None."""
 
+    def chain(self, path: str, fmt: str, who: str) -> tuple[ImageLayer, ...]:
+        """The backing layers QEMU is to open under ``path`` opened as ``fmt`` (blocking)."""
+
 
 class DiskManager:
     def __init__(self, table: DomainTable, volumes: VolumeResolver) -> None:
@@ -128,6 +139,14 @@ class DiskManager:
         fmt = disk.format or (vol.format if vol.format in DISK_FORMATS else "raw")
         return replace(disk, source=vol.path, volume_type=vol.type, format=fmt)
 
+    async def with_chain(self, disk: Disk, who: str) -> Disk:
+        """A disk with the backing chain QEMU is to be given (empty unless a copy-on-write image has one)."""
+        fmt = disk.format or "raw"
+        if disk.source is None or fmt not in COW_FORMATS:
+            return replace(disk, backing_chain=())
+        chain = await asyncio.to_thread(self.volumes.chain, disk.source, fmt, f"{who}: disk {disk.target_dev}")
+        return replace(disk, backing_chain=chain)
+
     def path_of(self, disk: Disk) -> str | None:
         """The host path a disk opens: its source, or (a volume not resolved in this daemon's life) the pool's."""
         if disk.source is not None:
@@ -146,6 +165,7 @@ class DiskManager:
             if disk.source_type == "volume":
                 disk = await self.resolve(disk, who)
                 await asyncio.to_thread(check_disk_source, disk, who)
+            disk = await self.with_chain(disk, who)
             disks.append(replace(disk, source_index=n if disk.source is not None else None))
         self._check_writers(name, disks, 0, who)
         return replace(domain, devices=replace(domain.devices, disks=tuple(disks)))
@@ -220,9 +240,9 @@ class DiskManager:
         names = disk_names(domain)
         out = []
         for i, disk in picked:
+            if disk.source is None and disk.source_type == "volume" and disk.source_pool is not None:
+                disk = await self.resolve(disk, f"domain '{entry.name}'")  # its path, and its recorded format
             path = disk.source
-            if path is None and disk.source_type == "volume" and disk.source_pool is not None:
-                path = (await self.resolve(disk, f"domain '{entry.name}'")).source
             dev_id = names[i].device_id
             capacity = next((v for q, v in virtual.items() if matches_qdev(q, dev_id)), None)
             wr_high = next((v for q, v in highest.items() if matches_qdev(q, dev_id)), None)
@@ -402,21 +422,47 @@ class DiskManager:
         assert run is not None
         disk = await self.resolve(disk, who)
         await asyncio.to_thread(check_disk_source, disk, who)
+        disk = await self.with_chain(disk, who)
         disks = [*run.live.devices.disks, disk]
         self._check_writers(entry.name, disks, len(disks) - 1, who)
         return replace(disk, source_index=self._next_index(run.live) if disk.source is not None else None)
 
     async def _add_nodes(self, entry: DomainEntry, disk: Disk, names: DiskNames) -> None:
+        """Open the disk's image and backing layers here and hand QEMU the fds (it may not open host
+        paths), then its nodes."""
         run = entry.running
-        assert run is not None
-        await media.add_nodes(run.monitor, *blockdev_props(disk, names))
+        assert run is not None and disk.source is not None and disk.source_index is not None
+        sets = hotplug_sets(disk.source_index)
+        files = HostFiles(next_set=sets.start)
+        try:
+            filename = await asyncio.to_thread(open_disk, files, disk)
+            try:
+                for passed in files.add_fds:
+                    await run.monitor.add_fd(passed.fd, passed.set, passed.opaque)
+                await media.add_nodes(run.monitor, *blockdev_props(disk, names, filename,
+                                                                   lambda path: files.paths[path]))
+            except BaseException:
+                await self._remove_fd_sets(entry, range(sets.start, files.next_set))
+                raise
+        finally:
+            files.close()  # QEMU holds its own copies
 
-    async def _del_nodes(self, entry: DomainEntry, names: DiskNames) -> None:
+    async def _del_nodes(self, entry: DomainEntry, names: DiskNames, disk: Disk) -> None:
         """Close a disk's nodes; a failure leaves them open in QEMU (logged), the disk is gone all the same."""
         run = entry.running
         assert run is not None
         nodes = [n for n in (names.format_node, names.storage_node) if n is not None]
         await media.del_nodes(run.monitor, nodes, f"domain {entry.name}")
+        if names.storage_node is not None:  # the fds of a hot-plugged disk (a started one's sets stay, unused)
+            first = hotplug_sets(int(names.storage_node.split("-")[1])).start
+            await self._remove_fd_sets(entry, range(first, first + 1 + len(disk.backing_chain)))
+
+    async def _remove_fd_sets(self, entry: DomainEntry, sets: range) -> None:
+        run = entry.running
+        assert run is not None
+        for set_id in sets:
+            with contextlib.suppress(QemuError):  # a set QEMU never got, or already gave up
+                await run.monitor.remove_fd(set_id)
 
     async def _hotplug(self, entry: DomainEntry, disk: Disk) -> Disk:
         run = entry.running
@@ -445,7 +491,7 @@ class DiskManager:
         try:
             await run.monitor.device_add(**device_add_props(front))
         except BaseException:
-            await self._del_nodes(entry, names)
+            await self._del_nodes(entry, names, disk)
             raise
         self._update_live(entry, None, disk)
         return disk
@@ -472,7 +518,7 @@ class DiskManager:
                 f"domain '{entry.name}': the guest did not release disk {disk.target_dev} within "
                 f"{UNPLUG_TIMEOUT:g} s (does it support hot-unplug?); it may still go later")
         self._update_live(entry, index, None)
-        await self._del_nodes(entry, names)
+        await self._del_nodes(entry, names, disk)
 
     async def _swap_media(self, entry: DomainEntry, index: int, old: Disk, new: Disk, force: bool) -> None:
         run = entry.running
@@ -488,13 +534,13 @@ class DiskManager:
         if old_names.format_node is not None:
             await run.monitor.blockdev_remove_medium(old_names.device_id)
             self._update_live(entry, index, _emptied(old))
-            await self._del_nodes(entry, old_names)
+            await self._del_nodes(entry, old_names, old)
         if new_names.format_node is not None:
             await self._add_nodes(entry, new, new_names)
             try:
                 await run.monitor.blockdev_insert_medium(new_names.device_id, new_names.format_node)
             except BaseException:
-                await self._del_nodes(entry, new_names)
+                await self._del_nodes(entry, new_names, new)
                 raise
         with contextlib.suppress(QemuError):  # an already closed tray is fine
             await run.monitor.blockdev_close_tray(new_names.device_id)
@@ -559,5 +605,5 @@ def _host_sizes(name: str, disk: Disk, path: str, capacity: int | None, wr_high:
     if capacity is None:
         capacity = physical
         if disk.format not in (None, "raw"):
-            capacity = image_info(path, force_share=True).virtual_size
+            capacity = image_info(path, disk.format, force_share=True).virtual_size
     return capacity, allocation, physical

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import OperationInvalid
+from ..errors import OperationInvalid, PyvirtError
 from ..model.domain import Domain
 from ..model.domain_xml import format_domain_xml
 from ..state.store import DomainRow, RuntimeRecord, Store
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .runner import Running
 
 DOMAINS = Kind("domain", "domain", "pyvirt list --all", by_id=True)
+STARTING = "starting"  # the state of a runtime record written before QEMU runs
 
 
 @dataclass(eq=False)
@@ -90,6 +92,13 @@ class DomainTable:
 
     def lookup(self, ref: str) -> DomainEntry:
         return self._registry.lookup(ref)
+
+    def get(self, uuid: str) -> DomainEntry | None:
+        """The entry of ``uuid`` if the domain still exists."""
+        try:
+            return self._registry.lookup(uuid)
+        except PyvirtError:
+            return None
 
     def running(self) -> Iterator[tuple[DomainEntry, Running]]:
         for entry in self._registry:
@@ -155,6 +164,14 @@ class DomainTable:
             pid=run.process.pid, id=run.id, started=run.started,
             live_xml=format_domain_xml(run.live), argv=run.argv, accel=run.accel,
             state=entry.state.value, reason=entry.reason,
+        ))
+
+    def record_starting(self, entry: DomainEntry, dom_id: int, live: Domain, accel: str, pid: int = 0) -> None:
+        """A start under way (before QEMU exists, then with its pid): a daemon killed in between finds the
+        record at its next start and ends what the start left (abandon_start), instead of an orphan."""
+        self.store.put_runtime(entry.uuid, RuntimeRecord(
+            pid=pid, id=dom_id, started=time.time(), live_xml=format_domain_xml(live), argv=[], accel=accel,
+            state=STARTING, reason="starting",
         ))
 
     def drop_runtime(self, entry: DomainEntry) -> None:

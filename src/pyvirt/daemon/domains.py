@@ -14,6 +14,7 @@ import contextlib
 import logging
 from typing import Protocol
 
+from .. import faults
 from ..config import Config
 from ..errors import InvalidArgument, OperationInvalid, PyvirtError, QemuError
 from ..model.domain import Domain
@@ -22,7 +23,7 @@ from ..model.domain_xml_format import without_passwords
 from ..model.ids import normalize
 from ..qemu.argv import NicFds
 from . import prechecks
-from .domain_table import DomainEntry, DomainTable, Job
+from .domain_table import STARTING, DomainEntry, DomainTable, Job
 from .hostinfo import HostService
 from .objects import autostart_once
 from .results import DomainInfo, DomainState, DomainSummary, ShutdownResult, Undefined
@@ -107,10 +108,13 @@ class DomainManager:
             entry = DomainEntry(row.uuid, row.name, config, row.xml, row.persistent, row.autostart)
             self.table.load(entry)
             record = runtimes.get(row.uuid)
-            if record is not None:
+            if record is not None and record.state == STARTING:
+                await self.supervisor.abandon_start(entry, record)
+            elif record is not None:
                 await self.supervisor.reattach(entry, record)
             elif not row.persistent:
                 self.table.remove(entry)  # a transient domain whose QEMU is gone
+        await self.supervisor.end_orphans()
 
     async def autostart(self) -> None:
         """Start autostart domains, once per host boot (the marker lives in the run dir)."""
@@ -168,9 +172,14 @@ class DomainManager:
         return format_domain_xml(entry.config, secure=False)
 
     # ----------------------------------------------------------- definitions
+    def _allowed_emulators(self) -> tuple[str, ...]:
+        settings = self.config.settings
+        return (settings.qemu_binary, *settings.emulators)
+
     def _parse(self, xml: str) -> Domain:
         domain = normalize(parse_domain_xml(xml), taken_macs=self.table.macs_in_use())
         prechecks.check_memory_fits_host(domain)
+        prechecks.check_emulator(domain, self._allowed_emulators(), self.config.paths.settings_file)
         return domain
 
     async def define(self, xml: str) -> DomainSummary:
@@ -270,6 +279,7 @@ class DomainManager:
         domain = entry.config
         caps = await self.host.capabilities()
         accel = self.host.accel_for(domain, caps, check=True)
+        prechecks.check_emulator(domain, self._allowed_emulators(), self.config.paths.settings_file)
         prechecks.check_paths(domain)
         prechecks.check_machine(domain, self.host.machine_names(caps))
         prechecks.check_memory_available(domain)
@@ -278,9 +288,14 @@ class DomainManager:
         async with contextlib.AsyncExitStack() as undo:
             domain = await self.disks.prepare(entry.name, domain, undo)
             nics = await self.nics.prepare(entry.name, domain, undo)
+            live = nics.domain
+            self.table.record_starting(entry, dom_id, live, accel)
+            undo.callback(self.table.drop_runtime, entry)
+            faults.point("start:recorded")
             try:
-                running = await self.launcher.launch(nics.domain, dom_id=dom_id, accel=accel, caps=caps,
-                                                     paused=paused, nic_fds=nics.fds, undo=undo)
+                running = await self.launcher.launch(
+                    live, dom_id=dom_id, accel=accel, caps=caps, paused=paused, nic_fds=nics.fds, undo=undo,
+                    on_spawned=lambda pid: self.table.record_starting(entry, dom_id, live, accel, pid))
             except PyvirtError:
                 self.table.emit(entry, "stopped", "failed")
                 raise
@@ -288,6 +303,7 @@ class DomainManager:
                 nics.close_fds()  # QEMU holds its own copies now (or never started)
             if self.resources is not None:
                 running.notes += await self.resources.place(entry.name, running.live, running.process.pid, undo)
+            faults.point("start:running")
             undo.pop_all()
         entry.running = running
         self.table.set_state(entry, State.PAUSED if paused else State.RUNNING, "user" if paused else "booted",

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field, replace
 
+from .. import faults
 from ..config import Config
 from ..errors import AlreadyExists, InvalidArgument, OperationInvalid, PyvirtError
 from ..model.network import Network
@@ -35,6 +36,7 @@ from .states import NETWORK_STATES, NetState
 log = logging.getLogger(__name__)
 
 KIND = "network"
+STARTING = "starting"  # the state of a runtime record written before net-start changes the host
 NETWORKS = Kind("network", "network", "pyvirt net-list --all")
 DEFAULT_CREATED = "default_network_defined"
 
@@ -98,8 +100,20 @@ class NetworkManager:
             await asyncio.to_thread(self._sync_firewall)
 
     async def _reattach(self, entry: NetEntry, data: dict[str, object]) -> None:
-        runtime = lifecycle.NetRuntime.from_dict(data)
         live = parse_network_xml(str(data["live_xml"])) if data.get("live_xml") else entry.config
+        if data.get("state") == STARTING:  # the last daemon died inside net-start
+            bridge = data.get("bridge")
+            try:
+                await asyncio.to_thread(self.host.abandon, live, bridge if isinstance(bridge, str) else None)
+            except PyvirtError as exc:
+                log.error("network %s: cannot undo the start the last daemon did not finish: %s", entry.name, exc)
+            else:
+                log.info("network %s: undid a start the last daemon did not finish", entry.name)
+            self.store.delete_object_runtime(KIND, entry.uuid)
+            if not entry.persistent:
+                self._forget(entry)
+            return
+        runtime = lifecycle.NetRuntime.from_dict(data)
         try:
             found = await asyncio.to_thread(self.host.reattach, live, runtime)
         except PyvirtError as exc:
@@ -322,7 +336,16 @@ class NetworkManager:
             raise OperationInvalid(f"network '{entry.name}' is already active")
         net = entry.config
         await asyncio.to_thread(self.host.check_startable, net)
-        runtime = await asyncio.to_thread(self.host.start, net)
+        # a record before the host changes: a daemon killed half-way finds it and undoes the start (load)
+        planned = net.bridge.name if net.owns_bridge and net.bridge else None
+        self.store.put_object_runtime(KIND, entry.uuid, {"state": STARTING, "bridge": planned,
+                                                          "live_xml": format_network_xml(net)})
+        try:
+            runtime = await asyncio.to_thread(self.host.start, net)
+        except BaseException:
+            self.store.delete_object_runtime(KIND, entry.uuid)
+            raise
+        faults.point("net-start:running")
         entry.runtime, entry.live = runtime, net
         NETWORK_STATES.move(entry, NetState.ACTIVE, "net-start")
         self._record(entry)

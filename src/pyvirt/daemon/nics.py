@@ -27,6 +27,7 @@ from ..qemu.argv_devices import TAP_TYPES, nic_device_props, nic_driver
 from .domain_table import DomainEntry, DomainTable
 from .hotplug import hotplug_slot
 from .results import InterfaceAddress, InterfaceAddresses, InterfaceChange, InterfaceRow, InterfaceStats
+from .runner import Running
 
 log = logging.getLogger(__name__)
 
@@ -324,16 +325,24 @@ class NicManager:
         netdev: dict[str, object] = {"type": "user", "id": f"host{alias}"}
         if nic.type in TAP_TYPES:
             port, live = await asyncio.to_thread(self.open_one, entry.name, nic, who)
+        names: list[str] = []  # fds QEMU holds by name until netdev_add takes them
         try:
             if port is not None:
-                names = []
                 for q, fd in enumerate(port.taps):
                     name = f"fd-{alias}-{q}"
-                    await run.monitor.send_fd(fd, name)
+                    try:
+                        await run.monitor.send_fd(fd, name)
+                    except BaseException:
+                        await self._take_back(run, names)
+                        raise
                     names.append(name)
                 netdev = {"type": "tap", "id": f"host{alias}"}
                 netdev.update({"fd": names[0]} if len(names) == 1 else {"fds": ":".join(names)})
-            await run.monitor.netdev_add(**netdev)
+            try:
+                await run.monitor.netdev_add(**netdev)
+            except BaseException:
+                await self._take_back(run, names)
+                raise
             try:
                 # QMP's device_add takes JSON types: the command line's "on" is a boolean here
                 props = {k: (True if v == "on" else v)
@@ -355,6 +364,13 @@ class NicManager:
             await run.monitor.set_link(alias, False)
         self._update_live(entry, None, live)
         return live.target_dev
+
+    @staticmethod
+    async def _take_back(run: Running, names: list[str]) -> None:
+        """closefd the fds QEMU got by name for a netdev it did not take (they would stay open there)."""
+        for name in names:
+            with contextlib.suppress(QemuError):
+                await run.monitor.close_fd(name)
 
     async def _unplug(self, entry: DomainEntry, index: int, nic: Interface) -> None:
         run = entry.running

@@ -30,7 +30,7 @@ from ..model.storage import Pool, PoolInfo, PoolTarget
 from ..model.storage_xml import format_pool_xml, parse_pool_xml, sanitize_path
 from ..state.store import ObjectRow, Store
 from ..storage import backend_for
-from ..storage.base import PoolBackend
+from ..storage.base import FormatBook, PoolBackend
 from .objects import Kind, Registry, autostart_once
 from .results import PoolSummary
 from .states import POOL_STATES, PoolState
@@ -75,13 +75,26 @@ class PoolEntry:
 
 
 class PoolManager:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, book: FormatBook) -> None:
         self.config = config
         self.store = store
+        self.book = book
         self.pools: Registry[PoolEntry] = Registry(POOLS)
 
     def _backend(self, pool: Pool) -> PoolBackend:
-        return backend_for(pool, self.config.settings.qemu_img)
+        return backend_for(pool, self.config.settings.qemu_img, self.book)
+
+    @staticmethod
+    def _remove_stale(entry: PoolEntry, backend: PoolBackend) -> None:
+        """Temporary volumes of jobs a crash (or kill) interrupted; no job of this daemon runs on the pool yet."""
+        try:
+            gone = backend.remove_stale()
+        except (PyvirtError, OSError) as exc:
+            log.warning("pool %s: cannot remove what interrupted jobs left: %s", entry.name, exc)
+            return
+        if gone:
+            log.info("pool %s: removed %d unfinished temporary volume(s) of interrupted jobs: %s", entry.name,
+                     len(gone), ", ".join(gone))
 
     # ------------------------------------------------------------------ load
     async def load(self) -> None:
@@ -116,6 +129,7 @@ class PoolManager:
             if not entry.persistent:
                 self._forget(entry)
             return
+        await asyncio.to_thread(self._remove_stale, entry, backend)
         entry.backend = backend
         POOL_STATES.move(entry, PoolState.RUNNING, f"reattached ({live.target.path})")
 
@@ -322,6 +336,7 @@ class PoolManager:
             raise OperationInvalid(f"storage pool '{entry.name}' is already active")
         backend = self._backend(entry.config)
         await asyncio.to_thread(backend.start)
+        await asyncio.to_thread(self._remove_stale, entry, backend)
         entry.backend = backend
         POOL_STATES.move(entry, PoolState.RUNNING, "pool-start")
         self._record(entry)
@@ -354,7 +369,8 @@ class PoolManager:
         return entry.summary()
 
     async def refresh(self, ref: str) -> PoolSummary:
-        """pool-refresh: volumes are read live; this checks the pool is still there on the host."""
+        """pool-refresh: volumes are read live; this checks the pool is still there on the host, and lists
+        its volumes once, which records a file pyvirt did not make as raw and forgets files that went."""
         entry = self.lookup(ref)
         async with self.pools.job(entry, "refresh"):
             backend = self.need_active(entry)
@@ -365,6 +381,7 @@ class PoolManager:
                                        f"{entry.live.target.path} is gone or unmounted); it is marked inactive: "
                                        f"start it again with `pyvirt pool-start {entry.name}`")
             await asyncio.to_thread(backend.info)
+            await asyncio.to_thread(backend.list_volumes)
         return await self.info(entry.name)
 
     # ---------------------------------------------------------------- helpers

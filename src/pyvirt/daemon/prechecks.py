@@ -159,6 +159,22 @@ def same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def check_emulator(domain: Domain, allowed: tuple[str, ...], settings_file: Path) -> None:
+    """<emulator> may only name a QEMU binary the host probe uses or the administrator allowed: the daemon
+    starts it, and a definition must not be a way to run any program on the host."""
+    wanted = domain.devices.emulator
+    if wanted is None:
+        return
+    real = os.path.realpath(wanted)
+    if any(real == os.path.realpath(a) for a in allowed):
+        return
+    raise InvalidArgument(
+        f"domain '{domain.name}': <emulator> '{wanted}' is not a QEMU binary pyvirt runs; leave <emulator> out "
+        f"(pyvirt uses {allowed[0]}), name one of {', '.join(allowed)}, or add it to `emulators` in "
+        f"{settings_file}"
+    )
+
+
 ROOT_FIX = "start pyvirtd with a shorter --root"
 
 

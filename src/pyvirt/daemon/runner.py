@@ -14,18 +14,23 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import faults
 from ..config import Config
-from ..errors import QemuError
+from ..errors import HostError, QemuError
 from ..host.caps import HostCapabilities
+from ..host.qemu_user import QemuIdentity, qemu_identity
 from ..model.domain import Domain
 from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
+from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
 
 log = logging.getLogger(__name__)
@@ -70,8 +75,8 @@ def _free_tcp_port() -> int:
 
 
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
-                   nic_fds: dict[int, NicFds] | None = None) -> LaunchContext:
-    """Host facts and per-VM paths the pure argv builder needs."""
+                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None) -> LaunchContext:
+    """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
     # a TCP port only for a SPICE display that listens on an address (the default is a unix socket)
     wants_spice = any(g.type == "spice" and g.listen_address is not None and (g.autoport or g.port in (None, -1))
@@ -87,29 +92,46 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         vnc_socket=str(paths.vnc_socket(domain.uuid)),
         channel_dir=str(paths.channel_dir(domain.uuid)),
         has_spice=caps.has_spice,
-        has_sandbox=caps.has_sandbox,
+        has_sandbox=caps.has_sandbox and config.settings.sandbox,
         machine_aliases=aliases,
         devices=caps.devices,
         spice_port=_free_tcp_port() if wants_spice else None,
         nic_fds=dict(nic_fds or {}),
+        host_paths=dict(files.paths) if files else {},
+        add_fds=tuple(files.add_fds) if files else (),
+        socket_fds=dict(files.sockets) if files else {},
     )
 
 
-def runtime_files(config: Config, domain: Domain) -> list[Path]:
-    paths = config.paths
-    return [
-        paths.qmp_socket(domain.uuid),
-        paths.serial_socket(domain.uuid),
-        paths.qemu_pidfile(domain.uuid),
-        paths.vnc_socket(domain.uuid),
-    ]
-
-
 def remove_runtime_files(config: Config, domain: Domain) -> None:
-    for path in runtime_files(config, domain):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    shutil.rmtree(config.paths.channel_dir(domain.uuid), ignore_errors=True)
+    """The guest's own directory (sockets, pidfile, channels) goes with it, and the sockets the daemon
+    bound for it elsewhere."""
+    shutil.rmtree(config.paths.vm_dir(domain.uuid), ignore_errors=True)
+    remove_sockets(domain)
+
+
+def make_vm_dir(config: Config, domain: Domain, who: QemuIdentity) -> None:
+    """The one directory QEMU may write in: 0700, owned by the QEMU user (it binds its sockets there)."""
+    vm_dir = config.paths.vm_dir(domain.uuid)
+    for parent in vm_dir.parents:
+        mode = stat.S_IMODE(os.stat(parent).st_mode)
+        if not mode & stat.S_IXOTH:
+            raise HostError(f"cannot start domain '{domain.name}': QEMU runs as user '{who.name}', who cannot "
+                            f"reach its directory {vm_dir}: {parent} is mode {mode:04o}; make it searchable "
+                            f"(chmod o+x {parent})")
+    for path in (vm_dir, config.paths.channel_dir(domain.uuid)):
+        path.mkdir(mode=0o700)
+        os.chown(path, who.uid, who.gid)
+
+
+def check_sandbox(config: Config, caps: HostCapabilities, name: str) -> None:
+    """QEMU's seccomp sandbox is not optional unless the administrator turned it off."""
+    if config.settings.sandbox and not caps.has_sandbox:
+        raise HostError(
+            f"cannot start domain '{name}': this host's QEMU has no seccomp sandbox (-sandbox), which pyvirt "
+            f"requires; use a QEMU built with seccomp, or set `sandbox = false` in {config.paths.settings_file} "
+            "to run guests without it"
+        )
 
 
 def _log_notes(log_path: Path, name: str, notes: list[str]) -> None:
@@ -121,16 +143,27 @@ def _log_notes(log_path: Path, name: str, notes: list[str]) -> None:
 
 
 class QemuLauncher:
-    """Starts and finds the QEMU processes of domains (the domain manager's only way to them)."""
+    """Starts and finds the QEMU processes of domains (the domain manager's only way to them).
+
+    QEMU runs as the unprivileged QEMU user (host/qemu_user.py) under its seccomp sandbox; the files
+    it needs are opened here and passed as fds (daemon/hostfiles.py)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._identity: QemuIdentity | None = None
+
+    def identity(self) -> QemuIdentity:
+        """Who QEMU runs as (the user is created on first use)."""
+        if self._identity is None:
+            self._identity = qemu_identity(self.config.settings.qemu_user)
+        return self._identity
 
     def remove_runtime_files(self, domain: Domain) -> None:
         remove_runtime_files(self.config, domain)
 
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities, paused: bool,
-                     nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack) -> Running:
+                     nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
+                     on_spawned: Callable[[int], None] = lambda pid: None) -> Running:
         """Start QEMU for ``domain``; every step that made something pushes its undo onto ``undo``.
 
         ``undo`` is the start's one stack (the disk and NIC preparers' steps are on it already): the
@@ -139,12 +172,16 @@ class QemuLauncher:
         """
         config = self.config
         check_socket_paths(domain, config.paths)  # QEMU would fail on a long one only after binding its monitor
-        ctx = launch_context(config, domain, accel, caps, nic_fds)
-        inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)]
+        check_sandbox(config, caps, domain.name)
+        who = await asyncio.to_thread(self.identity)
+        files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)))
+        undo.callback(files.close)
+        ctx = launch_context(config, domain, accel, caps, nic_fds, files)
+        inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
         command = build_argv(domain, ctx)
         argv, notes = command.argv, list(command.notes)
         remove_runtime_files(config, domain)
-        config.paths.channel_dir(domain.uuid).mkdir(mode=0o700)
+        make_vm_dir(config, domain, who)
         undo.callback(remove_runtime_files, config, domain)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
@@ -155,11 +192,15 @@ class QemuLauncher:
             pidfile=config.paths.qemu_pidfile(domain.uuid),
             qmp_socket=config.paths.qmp_socket(domain.uuid),
             pass_fds=inherited,
+            user=(who.uid, who.gid, who.groups),
             timeout=timeout,
             domain=domain,
         )
+        files.close()  # QEMU holds its own copies now
         undo.callback(proc.close)
         undo.push_async_callback(proc.terminate, 2.0)
+        on_spawned(proc.pid)
+        faults.point("start:spawned")
         monitor = Monitor(domain.name)
         step = "during the QMP handshake"
         try:  # QEMU binds its monitor before it parses the devices: most bad configs fail in here
@@ -185,6 +226,20 @@ class QemuLauncher:
                        started: float) -> tuple[Running, str] | None:
         return await reattach(self.config, domain, pid=pid, dom_id=dom_id, argv=argv, accel=accel,
                               started=started)
+
+    def running_qemus(self) -> dict[str, int]:
+        """uuid -> pid of every live QEMU this daemon's root started (found in /proc, by the path of its
+        monitor socket under our run directory): what an earlier daemon may have left behind."""
+        marker = f"path={self.config.paths.qemu_run}/".encode()
+        return qproc.qemus_with(marker)
+
+    async def end(self, uuid: str, pid: int) -> None:
+        """Kill a QEMU of ours that no domain owns (a start the daemon did not finish) and its files."""
+        proc = qproc.reattach(pid, uuid)
+        if proc is not None:
+            await proc.terminate(2.0)
+            proc.close()
+        shutil.rmtree(self.config.paths.vm_dir(uuid), ignore_errors=True)
 
 
 async def reattach(config: Config, domain: Domain, *, pid: int, dom_id: int, argv: list[str], accel: str,

@@ -18,6 +18,7 @@ from .disks import DiskManager
 from .domain_table import DomainTable
 from .domains import DomainManager
 from .eventbus import EventBus
+from .format_book import StoreFormatBook
 from .hostinfo import HostService
 from .ksm import KsmManager
 from .networks import NetworkManager
@@ -25,6 +26,7 @@ from .nics import NicManager
 from .node import NodeManager
 from .pools import PoolManager
 from .runner import QemuLauncher
+from .serial_logs import SerialLogs
 from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
 from .stats import StatsManager
@@ -47,6 +49,8 @@ class Services:
     volumes: VolumeManager
     snapshots: SnapshotManager
     consoles: ConsoleService
+    launcher: QemuLauncher
+    serial_logs: SerialLogs
     node: NodeManager
     ksm: KsmManager
     stats: StatsManager
@@ -64,6 +68,7 @@ class Services:
         await self.ksm.start()
 
     async def close(self) -> None:
+        await self.serial_logs.close()
         await self.ksm.close()
         await self.domains.close()
         self.store.close()
@@ -71,18 +76,20 @@ class Services:
 
 def build(config: Config, uri: str) -> Services:
     store = Store(config.paths.database)
-    bus = EventBus(store)
+    bus = EventBus(store, per_second=config.settings.events_per_second)
     catalog = SnapshotCatalog(store)
     table = DomainTable(store, bus, on_removed=(catalog.forget,))
     host = HostService(config, uri)
     networks = NetworkManager(config, store, table)
-    pools = PoolManager(config, store)
-    volumes = VolumeManager(pools, table)
+    book = StoreFormatBook(store)
+    pools = PoolManager(config, store, book)
+    volumes = VolumeManager(pools, table, book)
     nics = NicManager(table, networks)
     disks = DiskManager(table, volumes)
+    launcher = QemuLauncher(config)
     node_fs = NodeFs()
     tuning = TuningManager(table, CgroupV2(cgroup_parent(config)))
-    domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=QemuLauncher(config),
+    domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher,
                             snapshots=catalog, resources=tuning)
     ksm = KsmManager(store, config.settings.ksm, node=node_fs, events=bus.subscribe,
                      guests=lambda: [(e.name, run.process.pid) for e, run in table.running()])
@@ -90,6 +97,7 @@ def build(config: Config, uri: str) -> Services:
         config=config, store=store, bus=bus, host=host, domains=domains, networks=networks, nics=nics,
         disks=disks, devices=DeviceManager(disks, nics), pools=pools, volumes=volumes,
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
+        launcher=launcher, serial_logs=SerialLogs(config, table),
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
     )
 

@@ -37,6 +37,35 @@ class SnapshotCatalog:
     def _kind(uuid: str) -> str:
         return f"snapshot:{uuid}"
 
+    @staticmethod
+    def _pending_kind(uuid: str) -> str:
+        return f"snapshot-pending:{uuid}"
+
+    # ---------------------------------------------------- snapshots being taken
+    def put_pending(self, uuid: str, stored: Stored) -> None:
+        """A snapshot about to change images: written first, so a daemon killed before its metadata is
+        final finds it at its next start (reconcile) instead of images holding a snapshot nobody lists."""
+        snap = stored.snap
+        assert snap.name is not None
+        self.store.put_object(ObjectRow(self._pending_kind(uuid), stored.row, snap.name,
+                                        format_snapshot_xml(snap, internal=True), True, False))
+
+    def drop_pending(self, uuid: str, stored: Stored) -> None:
+        self.store.delete_object(self._pending_kind(uuid), stored.row)
+
+    def pending(self) -> list[tuple[str, Stored]]:
+        """(domain uuid, snapshot) of every snapshot whose taking did not finish."""
+        out = []
+        for kind in self.store.object_kinds("snapshot-pending:"):
+            uuid = kind.split(":", 1)[1]
+            for row in self.store.objects(kind):
+                try:
+                    out.append((uuid, Stored(row.uuid, parse_snapshot_xml(row.xml, internal=True))))
+                except PyvirtError:
+                    log.exception("pending snapshot %s of domain %s no longer parses; dropping it", row.name, uuid)
+                    self.store.delete_object(kind, row.uuid)
+        return out
+
     def all(self, uuid: str) -> dict[str, Stored]:
         """Every snapshot of a domain by name (read from the store once, then cached)."""
         snaps = self._cache.get(uuid)
@@ -67,9 +96,9 @@ class SnapshotCatalog:
 
     def forget(self, uuid: str) -> None:
         """Drop every snapshot's metadata of a domain (the images keep their snapshots)."""
-        kind = self._kind(uuid)
-        for row in self.store.objects(kind):
-            self.store.delete_object(kind, row.uuid)
+        for kind in (self._kind(uuid), self._pending_kind(uuid)):
+            for row in self.store.objects(kind):
+                self.store.delete_object(kind, row.uuid)
         self._cache.pop(uuid, None)
 
     def get(self, uuid: str, domain: str, name: str | None) -> Stored:

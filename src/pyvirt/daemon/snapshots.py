@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol
 
+from .. import faults
 from ..errors import (
     AlreadyExists,
     InvalidArgument,
@@ -81,6 +82,34 @@ class SnapshotManager:
 
     def _row(self, entry: DomainEntry, name: str) -> SnapshotRow:
         return self.catalog.row(entry.uuid, entry.name, name)
+
+    async def reconcile(self) -> None:
+        """At the daemon's start: finish or undo the snapshots a killed daemon was taking.
+
+        The images decide: a snapshot every covered disk holds gets its metadata (as if the daemon had
+        lived); one only some disks hold is removed from them (offline; a running domain's images keep
+        the tag, which a later snapshot of that name is told about)."""
+        for uuid, stored in self.catalog.pending():
+            entry = self.table.get(uuid)
+            snap = stored.snap
+            if entry is None or snap.name is None:
+                continue
+            disks = [d for d in _snapshot_domain(entry, snap).devices.disks
+                     if _mode_of(snap, d) == "internal" and d.source]
+            holding = await asyncio.to_thread(_holding, snap.name, disks)
+            if disks and len(holding) == len(disks):
+                self.catalog.set_current(uuid, None)
+                self.catalog.put(uuid, stored)
+                log.info("domain %s: snapshot %s was taken before the last daemon died; its metadata is kept",
+                         entry.name, snap.name)
+            elif holding and entry.running is None:
+                await asyncio.to_thread(_delete_offline, entry.name, snap.name, holding)
+                log.info("domain %s: half-taken snapshot %s removed from %d image(s)", entry.name, snap.name,
+                         len(holding))
+            elif holding:
+                log.warning("domain %s: half-taken snapshot %s stays in %d image(s) of the running guest",
+                            entry.name, snap.name, len(holding))
+            self.catalog.drop_pending(uuid, stored)
 
     # --------------------------------------------------------------- queries
     def list_snapshots(self, ref: str) -> SnapshotList:
@@ -163,21 +192,30 @@ class SnapshotManager:
             chosen, listed = _plan_disks(entry.name, domain, spec.disks, live=run is not None)
             created = int(time.time())
             state = ("running" if entry.state is State.RUNNING else "paused") if run is not None else "shutoff"
-            if run is not None:
-                await self._save_live(entry, run, name, chosen)
-            else:
-                await asyncio.to_thread(_create_offline, entry.name, name, chosen)
             snap = DomainSnapshot(
                 name=name, description=spec.description, state=state, creation_time=created, memory=memory,
                 disks=listed, domain_xml=entry.xml, current=not no_metadata,
                 parent=self.catalog.current(entry.uuid),
             )
+            taking = Stored(str(uuidlib.uuid4()), snap)
+            if not no_metadata:
+                self.catalog.put_pending(entry.uuid, taking)
+            try:
+                if run is not None:
+                    await self._save_live(entry, run, name, chosen)
+                else:
+                    await asyncio.to_thread(_create_offline, entry.name, name, chosen)
+            except BaseException:
+                self.catalog.drop_pending(entry.uuid, taking)
+                raise
+            faults.point("snapshot:images")
             if no_metadata:
                 row = SnapshotRow(name, entry.name, snap.description, state, snap.parent, created, snap.location,
                                   False, memory, False, 0, 0, ())
             else:
                 self.catalog.set_current(entry.uuid, None)
-                self.catalog.put(entry.uuid, Stored(str(uuidlib.uuid4()), snap))
+                self.catalog.put(entry.uuid, taking)
+                self.catalog.drop_pending(entry.uuid, taking)
                 row = self._row(entry, name)
             if halt and entry.running is not None:
                 await self.lifecycle.stop_held(job)
@@ -364,7 +402,7 @@ def _plan_disks(domain_name: str, domain: Domain, spec: tuple[SnapshotDisk, ...]
                 raise OperationInvalid(
                     f"cannot take an internal snapshot of domain '{domain_name}': {who} ('{disk.source}') is "
                     f"{disk.format or 'raw'}, and only qcow2 images can hold internal snapshots; convert it with "
-                    f"`pyvirt img convert -O qcow2 {disk.source} NEW.qcow2` and point the disk at the new image "
+                    f"`pyvirt img convert -f raw -O qcow2 {disk.source} NEW.qcow2` and point the disk at the new image "
                     f"(<driver type='qcow2'/>), or leave it out with <disk name='{disk.target_dev}' snapshot='no'/>"
                 )
             if not live and disk.source_type == "volume" and disk.volume_type is None:
@@ -376,7 +414,7 @@ def _plan_disks(domain_name: str, domain: Domain, spec: tuple[SnapshotDisk, ...]
     if not chosen:
         raise OperationInvalid(
             f"domain '{domain_name}' has no writable qcow2 disk to hold an internal snapshot; add one, or convert "
-            "a raw disk with `pyvirt img convert -O qcow2 SRC NEW.qcow2` and point the disk at it")
+            "a raw disk with `pyvirt img convert -f raw -O qcow2 SRC NEW.qcow2` and point the disk at it")
     return chosen, tuple(listed)
 
 
@@ -426,6 +464,7 @@ def _create_offline(domain_name: str, name: str, disks: list[Disk]) -> None:
             assert disk.source is not None
             img.snapshot_create(disk.source, name, file_driver=_file_driver(disk))
             done.append(disk)
+            faults.point("snapshot:one-image")
     except BaseException:
         for disk in done:
             assert disk.source is not None
@@ -447,6 +486,23 @@ def _apply_offline(domain_name: str, name: str, disks: list[Disk]) -> None:
     for disk in disks:
         assert disk.source is not None
         img.snapshot_apply(disk.source, name, file_driver=_file_driver(disk))
+
+
+def _holding(name: str, disks: list[Disk]) -> list[Disk]:
+    """The disks whose image holds internal snapshot ``name`` (read shared: a running guest may use them)."""
+    out = []
+    for disk in disks:
+        assert disk.source is not None
+        if not os.path.exists(disk.source):
+            continue
+        try:
+            tags = img.snapshot_list(disk.source, file_driver=_file_driver(disk), force_share=True)
+        except PyvirtError as exc:
+            log.warning("cannot list the snapshots of %s: %s", disk.source, exc)
+            continue
+        if any(s.name == name for s in tags):
+            out.append(disk)
+    return out
 
 
 def _delete_offline(domain_name: str, name: str, disks: list[Disk]) -> None:

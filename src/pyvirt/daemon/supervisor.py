@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from .. import faults
 from ..errors import PyvirtError, QemuError
 from ..model.domain import Domain
 from ..model.domain_xml import parse_domain_xml
@@ -29,6 +31,18 @@ log = logging.getLogger(__name__)
 
 DESTROY_GRACE_SECONDS = 3.0
 RESTART_POLICIES = ("restart", "coredump-restart")
+# on_crash=restart backs off when a guest keeps crashing: a crash within STABLE_SECONDS of its start
+# counts as "again", and the n-th such crash in a row waits RESTART_BASE * 2**(n-2) s (at most RESTART_MAX)
+STABLE_SECONDS = 60.0
+RESTART_BASE = 1.0
+RESTART_MAX = 60.0
+
+
+def restart_delay(crashes: int) -> float:
+    """Seconds to wait before restarting after the ``crashes``-th quick crash in a row (the first: none)."""
+    if crashes <= 1:
+        return 0.0
+    return min(RESTART_BASE * 2 ** (crashes - 2), RESTART_MAX)
 # The event a state reached through a guest's own doing is reported as.
 _EVENT_OF_STATE = {State.PAUSED: "suspended", State.RUNNING: "resumed", State.CRASHED: "crashed",
                    State.IN_SHUTDOWN: "shutdown"}
@@ -45,6 +59,7 @@ class Supervisor:
         self._restart = restart
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._quick_crashes: dict[str, int] = {}  # uuid -> crashes in a row, each soon after its start
 
     # ------------------------------------------------------------ lifecycle
     def watch(self, entry: DomainEntry) -> None:
@@ -59,6 +74,7 @@ class Supervisor:
         """Destroy a domain's QEMU and return once its end is recorded (state, files, host side)."""
         run.destroying = True
         await run.process.terminate(DESTROY_GRACE_SECONDS)
+        faults.point("destroy:killed")
         await run.ended.wait()
 
     async def close(self) -> None:
@@ -97,6 +113,31 @@ class Supervisor:
         elif status == "running" and entry.state is State.PAUSED:
             entry.state, entry.reason = State.RUNNING, "unpaused"
         log.info("domain %s: reattached to QEMU pid %d (%s)", entry.name, record.pid, status)
+
+    async def abandon_start(self, entry: DomainEntry, record: RuntimeRecord) -> None:
+        """A start the last daemon did not finish (it died between its "starting" record and the running
+        one): end the QEMU it may have spawned, undo the host side, and leave the domain shut off."""
+        live = parse_domain_xml(record.live_xml)
+        found = self.launcher.running_qemus().get(entry.uuid)
+        if found is not None:
+            log.info("domain %s: ending QEMU pid %d of a start the last daemon did not finish", entry.name, found)
+            await self.launcher.end(entry.uuid, found)
+        self.table.drop_runtime(entry)
+        self.launcher.remove_runtime_files(live)
+        self._release(live)
+        entry.state, entry.reason = State.SHUTOFF, "failed"
+        self.table.emit(entry, "stopped", "failed")
+        if not entry.persistent:
+            self.table.remove(entry)
+
+    async def end_orphans(self) -> None:
+        """QEMUs under our run directory that no domain owns (their runtime record is gone): end them, so
+        that nothing runs unseen with a guest's disks open."""
+        owned = {entry.uuid for entry, _ in self.table.running()}
+        for uuid, pid in self.launcher.running_qemus().items():
+            if uuid not in owned:
+                log.warning("QEMU pid %d (uuid %s) belongs to no domain; ending it", pid, uuid)
+                await self.launcher.end(uuid, pid)
 
     # ----------------------------------------------------------------- events
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -177,10 +218,21 @@ class Supervisor:
         crashed = transition.reason == "crashed"
         policy = run.live.on_crash if crashed else None
         if policy in RESTART_POLICIES:
-            log.info("domain %s crashed; on_crash=%s: starting it again", entry.name, policy)
-            self._spawn(self._restart_logged(entry))
+            quick = time.time() - run.started < STABLE_SECONDS
+            crashes = self._quick_crashes.get(entry.uuid, 0) + 1 if quick else 1
+            self._quick_crashes[entry.uuid] = crashes
+            delay = restart_delay(crashes)
+            log.info("domain %s crashed (%d in a row soon after starting); on_crash=%s: starting it again%s",
+                     entry.name, crashes, policy, f" in {delay:g} s" if delay else "")
+            self._spawn(self._restart_logged(entry, delay))
+        else:
+            self._quick_crashes.pop(entry.uuid, None)
 
-    async def _restart_logged(self, entry: DomainEntry) -> None:
+    async def _restart_logged(self, entry: DomainEntry, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+            if entry.running is not None or self.table.get(entry.uuid) is not entry:
+                return  # started by hand meanwhile, or undefined
         try:
             await self._restart(entry)
         except PyvirtError as exc:

@@ -5,6 +5,11 @@ Each verb registers itself as a job on its volume with the pool manager
 pool's backend, outside the pool's lock, so a long copy does not block the
 pool. Deleting a volume a domain uses is refused: who uses what is read from
 the domain table.
+
+Formats come from the FormatBook (what pyvirt recorded when it made or
+imported a volume), never from an image's content: a copy reads its source as
+recorded, backing chain included, and ``set_format`` is how an owner records
+a file pyvirt did not make (it is raw until then).
 """
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, PyvirtError
-from ..model.storage import BackingStore, Volume
+from ..model.storage import BackingStore, ImageLayer, Volume
 from ..model.storage_xml import format_volume_xml, parse_volume_xml, sanitize_path, volume_name_problem
-from ..storage.base import Reader, Writer, block_size
+from ..storage.base import FormatBook, Reader, Writer, block_size
+from ..storage.chain import chain_of
 from .domain_table import DomainTable
 from .pools import PoolEntry, PoolManager
 from .prechecks import same_file
@@ -40,9 +46,16 @@ def volume_info(pool: str, vol: Volume) -> VolumeInfo:
 
 
 class VolumeManager:
-    def __init__(self, pools: PoolManager, domains: DomainTable) -> None:
+    def __init__(self, pools: PoolManager, domains: DomainTable, book: FormatBook) -> None:
         self.pools = pools
         self.domains = domains
+        self.book = book
+
+    def chain(self, path: str, fmt: str, who: str) -> tuple[ImageLayer, ...]:
+        """The backing layers QEMU is to open under ``path`` opened as ``fmt`` (blocking: a worker thread).
+
+        From the record when pyvirt made or imported the image, else from its header read as ``fmt``."""
+        return chain_of(self.book, path, fmt, who=who, qemu_img=self.pools.config.settings.qemu_img)
 
     def users(self, pool: str, vol: Volume) -> list[str]:
         """Domains whose defined or running disks use the volume (as a volume disk, or by its path)."""
@@ -101,8 +114,12 @@ class VolumeManager:
         except NotFound:
             raise NotFound(f"backing store '{vol.backing.path}' of volume '{vol.name}' is not a volume of any "
                            "active pool; give the path of an existing volume (see `pyvirt vol-list POOL`)") from None
-        fmt = vol.backing.format or base.format or "raw"
-        return replace(vol, backing=BackingStore(path=base.path or vol.backing.path, format=fmt))
+        recorded = base.format or "raw"
+        if vol.backing.format not in (None, recorded):
+            raise InvalidArgument(f"backing store '{vol.backing.path}' of volume '{vol.name}' is recorded as "
+                                  f"{recorded}, not {vol.backing.format}; leave its <format> out or write {recorded} "
+                                  "(`pyvirt vol-set-format` records another format)")
+        return replace(vol, backing=BackingStore(path=base.path or vol.backing.path, format=recorded))
 
     async def create_from(self, ref: str, xml: str | None, source_pool: str, source: str, *,
                                  new_name: str | None = None, linked: bool = False) -> VolumeInfo:
@@ -138,7 +155,10 @@ class VolumeManager:
             if linked:
                 made = await asyncio.to_thread(backend.create_volume, vol)
             else:
-                made = await asyncio.to_thread(backend.create_volume_from, vol, src.path or "", src.format)
+                image = ImageLayer(src.path or "", src.format or "raw", block=src.type == "block")
+                who = f"cannot copy volume '{src.name}' of pool '{src_entry.name}'"
+                chain = await asyncio.to_thread(self.chain, image.path, image.format, who)
+                made = await asyncio.to_thread(backend.create_volume_from, vol, image, chain)
         log.info("pool %s: volume %s %s from %s/%s", entry.name, vol.name, "linked" if linked else "copied",
                  src_entry.name, src.name)
         return volume_info(entry.name, made)
@@ -189,6 +209,21 @@ class VolumeManager:
             vol = await asyncio.to_thread(backend.volume, name)
         log.info("pool %s: volume %s wiped", entry.name, name)
         return volume_info(entry.name, vol)
+
+    async def set_format(self, ref: str, name: str, fmt: str, backing_format: str | None = None) -> VolumeInfo:
+        """vol-set-format: record what a volume is, on its owner's word (a file copied into the pool is raw
+        until then). Refused while a running domain has the volume open."""
+        async with self.pools.volume_job(ref, name, "set-format", exclusive=True) as (entry, backend):
+            vol = await asyncio.to_thread(backend.volume, name)
+            running = [u for u in self.users(entry.name, vol) if self.domains.lookup(u).running is not None]
+            if running:
+                raise OperationInvalid(f"volume '{name}' of pool '{entry.name}' is open in running domain"
+                                       f"{'s' if len(running) > 1 else ''} {', '.join(running)}; shut "
+                                       f"{'them' if len(running) > 1 else 'it'} off before recording another format")
+            made = await asyncio.to_thread(backend.set_format, name, fmt, backing_format)
+        log.info("pool %s: volume %s recorded as %s%s", entry.name, name, made.format or "raw",
+                 f" on {made.backing.path} ({made.backing.format})" if made.backing else "")
+        return volume_info(entry.name, made)
 
     async def upload(self, ref: str, name: str, reader: Reader, length: int, offset: int = 0) -> int:
         """vol-upload: ``reader`` is read from a worker thread (the API bridges it to the request body)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .storage import ImageLayer
+
 
 @dataclass(frozen=True)
 class Address:
@@ -129,6 +131,9 @@ class Disk:
     # <source index=N>: live XML only, N of the QEMU node names libvirt-N-storage/-format
     source_index: int | None = None
     volume_type: str | None = None  # live only, not in XML: file | block, what a volume resolved to
+    # live only, not in XML: a qcow2 disk's backing images, nearest first, as recorded (or read from the
+    # headers of images the definer named); QEMU is given exactly these, () meaning "no backing file"
+    backing_chain: tuple[ImageLayer, ...] = ()
     driver_name: str | None = "qemu"
     format: str | None = None  # raw | qcow2
     cache: str | None = None

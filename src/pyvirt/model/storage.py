@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .formats import COW_FORMATS as COW_FORMATS  # re-exported: the storage model's names
+from .formats import JSON_FILENAME_HINT as JSON_FILENAME_HINT
+from .formats import VOLUME_FORMATS as VOLUME_FORMATS
+from .formats import is_json_filename as is_json_filename
+
 POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi")
-VOLUME_FORMATS = ("raw", "qcow2")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,28 @@ class PoolInfo:
 class BackingStore:
     path: str
     format: str | None = None
+
+
+@dataclass(frozen=True)
+class FormatRecord:
+    """What pyvirt recorded about a volume's image when it made or imported it.
+
+    The record, never the image's content, says how the image is opened: a
+    guest owns every byte of a raw disk and could make it look like a qcow2
+    image whose backing file is any host file (CVE-2010-2237).
+    """
+
+    format: str  # raw | qcow2
+    backing: BackingStore | None = None  # a qcow2 overlay's backing file, its format always set
+
+
+@dataclass(frozen=True)
+class ImageLayer:
+    """One image of a chain as it is to be opened: its path, its recorded format, file or block device."""
+
+    path: str
+    format: str
+    block: bool = False
 
 
 @dataclass(frozen=True)

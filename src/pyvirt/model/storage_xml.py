@@ -29,6 +29,7 @@ from dataclasses import replace
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from .storage import (
+    JSON_FILENAME_HINT,
     POOL_TYPES,
     VOLUME_FORMATS,
     BackingStore,
@@ -38,6 +39,7 @@ from .storage import (
     PoolSource,
     PoolTarget,
     Volume,
+    is_json_filename,
 )
 from .tokens import control_char, source_host_problem
 from .units import scale
@@ -182,6 +184,8 @@ def _path_text(r: Reader, what: str) -> str:
     r.done()
     if not text:
         raise r.error(f"the {what} is empty", "write an absolute path such as /var/lib/pyvirt/images")
+    if is_json_filename(text):
+        raise r.error(f"the {what} '{text[:60]}' is refused", JSON_FILENAME_HINT)
     return text
 
 

@@ -16,6 +16,7 @@ from ..errors import InvalidArgument, UnsupportedConfig
 from .domain import Address, CharDev, Devices, Disk, Domain, Interface
 from .ids import parse_mac, parse_uuid
 from .names import check_name, name_problem
+from .storage import JSON_FILENAME_HINT, is_json_filename
 from .storage_xml import volume_name_problem
 from .tokens import control_char, ifname_problem, ip_problem, qemu_name_problem
 
@@ -110,7 +111,9 @@ class _Check:
             self.fail(path, f"{what} {value!r} contains the control character {bad!r}", "rename the file")
 
     def absolute(self, path: str, what: str, value: str | None) -> None:
-        if value is not None and not value.startswith("/"):
+        if value is not None and is_json_filename(value):
+            self.fail(path, f"{what} '{value[:60]}' is refused", JSON_FILENAME_HINT)
+        elif value is not None and not value.startswith("/"):
             self.fail(path, f"{what} '{value}' is not an absolute path", "write the full path, starting with /")
         self.no_control(path, what, value)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .. import faults
 from ..config import Config
 from ..errors import HostError, InvalidArgument, NotFound
 from ..model.network import ROUTED_MODES, Bridge, DHCPHost, Network
@@ -193,6 +195,7 @@ class HostSide:
                                 delay=bridge.delay or 0,
                                 addresses=[(ip.address, ip.prefix) for ip in net.ips])
             undo.callback(links.delete_link, bridge.name)
+            faults.point("net-start:bridge")
             if net.forward is not None and net.forward.mode in ROUTED_MODES:
                 for family in {ip.family for ip in net.ips}:
                     firewall.enable_ip_forward(family)
@@ -207,6 +210,8 @@ class HostSide:
         files = self.files(net.name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.lib_dir.mkdir(parents=True, exist_ok=True)
+        # dnsmasq re-reads its hosts files after it dropped root: its run directory must be searchable
+        os.chmod(self.run_dir, 0o755)
         dnsmasq.write_hosts_files(net, hostsfile=files.hosts, addn_hosts=files.addn_hosts)
         files.conf.write_text(dnsmasq.dnsmasq_config(net, bridge, leasefile=files.leases, hostsfile=files.hosts,
                                                      pidfile=files.pid, addn_hosts=files.addn_hosts))
@@ -236,6 +241,12 @@ class HostSide:
                 path.unlink()
         if errors:
             raise HostError(f"stopping network '{net.name}' left something behind: {'; '.join(errors)}")
+
+    def abandon(self, net: Network, bridge: str | None) -> None:
+        """Undo a start a killed daemon did not finish: whatever of the bridge and dnsmasq it made."""
+        pid = dnsmasq.find(self.files(net.name).pid, self.files(net.name).conf) if net.needs_dnsmasq else None
+        exists = bridge is not None and links.link_kind(bridge) == "bridge"
+        self.stop(net, NetRuntime(bridge=bridge if exists else None, dnsmasq_pid=pid, started=0.0))
 
     def reattach(self, net: Network, rt: NetRuntime) -> NetRuntime | None:
         """After a daemon restart: keep what still runs, restart a dead dnsmasq; None when the bridge is gone."""

@@ -258,16 +258,18 @@ def _firmware(b: Build) -> list[Option]:
             )
         return []
     if loader.type in (None, "rom"):
-        return [Option("-bios", loader.path)]
+        return [Option("-bios", b.host_path(loader.path))]
     if loader.type != "pflash":
         raise UnsupportedConfig(f"loader type '{loader.type}' is not supported; use pflash or rom")
     if b.microvm:
         raise UnsupportedConfig("machine 'microvm' has no flash for UEFI; use q35")
     readonly = loader.readonly if loader.readonly is not None else True
-    code = kv(None, ("if", "pflash"), ("format", "raw"), ("unit", 0), ("readonly", readonly), ("file", loader.path))
+    code = kv(None, ("if", "pflash"), ("format", "raw"), ("unit", 0), ("readonly", readonly),
+              ("file", b.host_path(loader.path)))
     out = [Option("-drive", code)]
     if loader.nvram:
-        out.append(Option("-drive", kv(None, ("if", "pflash"), ("format", "raw"), ("unit", 1), ("file", loader.nvram))))
+        nvram = kv(None, ("if", "pflash"), ("format", "raw"), ("unit", 1), ("file", b.host_path(loader.nvram)))
+        out.append(Option("-drive", nvram))
     else:
         b.note("UEFI loader without <nvram>: firmware settings (boot entries) are not kept")
     if loader.secure:
@@ -363,9 +365,9 @@ def _boot(b: Build) -> list[Option]:
     if os_.cmdline and not os_.kernel:
         raise InvalidArgument("<cmdline> needs <kernel>")
     if os_.kernel:
-        out.append(Option("-kernel", os_.kernel))
+        out.append(Option("-kernel", b.host_path(os_.kernel)))
         if os_.initrd:
-            out.append(Option("-initrd", os_.initrd))
+            out.append(Option("-initrd", b.host_path(os_.initrd)))
         if os_.cmdline:
             out.append(Option("-append", os_.cmdline))
     return out
@@ -426,6 +428,11 @@ def _sandbox(b: Build) -> list[Option]:
     return [Option("-sandbox", SANDBOX)] if b.ctx.has_sandbox else []
 
 
+def _passed_fds(b: Build) -> list[Option]:
+    """The daemon's open files, each put into its fd set before any option names /dev/fdset/N."""
+    return [Option("-add-fd", kv(None, ("fd", a.fd), ("set", a.set), ("opaque", a.opaque))) for a in b.ctx.add_fds]
+
+
 def _check_devices(b: Build, options: list[Option]) -> None:
     if not b.ctx.devices:
         return
@@ -440,6 +447,7 @@ def _check_devices(b: Build, options: list[Option]) -> None:
 
 PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     _identity,
+    _passed_fds,
     _monitor,
     _machine,
     _cpu,

@@ -31,7 +31,8 @@ def _log_props(b: Build, dev: CharDev, primary: bool) -> tuple[tuple[str, Value]
     logfile = dev.log_file or (b.ctx.serial_log if primary and dev.type == "pty" else None)
     if logfile is None:
         return ()
-    return (("logfile", logfile), ("logappend", dev.log_append if dev.log_append is not None else True))
+    return (("logfile", b.host_path(logfile)),
+            ("logappend", dev.log_append if dev.log_append is not None else True))
 
 
 def backend(b: Build, dev: CharDev, cid: str, alias: str, primary: bool = False) -> Option:
@@ -46,12 +47,15 @@ def backend(b: Build, dev: CharDev, cid: str, alias: str, primary: bool = False)
         return Option("-chardev", kv("socket", ("id", cid), ("path", path), ("server", True), ("wait", False), *logs))
     if dev.type == "unix":
         server = dev.source_mode != "connect"
+        path = _socket_path(b, dev, alias)
+        listening = b.ctx.socket_fds.get(path) if server else None  # a socket the daemon bound for QEMU
+        where = ("fd", listening) if listening is not None else ("path", path)
         return Option(
             "-chardev",
             kv(
                 "socket",
                 ("id", cid),
-                ("path", _socket_path(b, dev, alias)),
+                where,
                 ("server", server),
                 ("wait", False if server else None),
                 *logs,
@@ -60,7 +64,7 @@ def backend(b: Build, dev: CharDev, cid: str, alias: str, primary: bool = False)
     if dev.type == "file":
         if not dev.source_path:
             raise InvalidArgument(f"{alias}: type 'file' needs <source path=.../>")
-        return Option("-chardev", kv("file", ("id", cid), ("path", dev.source_path), *logs))
+        return Option("-chardev", kv("file", ("id", cid), ("path", b.host_path(dev.source_path)), *logs))
     if dev.type == "null":
         return Option("-chardev", kv("null", ("id", cid), *logs))
     if dev.type == "spicevmc":

@@ -16,6 +16,15 @@ MACHINE_FAMILIES = ("q35", "pc", "microvm")
 
 
 @dataclass(frozen=True)
+class AddFd:
+    """One ``-add-fd``: an fd the daemon opened, put into fd set ``set`` (QEMU opens /dev/fdset/SET)."""
+
+    fd: int
+    set: int
+    opaque: str  # shown by query-fdsets: which file, how opened (e.g. "rw:/var/lib/x.qcow2")
+
+
+@dataclass(frozen=True)
 class NicFds:
     """File descriptors the daemon opened for one tap-backed NIC (inherited by QEMU)."""
 
@@ -46,6 +55,12 @@ class LaunchContext:
     spice_port: int | None = None  # free TCP port the daemon picked for spice autoport
     # interface index -> fds of its tap/macvtap; every non-user NIC needs an entry
     nic_fds: dict[int, NicFds] = field(default_factory=dict)
+    # host path -> what QEMU opens instead (/dev/fdset/N or /proc/self/fd/N of a file the daemon opened);
+    # empty: QEMU opens paths itself (the builder's golden files, bare-QEMU tests)
+    host_paths: dict[str, str] = field(default_factory=dict)
+    add_fds: tuple[AddFd, ...] = ()
+    # socket path -> listening fd the daemon bound there (server chardevs outside the guest's directory)
+    socket_fds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,10 @@ class Build:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def host_path(self, path: str) -> str:
+        """What QEMU is told for a host file: the fd the daemon opened for it, or the path itself."""
+        return self.ctx.host_paths.get(path, path)
 
     @property
     def microvm(self) -> bool:

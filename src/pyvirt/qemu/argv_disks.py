@@ -18,6 +18,10 @@ The pieces hot-plug needs (``check_disk``, ``blockdev_props``,
 
 Cache modes map to libvirt's: cache.direct / cache.no-flush on both nodes
 plus the device's write-cache (writethrough and directsync turn it off).
+
+A copy-on-write format node always gets "backing": the disk's
+``backing_chain`` inline (read-only), or null. QEMU never opens a backing file
+because an image's header names it (see chains.py).
 """
 from __future__ import annotations
 
@@ -27,8 +31,10 @@ from typing import Any
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from ..model.domain import Disk, Domain
+from ..model.storage import COW_FORMATS
 from .argv_common import Build, Machine, boot_props, parse_int, pci_placement, target_index
 from .argv_render import Json, KeyVal, Option, Value, kv
+from .chains import backing_option
 
 FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx", "qed")
 # mode -> (cache.direct, cache.no-flush, write-cache)
@@ -129,7 +135,8 @@ def disk_options(b: Build) -> list[Option]:
         seen[names.device_id] = disk.target_dev
         check_disk(disk, b.machine, b.note)
         if names.storage_node is not None:
-            out += [Option("-blockdev", Json(props)) for props in blockdev_props(disk, names)]
+            filename = b.host_path(disk.source) if disk.source else None
+            out += [Option("-blockdev", Json(props)) for props in blockdev_props(disk, names, filename, b.host_path)]
         out.append(Option("-device", _frontend(b, disk, names)))
     return out
 
@@ -199,14 +206,21 @@ def storage_driver(disk: Disk) -> str:
     return "host_cdrom" if disk.device == "cdrom" else "host_device"
 
 
-def blockdev_props(disk: Disk, names: DiskNames) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The storage and format node of ``disk`` (-blockdev at start, QMP blockdev-add on hot-plug)."""
+def blockdev_props(disk: Disk, names: DiskNames, filename: str | None = None,
+                   opened: Callable[[str], str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The storage and format node of ``disk`` (-blockdev at start, QMP blockdev-add on hot-plug).
+
+    ``filename``: what QEMU opens instead of the disk's path (the /dev/fdset/N of the daemon's fds);
+    ``opened`` does the same for the paths of its backing chain."""
     discard = {"discard": "unmap"} if disk.discard == "unmap" else {}
+    read_only = disk.readonly or disk.device == "cdrom"
+    # read-only said outright, not auto-read-only: QEMU gets its image as fds of the access it needs,
+    # and a node that opened read-only and reopens read-write holds two descriptions whose locks clash
     storage: dict[str, Any] = {
         "driver": storage_driver(disk),
-        "filename": disk.source,
+        "filename": filename or disk.source,
         "node-name": names.storage_node,
-        "auto-read-only": True,
+        "read-only": read_only,
         **discard,
         **_cache(disk),
     }
@@ -214,12 +228,14 @@ def blockdev_props(disk: Disk, names: DiskNames) -> tuple[dict[str, Any], dict[s
         storage["aio"] = AIO_MODES[disk.io]
     fmt: dict[str, Any] = {
         "node-name": names.format_node,
-        "read-only": disk.readonly or disk.device == "cdrom",
+        "read-only": read_only,
         **discard,
         **_cache(disk),
         "driver": disk.format or "raw",
         "file": names.storage_node,
     }
+    if fmt["driver"] in COW_FORMATS:  # the chain as resolved by the daemon; never the one in the header
+        fmt["backing"] = backing_option(disk.backing_chain, opened or (lambda path: path))
     return storage, fmt
 
 

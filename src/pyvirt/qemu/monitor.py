@@ -298,6 +298,18 @@ class Monitor:
             raise QemuError(f"cannot pass a file descriptor to {self.name}: {exc}") from exc
         await self.execute("getfd", {"fdname": fdname})
 
+    async def add_fd(self, fd: int, fdset_id: int, opaque: str) -> None:
+        """Put an open descriptor into fd set ``fdset_id`` (SCM_RIGHTS + add-fd); QEMU opens /dev/fdset/N."""
+        try:
+            self._client.send_fd_scm(fd)
+        except (OSError, QMPError) as exc:
+            raise QemuError(f"cannot pass a file descriptor to {self.name}: {exc}") from exc
+        await self.execute("add-fd", {"fdset-id": fdset_id, "opaque": opaque})
+
+    async def remove_fd(self, fdset_id: int) -> None:
+        """Drop fd set ``fdset_id``; QEMU closes its fds once nothing it opened from them is in use."""
+        await self.execute("remove-fd", {"fdset-id": fdset_id})
+
     async def close_fd(self, fdname: str) -> None:
         await self.execute("closefd", {"fdname": fdname})
 

@@ -165,6 +165,7 @@ async def spawn(
     pass_fds: Iterable[int] = (),
     env: Mapping[str, str] | None = None,
     timeout: float = 10.0,
+    user: tuple[int, int, tuple[int, ...]] | None = None,
     domain: Domain | None = None,
 ) -> QemuProcess:
     """Start QEMU from ``argv`` and return once its QMP socket accepts.
@@ -175,6 +176,8 @@ async def spawn(
     same VM fails at once instead of sharing its disks. On failure nothing
     is left running and QemuError carries QEMU's last lines of output (and,
     given the ``domain``, what to change in it when pyvirt knows the message).
+    ``user`` (uid, gid, supplementary gids): QEMU runs as that user from its
+    first instruction (exec'd after setgroups/setgid/setuid), never as root.
     """
     argv = _checked_argv(argv, pidfile)
     _clear_stale_socket(qmp_socket)
@@ -193,6 +196,9 @@ async def spawn(
                 env=dict(env) if env is not None else None,
                 start_new_session=True,
                 close_fds=True,
+                user=user[0] if user else None,
+                group=user[1] if user else None,
+                extra_groups=list(user[2]) if user else None,
             )
         except OSError as exc:
             raise QemuError(f"cannot run QEMU binary {argv[0]}: {exc.strerror}; is QEMU installed?") from exc
@@ -343,3 +349,21 @@ def _is_qemu_of(pid: int, uuid: str) -> bool:
     return any(
         w in (b"-uuid", b"--uuid") and words[i + 1].lower() == want for i, w in enumerate(words[:-1])
     )
+
+
+def qemus_with(marker: bytes) -> dict[str, int]:
+    """uuid -> pid of the live processes whose command line holds ``marker`` and a ``-uuid``."""
+    found: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            words = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not any(marker in w for w in words):
+            continue
+        for i, w in enumerate(words[:-1]):
+            if w in (b"-uuid", b"--uuid"):
+                found[words[i + 1].decode(errors="replace").lower()] = int(entry)
+    return found

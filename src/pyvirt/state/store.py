@@ -4,11 +4,18 @@ One writer (the daemon's event loop), WAL journal so readers never block it.
 Definitions are kept as the XML text the user defined (normalized), runtime
 records as the launch facts of a running QEMU (pid, id, argv, live XML) so a
 restarted daemon can find and reattach its guests.
+
+The recorded image formats of file volumes (``volume_formats``) are the one
+exception to "one writer": the pool backends record a volume from the worker
+thread that makes it, before the file appears under its name. They go through
+a second connection of their own, serialized by a lock; WAL keeps each
+connection's transactions whole for the other.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +56,13 @@ CREATE TABLE IF NOT EXISTS object_runtime (
     data TEXT NOT NULL,
     PRIMARY KEY (kind, uuid)
 );
+CREATE TABLE IF NOT EXISTS volume_formats (
+    path TEXT PRIMARY KEY,
+    format TEXT NOT NULL,
+    backing TEXT,
+    backing_format TEXT,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL,
@@ -78,6 +92,16 @@ class ObjectRow:
     xml: str
     persistent: bool
     autostart: bool
+
+
+@dataclass(frozen=True)
+class FormatRow:
+    """The recorded format of the image at ``path`` (a file volume), and its backing file if any."""
+
+    path: str
+    format: str
+    backing: str | None = None
+    backing_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +136,12 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        self._side = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._side.execute("PRAGMA synchronous=NORMAL")
+        self._side_lock = threading.Lock()
 
     def close(self) -> None:
+        self._side.close()
         self._db.close()
 
     # --- definitions -------------------------------------------------------
@@ -158,6 +186,12 @@ class Store:
             "SELECT uuid, name, xml, persistent, autostart FROM objects WHERE kind=?", (kind,))
         return [ObjectRow(kind, u, n, x, bool(p), bool(a)) for u, n, x, p, a in rows]
 
+    def object_kinds(self, prefix: str) -> list[str]:
+        """The kinds of stored objects that start with ``prefix`` (e.g. every domain's pending snapshots)."""
+        rows = self._db.execute("SELECT DISTINCT kind FROM objects WHERE kind LIKE ? ESCAPE '\\'",
+                                (prefix.replace("%", "\\%").replace("_", "\\_") + "%",))
+        return [kind for (kind,) in rows]
+
     def put_object(self, row: ObjectRow) -> None:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -192,6 +226,32 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- recorded image formats (any thread) ---------------------------------
+    def volume_format(self, path: str) -> FormatRow | None:
+        with self._side_lock:
+            row = self._side.execute("SELECT path, format, backing, backing_format FROM volume_formats WHERE path=?",
+                                     (path,)).fetchone()
+        return None if row is None else FormatRow(*row)
+
+    def volume_formats_in(self, directory: str) -> list[FormatRow]:
+        """The rows of files directly inside ``directory`` (no trailing slash)."""
+        prefix = directory.rstrip("/") + "/"
+        with self._side_lock:
+            rows = self._side.execute(
+                "SELECT path, format, backing, backing_format FROM volume_formats WHERE substr(path, 1, ?) = ?",
+                (len(prefix), prefix)).fetchall()
+        return [FormatRow(*r) for r in rows if "/" not in r[0][len(prefix):]]
+
+    def put_volume_format(self, row: FormatRow) -> None:
+        with self._side_lock:
+            self._side.execute(
+                "INSERT OR REPLACE INTO volume_formats (path, format, backing, backing_format, updated)"
+                " VALUES (?,?,?,?,?)", (row.path, row.format, row.backing, row.backing_format, time.time()))
+
+    def delete_volume_format(self, path: str) -> None:
+        with self._side_lock:
+            self._side.execute("DELETE FROM volume_formats WHERE path=?", (path,))
 
     # --- counters ----------------------------------------------------------
     def next_domain_id(self) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ..errors import InvalidArgument
 from ..model.storage import Pool
-from .base import PoolBackend
+from .base import FormatBook, PoolBackend
 from .dir import DirBackend
 from .disk import DiskBackend
 from .fs import FsBackend
@@ -17,7 +17,7 @@ from .iscsi import make_iscsi_backend
 from .logical import LogicalBackend
 from .netfs import NetfsBackend
 
-BackendMaker = Callable[[Pool, str | None], PoolBackend]
+BackendMaker = Callable[[Pool, str | None, FormatBook | None], PoolBackend]
 
 MAKERS: dict[str, BackendMaker] = {
     "dir": DirBackend,
@@ -29,10 +29,11 @@ MAKERS: dict[str, BackendMaker] = {
 }
 
 
-def backend_for(pool: Pool, qemu_img: str | None = None) -> PoolBackend:
-    """The backend for ``pool.type``; ``qemu_img`` is the qemu-img binary (Config.settings.qemu_img)."""
+def backend_for(pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> PoolBackend:
+    """The backend for ``pool.type``; ``qemu_img`` is the qemu-img binary (Config.settings.qemu_img), ``book``
+    where file volumes' formats are recorded (the daemon's store; None: in memory, for this backend only)."""
     maker = MAKERS.get(pool.type)
     if maker is None:
         raise InvalidArgument(f"pool '{pool.name}' has type '{pool.type}', which pyvirt has no backend for; "
                               f"use one of {', '.join(MAKERS)}")
-    return maker(pool, qemu_img)
+    return maker(pool, qemu_img, book)

@@ -10,13 +10,17 @@ daemon's record, ``is_active`` only says what the host shows.
 Shared here: the out-of-space error (one wording everywhere), free-space
 figures from statvfs, <permissions> on files and directories, what blkid finds
 on a device (and the refusal to build over it), chunked streaming into and out
-of a volume, and zeroing a block device. ``backend_for`` (storage/backends.py)
+of a volume, zeroing a block device or a file in place, and the record book
+(``FormatBook``) that says which format each file volume has: the daemon
+keeps it in its store, a backend made without one keeps it in memory. ``backend_for`` (storage/backends.py)
 sits above the backends, which all build on this module.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import stat
 import struct
@@ -24,7 +28,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import HostError, InvalidArgument, OperationInvalid
-from ..model.storage import Permissions, Pool, PoolInfo, Volume
+from ..model.storage import FormatRecord, ImageLayer, Permissions, Pool, PoolInfo, Volume
 from .run import run
 
 CHUNK = 4 * 1024 * 1024  # bytes per read/write when streaming
@@ -33,6 +37,62 @@ DEFAULT_VOLUME_MODE = 0o600  # libvirt's default for new volumes
 DEFAULT_POOL_MODE = 0o711  # libvirt's default for a pool directory it builds
 _BLKZEROOUT = 0x127F  # _IO(0x12, 127): zero a byte range of a block device
 _BLKGETSIZE64 = 0x80081272  # _IOR(0x12, 114, size_t)
+#: Files (and LVs) being written under a name no listing shows; renamed onto the volume's name when
+#: complete, so a crash never leaves half a volume under its name. A pool's start removes stale ones.
+TEMP_PREFIX = ".pyvirt-tmp-"
+_NAME_MAX = 255
+
+
+def temp_name(name: str) -> str:
+    """The temporary name a volume is written under (a digest when the name is too long to prefix)."""
+    if len((TEMP_PREFIX + name).encode()) <= _NAME_MAX:
+        return TEMP_PREFIX + name
+    return TEMP_PREFIX + hashlib.sha256(name.encode()).hexdigest()
+
+
+class FormatBook(Protocol):
+    """Where the format of every file volume is recorded, keyed by the volume's real path.
+
+    Written when pyvirt makes or imports a volume, before the file appears under its name; read by
+    every later use. The content of an image never decides its format (FormatRecord says why).
+    """
+
+    def get(self, path: str) -> FormatRecord | None:
+        """The record of the image at ``path``, or None when pyvirt has none."""
+
+    def put(self, path: str, record: FormatRecord) -> None:
+        """Record (or replace) what the image at ``path`` is."""
+
+    def drop(self, path: str) -> None:
+        """Forget ``path`` (its volume is deleted, or gone)."""
+
+    def under(self, directory: str) -> list[str]:
+        """Paths recorded directly inside ``directory`` (to forget files that went away)."""
+
+
+def record_key(path: str) -> str:
+    """The key of a record: the real path, so a symlinked pool directory finds the same records."""
+    return os.path.realpath(path)
+
+
+class MemoryBook:
+    """A FormatBook in a dict: for a backend used without the daemon (tests, one-off tools)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, FormatRecord] = {}
+
+    def get(self, path: str) -> FormatRecord | None:
+        return self._records.get(record_key(path))
+
+    def put(self, path: str, record: FormatRecord) -> None:
+        self._records[record_key(path)] = record
+
+    def drop(self, path: str) -> None:
+        self._records.pop(record_key(path), None)
+
+    def under(self, directory: str) -> list[str]:
+        root = record_key(directory)
+        return [p for p in self._records if os.path.dirname(p) == root]
 
 
 class Reader(Protocol):
@@ -80,9 +140,12 @@ class PoolBackend(Protocol):
     def create_volume(self, vol: Volume, progress: ProgressCallback | None = None) -> Volume:
         """vol-create: a new empty volume (or a linked clone when ``vol.backing`` is set)."""
 
-    def create_volume_from(self, vol: Volume, source_path: str, source_format: str | None = None,
+    def create_volume_from(self, vol: Volume, source: ImageLayer, backing: tuple[ImageLayer, ...] = (),
                            progress: ProgressCallback | None = None) -> Volume:
-        """vol-create-from / vol-clone: a new volume holding a full copy of ``source_path``."""
+        """vol-create-from / vol-clone: a new volume holding a full copy of ``source``.
+
+        ``source`` carries its recorded format, ``backing`` its recorded backing chain (nearest first):
+        the copy reads exactly that chain, never one named in a header."""
 
     def delete_volume(self, name: str) -> None:
         """vol-delete."""
@@ -100,6 +163,21 @@ class PoolBackend(Protocol):
     def download_volume(self, name: str, writer: Writer, offset: int = 0, length: int | None = None,
                         progress: ProgressCallback | None = None) -> int:
         """vol-download: send ``length`` bytes (default: to the end) from ``offset``; returns bytes sent."""
+
+    def set_format(self, name: str, fmt: str, backing_format: str | None = None) -> Volume:
+        """Record what an existing volume is, on its owner's word (a file copied into the pool)."""
+
+    def remove_stale(self) -> list[str]:
+        """Remove what interrupted jobs left (temporary volumes); returns their names. Run at pool start
+        and when a restarted daemon finds the pool active (no job of this process is running then)."""
+
+
+def raw_only(pool: str, vol: Volume, fmt: str, backing_format: str | None) -> Volume:
+    """set_format of a block volume: it is raw by nature; anything else is refused."""
+    if fmt != "raw" or backing_format:
+        raise OperationInvalid(f"volume '{vol.name}' of pool '{pool}' is a block device, which pyvirt always opens "
+                               "as raw; a qcow2 image belongs in a dir, fs or netfs pool")
+    return vol
 
 
 # ---------------------------------------------------------------- space
@@ -193,6 +271,48 @@ def zero_device(path: str) -> None:
         os.close(fd)
 
 
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_FALLOC_FL_ZERO_RANGE = 0x10
+
+
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> bool:
+    """fallocate(2) with flags (os.posix_fallocate has none); False where the filesystem cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    if libc.fallocate(fd, mode, offset, length) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(err, os.strerror(err))
+
+
+def zero_file(path: str) -> None:
+    """Make a regular file read as zeros where it stands: its size, name and allocation stay.
+
+    A preallocated file keeps its blocks (FALLOC_FL_ZERO_RANGE), a sparse one gives them back
+    (PUNCH_HOLE); a filesystem with neither gets zeros written. The file is never truncated, so a
+    crash in the middle leaves a volume of the right size, partly zeroed, and never a short one.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        if st.st_blocks * 512 >= size:  # preallocated: zero the blocks, keep them
+            done = _fallocate(fd, _FALLOC_FL_ZERO_RANGE, 0, size) if size else True
+        else:
+            done = _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, 0, size)
+        if not done:
+            zeros = bytes(min(CHUNK, size))
+            written = 0
+            while written < size:
+                written += os.pwrite(fd, zeros[: min(CHUNK, size - written)], written)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def zero_range(path: str, offset: int, length: int) -> None:
     """Write zeros over ``length`` bytes at ``offset`` (partition tables at a disk's ends)."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -222,12 +342,14 @@ def _report(progress: ProgressCallback | None, done: int, total: int) -> None:
 
 
 def stream_in(path: str, reader: Reader, length: int, offset: int, *, pool: str, volume: str,
-              available: Callable[[], int], progress: ProgressCallback | None = None) -> int:
+              available: Callable[[], int], progress: ProgressCallback | None = None,
+              in_place: bool = True) -> int:
     """Write ``length`` bytes from ``reader`` into the existing ``path`` at ``offset``, in CHUNK pieces.
 
-    ENOSPC becomes ``out_of_space``, caused by the OSError (what was written
-    so far stays here: whether the volume goes is its backend's call). A
-    reader that ends early is an error naming how much arrived.
+    ENOSPC becomes ``out_of_space``. Written ``in_place`` into the volume, what was written so far
+    stays (the volume existed before, so it is not removed); otherwise ``path`` is the caller's
+    temporary file and the volume is untouched. A reader that ends early is an error naming how
+    much arrived.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     done = 0
@@ -236,8 +358,9 @@ def stream_in(path: str, reader: Reader, length: int, offset: int, *, pool: str,
             want = min(CHUNK, length - done)
             data = reader.read(want)
             if not data:
+                state = "the volume holds partial data" if in_place else "the volume is unchanged"
                 raise InvalidArgument(f"upload to volume '{volume}' in pool '{pool}' ended after {done} of "
-                                      f"{length} bytes; the volume holds partial data: upload it again")
+                                      f"{length} bytes; {state}: upload it again")
             if len(data) > want:
                 raise InvalidArgument(f"upload stream for volume '{volume}' gave {len(data)} bytes when "
                                       f"{want} were asked for")

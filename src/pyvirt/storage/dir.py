@@ -9,7 +9,16 @@ touches a file outside it.
 Allocation follows libvirt: <allocation> equal to the capacity preallocates
 the whole file (qemu-img preallocation=falloc), a smaller non-zero one
 preallocates that many bytes of a raw file (qcow2: metadata only), none or 0
-leaves the file sparse. A failed create or copy removes the file it started.
+leaves the file sparse.
+
+A volume's format is never read from its content: it is recorded in the
+FormatBook when pyvirt makes the volume (a file found in the pool that pyvirt
+did not make is recorded raw, until its owner says otherwise with
+``set_format``). A new or rewritten volume (create, copy, whole upload, qcow2
+wipe) is written under a temporary name (``temp_name``) and renamed onto its
+name when complete, after its record: a crash leaves a temporary file, which
+the pool's next start removes, and never half a volume under its name. A
+failed job removes its temporary file at once.
 """
 from __future__ import annotations
 
@@ -20,13 +29,25 @@ import stat
 from collections.abc import Iterator
 from dataclasses import replace
 
-from ..errors import AlreadyExists, HostError, InvalidArgument, NotFound, OperationInvalid, PyvirtError, QemuError
-from ..model.storage import VOLUME_FORMATS, BackingStore, Permissions, Pool, PoolInfo, Volume
+from ..errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, PyvirtError, QemuError
+from ..model.storage import (
+    VOLUME_FORMATS,
+    BackingStore,
+    FormatRecord,
+    ImageLayer,
+    Permissions,
+    Pool,
+    PoolInfo,
+    Volume,
+)
 from ..model.storage_xml import check_volume_name
 from ..qemu import img
 from .base import (
     DEFAULT_POOL_MODE,
     DEFAULT_VOLUME_MODE,
+    TEMP_PREFIX,
+    FormatBook,
+    MemoryBook,
     ProgressCallback,
     Reader,
     Writer,
@@ -37,10 +58,12 @@ from .base import (
     statvfs_info,
     stream_in,
     stream_out,
+    temp_name,
+    zero_file,
 )
+from .chain import header_backing
 
 log = logging.getLogger(__name__)
-TEMP_PREFIX = ".pyvirt-tmp-"  # files being rebuilt (wipe); never listed as volumes
 
 
 def preallocation(fmt: str, capacity: int, allocation: int | None) -> tuple[str | None, int]:
@@ -53,11 +76,12 @@ def preallocation(fmt: str, capacity: int, allocation: int | None) -> tuple[str 
 
 
 class DirBackend:
-    """A pool whose volumes are files in ``pool.target.path``."""
+    """A pool whose volumes are files in ``pool.target.path``; their formats are in ``book``."""
 
-    def __init__(self, pool: Pool, qemu_img: str | None = None) -> None:
+    def __init__(self, pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> None:
         self.pool = pool
         self.qemu_img = qemu_img
+        self.book: FormatBook = book if book is not None else MemoryBook()
         self.target = pool.target.path
 
     # ------------------------------------------------------------ pool
@@ -93,6 +117,18 @@ class DirBackend:
     def available(self) -> int:
         return statvfs_info(self.target).available
 
+    def remove_stale(self) -> list[str]:
+        """Temporary files of jobs a crash interrupted: nothing else names them, so they go."""
+        if not os.path.isdir(self.target):
+            return []
+        gone = []
+        for entry in os.scandir(self.target):
+            if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                gone.append(entry.name)
+        return sorted(gone)
+
     def _need_dir(self) -> None:
         if not os.path.isdir(self.target):
             raise OperationInvalid(f"pool '{self.pool.name}': target directory '{self.target}' does not exist; "
@@ -125,15 +161,43 @@ class DirBackend:
                                 "choose another name or delete it first")
         return path
 
+    def _temp(self, name: str) -> str:
+        """A fresh temporary path for volume ``name`` (a leftover of an earlier failure is removed)."""
+        tmp = os.path.join(self.target, temp_name(name))
+        self._remove_partial(tmp)
+        return tmp
+
+    def _publish(self, tmp: str, path: str, record: FormatRecord) -> None:
+        """The record first, then the rename: the name never shows a file without its format."""
+        self.book.put(path, record)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            self.book.drop(path)
+            raise
+
+    def _record(self, path: str) -> FormatRecord:
+        """The volume's recorded format; a file pyvirt did not make is raw until its owner says otherwise."""
+        record = self.book.get(path)
+        if record is None:
+            record = FormatRecord("raw")
+            self.book.put(path, record)
+        return record
+
     # ------------------------------------------------------------ listing
     def list_volumes(self) -> list[Volume]:
         self._need_dir()
         vols = []
-        for name in self._names():
+        names = list(self._names())
+        for name in names:
             try:
                 vols.append(self.volume(name))
             except PyvirtError as exc:  # one unreadable file must not hide the others
                 log.warning("pool %s: skipping %s: %s", self.pool.name, name, exc)
+        for path in self.book.under(self.target):  # records of files that went away
+            in_flight = os.path.join(os.path.dirname(path), temp_name(os.path.basename(path)))
+            if not os.path.lexists(path) and not os.path.lexists(in_flight):  # (not one being published)
+                self.book.drop(path)
         return vols
 
     def _names(self) -> Iterator[str]:
@@ -144,15 +208,15 @@ class DirBackend:
 
     def volume(self, name: str) -> Volume:
         path = self._existing(name)
-        info = img.info(path, force_share=True, qemu_img=self.qemu_img)
+        record = self._record(path)
         st = os.stat(path)
-        backing = None
-        if info.backing_filename:
-            backing = BackingStore(path=info.full_backing_filename or info.backing_filename,
-                                   format=info.backing_format)
+        if record.format == "raw":
+            capacity = st.st_size
+        else:
+            capacity = img.info(path, record.format, force_share=True, qemu_img=self.qemu_img).virtual_size
         return Volume(
-            name=name, capacity=info.virtual_size, allocation=st.st_blocks * 512, format=info.format,
-            backing=backing, key=path, path=path, type="file", physical=st.st_size,
+            name=name, capacity=capacity, allocation=st.st_blocks * 512, format=record.format,
+            backing=record.backing, key=path, path=path, type="file", physical=st.st_size,
             permissions=Permissions(mode=f"0{stat.S_IMODE(st.st_mode):o}", owner=st.st_uid, group=st.st_gid),
         )
 
@@ -164,21 +228,25 @@ class DirBackend:
         return fmt
 
     def create_volume(self, vol: Volume, progress: ProgressCallback | None = None) -> Volume:
-        """A new image file; with ``vol.backing`` a qcow2 overlay on it (a linked clone)."""
+        """A new image file; with ``vol.backing`` a qcow2 overlay on it (a linked clone).
+
+        The backing file's format is the one given, else the one recorded for it, else raw."""
         self._need_dir()
         path = self._new(vol.name)
         fmt = self._format(vol)
-        backing = backing_fmt = None
+        backing: BackingStore | None = None
         options: dict[str, str] = {}
         partial = 0
         if vol.backing is not None:
             if fmt != "qcow2":
                 raise InvalidArgument(f"volume '{vol.name}': a {fmt} volume cannot have a backing store; "
                                       "use <format type='qcow2'/>")
-            backing = vol.backing.path
-            if not os.path.isfile(backing):
-                raise NotFound(f"backing store '{backing}' of volume '{vol.name}' does not exist; check the path")
-            backing_fmt = vol.backing.format or img.info(backing, force_share=True, qemu_img=self.qemu_img).format
+            img.refuse_pseudo_filename(vol.backing.path, f"backing store of volume '{vol.name}'")
+            if not os.path.isfile(vol.backing.path):
+                raise NotFound(f"backing store '{vol.backing.path}' of volume '{vol.name}' does not exist; "
+                               "check the path")
+            known = self.book.get(vol.backing.path)
+            backing = BackingStore(vol.backing.path, vol.backing.format or (known.format if known else "raw"))
         else:
             if vol.capacity <= 0:
                 raise InvalidArgument(f"volume '{vol.name}': capacity must be above zero")
@@ -191,18 +259,21 @@ class DirBackend:
                 raise out_of_space(self.pool.name, needed, available)
         if progress is not None:
             progress(0.0)
+        tmp = self._temp(vol.name)
         try:
-            img.create(path, fmt, vol.capacity or None, backing=backing, backing_fmt=backing_fmt,
-                       options=options or None, qemu_img=self.qemu_img)
+            img.create(tmp, fmt, vol.capacity or None, backing=backing.path if backing else None,
+                       backing_fmt=backing.format if backing else None, options=options or None,
+                       qemu_img=self.qemu_img)
             if partial:
-                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CLOEXEC)
                 try:
                     os.posix_fallocate(fd, 0, partial)
                 finally:
                     os.close(fd)
-            apply_permissions(path, vol.permissions, DEFAULT_VOLUME_MODE)
+            apply_permissions(tmp, vol.permissions, DEFAULT_VOLUME_MODE)
+            self._publish(tmp, path, FormatRecord(fmt, backing))
         except BaseException as exc:
-            self._remove_partial(path)
+            self._remove_partial(tmp)
             if is_enospc(exc):
                 raise out_of_space(self.pool.name, vol.allocation or vol.capacity, self.available()) from None
             raise
@@ -210,39 +281,42 @@ class DirBackend:
             progress(100.0)
         return self.volume(vol.name)
 
-    def create_volume_from(self, vol: Volume, source_path: str, source_format: str | None = None,
+    def create_volume_from(self, vol: Volume, source: ImageLayer, backing: tuple[ImageLayer, ...] = (),
                            progress: ProgressCallback | None = None) -> Volume:
-        """A full copy of ``source_path`` (qemu-img convert), grown to ``vol.capacity`` when that is larger."""
+        """A full copy of ``source`` (qemu-img convert), grown to ``vol.capacity`` when that is larger.
+
+        The source is read as recorded: its format, and under a qcow2 source exactly ``backing``."""
         self._need_dir()
         path = self._new(vol.name)
-        if not os.path.exists(source_path):
-            raise NotFound(f"source volume '{source_path}' does not exist; check the path")
-        src = img.info(source_path, force_share=True, qemu_img=self.qemu_img)
-        src_fmt = source_format or src.format
-        fmt = vol.format or (src_fmt if src_fmt in VOLUME_FORMATS else "raw")
+        if not os.path.exists(source.path):
+            raise NotFound(f"source volume '{source.path}' does not exist; check the path")
         if vol.backing is not None:
             raise InvalidArgument(f"volume '{vol.name}': a full copy has no backing store; for a linked clone "
                                   "create the volume with <backingStore> instead")
-        fmt = self._format(replace(vol, format=fmt))
-        if vol.capacity and vol.capacity < src.virtual_size:
+        fmt = self._format(replace(vol, format=vol.format or (source.format if source.format in VOLUME_FORMATS
+                                                              else "raw")))
+        size = img.virtual_size(source.path, source.format, qemu_img=self.qemu_img)
+        if vol.capacity and vol.capacity < size:
             raise InvalidArgument(f"volume '{vol.name}': capacity {vol.capacity} bytes is smaller than the "
-                                  f"{src.virtual_size} bytes of '{source_path}'; give at least that much")
-        capacity = max(vol.capacity, src.virtual_size)
+                                  f"{size} bytes of '{source.path}'; give at least that much")
+        capacity = max(vol.capacity, size)
         prealloc, partial = preallocation(fmt, capacity, vol.allocation)
         options = {"preallocation": prealloc} if prealloc else None
         needed, available = (capacity if prealloc == "falloc" else partial), self.available()
         if needed > available:
             raise out_of_space(self.pool.name, needed, available)
+        tmp = self._temp(vol.name)
         try:
-            img.convert(source_path, path, src_fmt=src_fmt, dst_fmt=fmt, options=options,
-                        progress_cb=progress, qemu_img=self.qemu_img)
-            if capacity > src.virtual_size:
-                img.resize(path, str(capacity), qemu_img=self.qemu_img)
-            apply_permissions(path, vol.permissions, DEFAULT_VOLUME_MODE)
+            img.convert(source.path, tmp, src_fmt=source.format, backing=backing, src_block=source.block,
+                        dst_fmt=fmt, options=options, progress_cb=progress, qemu_img=self.qemu_img)
+            if capacity > size:
+                img.resize(tmp, str(capacity), fmt=fmt, qemu_img=self.qemu_img)
+            apply_permissions(tmp, vol.permissions, DEFAULT_VOLUME_MODE)
+            self._publish(tmp, path, FormatRecord(fmt))
         except BaseException as exc:
-            self._remove_partial(path)
+            self._remove_partial(tmp)
             if is_enospc(exc):
-                needed = max(needed, src.actual_size or src.virtual_size)
+                needed = max(needed, size)
                 raise out_of_space(self.pool.name, needed, self.available()) from None
             raise
         return self.volume(vol.name)
@@ -254,14 +328,17 @@ class DirBackend:
 
     # ------------------------------------------------------------ change
     def delete_volume(self, name: str) -> None:
-        os.unlink(self._existing(name))
+        path = self._existing(name)
+        os.unlink(path)
+        if not os.path.lexists(path):
+            self.book.drop(path)
 
     def resize_volume(self, name: str, capacity: int, shrink: bool = False) -> Volume:
         path = self._existing(name)
         if capacity <= 0:
             raise InvalidArgument(f"volume '{name}': the new capacity must be above zero, not {capacity}")
         try:
-            img.resize(path, str(capacity), shrink=shrink, qemu_img=self.qemu_img)
+            img.resize(path, str(capacity), fmt=self._record(path).format, shrink=shrink, qemu_img=self.qemu_img)
         except QemuError as exc:
             if is_enospc(exc):
                 raise out_of_space(self.pool.name, capacity, self.available()) from None
@@ -269,77 +346,111 @@ class DirBackend:
         return self.volume(name)
 
     def wipe_volume(self, name: str) -> None:
-        """raw: drop the data and keep size and preallocation; qcow2: a fresh empty image of the same size.
+        """raw: zeros in place, size and preallocation kept; qcow2: a fresh empty image of the same size.
 
-        A qcow2 overlay keeps its backing store, so afterwards it shows the
+        A qcow2 overlay keeps its recorded backing store, so afterwards it shows the
         backing image again (its own writes are gone).
         """
         path = self._existing(name)
-        info = img.info(path, force_share=True, qemu_img=self.qemu_img)
-        st = os.stat(path)
-        if info.format == "raw":
-            preallocated = st.st_blocks * 512 >= st.st_size > 0
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.ftruncate(fd, 0)
-                os.ftruncate(fd, st.st_size)
-                if preallocated:
-                    os.posix_fallocate(fd, 0, st.st_size)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        record = self._record(path)
+        if record.format == "raw":
+            zero_file(path)
             return
-        if info.format != "qcow2":
-            raise OperationInvalid(f"cannot wipe volume '{name}': its format is {info.format}; pyvirt wipes raw "
+        if record.format != "qcow2":
+            raise OperationInvalid(f"cannot wipe volume '{name}': its format is {record.format}; pyvirt wipes raw "
                                    "and qcow2 volumes (delete and recreate it instead)")
-        tmp = os.path.join(os.path.dirname(path), f"{TEMP_PREFIX}{os.path.basename(path)}")
-        self._remove_partial(tmp)
+        st = os.stat(path)
+        size = img.virtual_size(path, record.format, qemu_img=self.qemu_img)
+        tmp = self._temp(name)
         try:
-            backing = info.full_backing_filename or info.backing_filename
-            img.create(tmp, "qcow2", info.virtual_size, backing=backing,
-                       backing_fmt=info.backing_format if backing else None, qemu_img=self.qemu_img)
+            backing = record.backing
+            img.create(tmp, "qcow2", size, backing=backing.path if backing else None,
+                       backing_fmt=backing.format if backing else None, qemu_img=self.qemu_img)
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
             os.chown(tmp, st.st_uid, st.st_gid)
             os.replace(tmp, path)
         finally:
             self._remove_partial(tmp)
 
+    def set_format(self, name: str, fmt: str, backing_format: str | None = None) -> Volume:
+        """Record what an existing file is, on its owner's word: raw, or a qcow2 image whose header is read
+        (with the format named, no backing file opened) for its backing file, which must name its format
+        (or be given ``backing_format``) and exist."""
+        path = self._existing(name)
+        if fmt not in VOLUME_FORMATS:
+            raise InvalidArgument(f"volume format '{fmt}' is not supported; use raw or qcow2")
+        backing: BackingStore | None = None
+        if fmt == "qcow2":
+            backing = header_backing(path, fmt, backing_format=backing_format, qemu_img=self.qemu_img)
+            if backing is None and backing_format:
+                raise InvalidArgument(f"volume '{name}' has no backing file, so it takes no backing format")
+            if backing is not None and not os.path.exists(backing.path):
+                raise NotFound(f"volume '{name}' names backing file '{backing.path}', which does not exist")
+        elif backing_format:
+            raise InvalidArgument("a raw volume has no backing file; leave the backing format out")
+        self.book.put(path, FormatRecord(fmt, backing))
+        return self.volume(name)
+
     # ------------------------------------------------------------ data
     def upload_volume(self, name: str, reader: Reader, length: int, offset: int = 0,
                       progress: ProgressCallback | None = None) -> int:
         """Write the bytes of the file itself: a raw volume within its size; another format whole (offset 0).
 
-        Refused up front when the pool certainly cannot hold the new data. An
-        upload that replaces the whole volume and runs out of space anyway (another
-        writer took the space) removes the volume: half an image is of no use and
-        holds the space the pool ran out of. A range written into a raw volume
-        keeps the volume, whose other bytes are still the user's.
+        A whole upload (a qcow2 image, or a raw one of the volume's exact size at offset 0) goes to a
+        temporary file renamed onto the volume when complete; an uploaded qcow2 image must be one, keep
+        the recorded backing file and have no external data file. A part of a raw volume is written in
+        place. Refused up front when the pool certainly cannot hold the new data.
         """
         path = self._existing(name)
-        info = img.info(path, force_share=True, qemu_img=self.qemu_img)
+        record = self._record(path)
         st = os.stat(path)
-        if info.format == "raw":
+        if record.format == "raw":
             check_range(name, st.st_size, offset, length, "upload to")
         elif offset != 0:
-            raise InvalidArgument(f"cannot upload to {info.format} volume '{name}' at offset {offset}: a "
-                                  f"{info.format} file is replaced whole; upload the complete image at offset 0")
-        needed = length - st.st_blocks * 512  # at least this much must be newly allocated
+            raise InvalidArgument(f"cannot upload to {record.format} volume '{name}' at offset {offset}: a "
+                                  f"{record.format} file is replaced whole; upload the complete image at offset 0")
+        whole = offset == 0 and (record.format != "raw" or length == st.st_size)
+        needed = length if whole else length - st.st_blocks * 512  # at least this much is newly allocated
         available = self.available()
         if needed > available:
             raise out_of_space(self.pool.name, needed, available)
-        whole = offset == 0 and (info.format != "raw" or length >= st.st_size)
+        if not whole:
+            return stream_in(path, reader, length, offset, pool=self.pool.name, volume=name,
+                             available=self.available, progress=progress)
+        tmp = self._temp(name)
         try:
-            written = stream_in(path, reader, length, offset, pool=self.pool.name, volume=name,
-                                available=self.available, progress=progress)
-        except HostError as exc:
-            if not (whole and exc.__cause__ is not None and is_enospc(exc.__cause__)):
-                raise
-            self._remove_partial(path)
-            raise HostError(f"{exc.message}; volume '{name}' held only part of the upload, so it was removed: "
-                            "create it again to upload once there is room") from exc
-        if info.format != "raw":
-            os.truncate(path, length)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, stat.S_IMODE(st.st_mode))
+            try:
+                os.ftruncate(fd, length)
+                os.fchown(fd, st.st_uid, st.st_gid)
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(fd)
+            written = stream_in(tmp, reader, length, 0, pool=self.pool.name, volume=name,
+                                available=self.available, progress=progress, in_place=False)
+            if record.format != "raw":
+                self._check_uploaded(name, tmp, record)
+            os.replace(tmp, path)
+        finally:
+            self._remove_partial(tmp)
         return written
+
+    def _check_uploaded(self, name: str, tmp: str, record: FormatRecord) -> None:
+        """An uploaded image replaces a volume only if it is what the record says, backing included."""
+        try:
+            backing = header_backing(tmp, record.format, qemu_img=self.qemu_img)
+        except QemuError as exc:
+            raise InvalidArgument(f"the data uploaded to volume '{name}' is not a {record.format} image "
+                                  f"({exc.detail or exc.message}); the volume is unchanged") from None
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"the image uploaded to volume '{name}' is refused: {exc.message}; the volume "
+                                  "is unchanged") from None
+        want = record.backing.path if record.backing else None
+        got = backing.path if backing else None
+        if (want and got and not _same_path(want, got)) or bool(want) != bool(got):
+            raise InvalidArgument(f"the image uploaded to volume '{name}' names backing file {got or 'none'}, "
+                                  f"but the volume's is {want or 'none'}; the volume is unchanged (upload an "
+                                  "image on the same backing file, or a flat one to a volume without)")
 
     def download_volume(self, name: str, writer: Writer, offset: int = 0, length: int | None = None,
                         progress: ProgressCallback | None = None) -> int:
@@ -349,3 +460,7 @@ class DirBackend:
             length = max(size - offset, 0)
         check_range(name, size, offset, length, "download from")
         return stream_out(path, writer, offset, length, progress=progress)
+
+
+def _same_path(a: str, b: str) -> bool:
+    return a == b or os.path.realpath(a) == os.path.realpath(b)

@@ -19,16 +19,18 @@ import time
 from dataclasses import dataclass, replace
 
 from ..errors import HostError, InvalidArgument, NotFound, OperationInvalid
-from ..model.storage import Pool, PoolInfo, Volume
+from ..model.storage import ImageLayer, Pool, PoolInfo, Volume
 from ..model.storage_xml import check_volume_name
 from ..qemu import img
 from .base import (
+    FormatBook,
     ProgressCallback,
     Reader,
     Writer,
     block_size,
     check_range,
     out_of_space,
+    raw_only,
     refuse_if_used,
     stream_in,
     stream_out,
@@ -81,7 +83,8 @@ def parse_parted(text: str) -> Layout:
 class DiskBackend:
     """<pool type='disk'>: partitions on ``pool.source.devices[0]``."""
 
-    def __init__(self, pool: Pool, qemu_img: str | None = None) -> None:
+    def __init__(self, pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> None:
+        """``book`` is unused: a block volume is raw by nature, so there is no format to record."""
         if not pool.source.devices:
             raise InvalidArgument(f"disk pool '{pool.name}' needs a source device: "
                                   "<source><device path='/dev/sdb'/></source>")
@@ -261,18 +264,18 @@ class DiskBackend:
         while os.path.exists(f"/dev/{name}") != present and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def create_volume_from(self, vol: Volume, source_path: str, source_format: str | None = None,
+    def create_volume_from(self, vol: Volume, source: ImageLayer, backing: tuple[ImageLayer, ...] = (),
                            progress: ProgressCallback | None = None) -> Volume:
-        if not os.path.exists(source_path):
-            raise NotFound(f"source volume '{source_path}' does not exist; check the path")
-        src = img.info(source_path, force_share=True, qemu_img=self.qemu_img)
-        if vol.capacity and vol.capacity < src.virtual_size:
+        if not os.path.exists(source.path):
+            raise NotFound(f"source volume '{source.path}' does not exist; check the path")
+        size = img.virtual_size(source.path, source.format, qemu_img=self.qemu_img)
+        if vol.capacity and vol.capacity < size:
             raise InvalidArgument(f"volume '{vol.name}': capacity {vol.capacity} bytes is smaller than the "
-                                  f"{src.virtual_size} bytes of '{source_path}'; give at least that much")
-        made = self.create_volume(replace(vol, capacity=max(vol.capacity, src.virtual_size), format=None))
+                                  f"{size} bytes of '{source.path}'; give at least that much")
+        made = self.create_volume(replace(vol, capacity=max(vol.capacity, size), format=None))
         try:
-            img.convert(source_path, self._device_of(made.name), src_fmt=source_format or src.format,
-                        dst_fmt="raw", progress_cb=progress, qemu_img=self.qemu_img)
+            img.convert(source.path, self._device_of(made.name), src_fmt=source.format, backing=backing,
+                        src_block=source.block, dst_fmt="raw", progress_cb=progress, qemu_img=self.qemu_img)
         except BaseException:
             self.delete_volume(made.name)
             raise
@@ -291,6 +294,13 @@ class DiskBackend:
 
     def wipe_volume(self, name: str) -> None:
         zero_device(self._device_of(name))
+
+    def set_format(self, name: str, fmt: str, backing_format: str | None = None) -> Volume:
+        return raw_only(self.pool.name, self.volume(name), fmt, backing_format)
+
+    def remove_stale(self) -> list[str]:
+        """Nothing here is written under a temporary name; nothing to clean."""
+        return []
 
     def upload_volume(self, name: str, reader: Reader, length: int, offset: int = 0,
                       progress: ProgressCallback | None = None) -> int:

@@ -13,7 +13,7 @@ import stat
 
 from ..errors import InvalidArgument, NotFound, OperationInvalid
 from ..model.storage import Pool, PoolInfo
-from .base import DEFAULT_POOL_MODE, apply_permissions, refuse_if_used, statvfs_info
+from .base import DEFAULT_POOL_MODE, FormatBook, apply_permissions, refuse_if_used, statvfs_info
 from .dir import DirBackend
 from .run import run
 
@@ -43,8 +43,8 @@ def mount_at(target: str) -> tuple[str, str] | None:
 class FsBackend(DirBackend):
     """A local filesystem pool: one source device mounted on the target directory."""
 
-    def __init__(self, pool: Pool, qemu_img: str | None = None) -> None:
-        super().__init__(pool, qemu_img)
+    def __init__(self, pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> None:
+        super().__init__(pool, qemu_img, book)
         if pool.type == "fs" and not pool.source.devices:
             raise InvalidArgument(f"pool '{pool.name}' of type 'fs' needs a source device: "
                                   "<source><device path='/dev/sdb1'/></source>")

@@ -9,14 +9,16 @@ from __future__ import annotations
 import glob
 
 from ..errors import HostError, InvalidArgument, NotFound, OperationInvalid
-from ..model.storage import Pool, PoolInfo, Volume
+from ..model.storage import ImageLayer, Pool, PoolInfo, Volume
 from ..model.storage_xml import check_volume_name
 from .base import (
+    FormatBook,
     ProgressCallback,
     Reader,
     Writer,
     block_size,
     check_range,
+    raw_only,
     stream_in,
     stream_out,
     zero_device,
@@ -26,16 +28,17 @@ from .run import have, run
 _NO_VOLUMES = "iSCSI pools expose the target's LUNs; volumes are made on the iSCSI server, not here"
 
 
-def make_iscsi_backend(pool: Pool, qemu_img: str | None = None) -> IscsiBackend:
+def make_iscsi_backend(pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> IscsiBackend:
     if not have("iscsiadm"):
         raise HostError("iscsi pools need open-iscsi (iscsiadm): apt-get install open-iscsi")
-    return IscsiBackend(pool, qemu_img)
+    return IscsiBackend(pool, qemu_img, book)
 
 
 class IscsiBackend:
     """<pool type='iscsi'>: <source><host name=/><device path='IQN'/></source>, target /dev/disk/by-path."""
 
-    def __init__(self, pool: Pool, qemu_img: str | None = None) -> None:
+    def __init__(self, pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> None:
+        """``book`` is unused: a block volume is raw by nature, so there is no format to record."""
         if not pool.source.host or not pool.source.devices:
             raise InvalidArgument(f"iscsi pool '{pool.name}' needs <host name=/> and <device path='IQN'/>")
         self.pool = pool
@@ -96,7 +99,7 @@ class IscsiBackend:
     def create_volume(self, vol: Volume, progress: ProgressCallback | None = None) -> Volume:
         raise OperationInvalid(_NO_VOLUMES)
 
-    def create_volume_from(self, vol: Volume, source_path: str, source_format: str | None = None,
+    def create_volume_from(self, vol: Volume, source: ImageLayer, backing: tuple[ImageLayer, ...] = (),
                            progress: ProgressCallback | None = None) -> Volume:
         raise OperationInvalid(_NO_VOLUMES)
 
@@ -108,6 +111,13 @@ class IscsiBackend:
 
     def wipe_volume(self, name: str) -> None:
         zero_device(self.volume_path(name))
+
+    def set_format(self, name: str, fmt: str, backing_format: str | None = None) -> Volume:
+        return raw_only(self.pool.name, self.volume(name), fmt, backing_format)
+
+    def remove_stale(self) -> list[str]:
+        """Nothing here is written under a temporary name; nothing to clean."""
+        return []
 
     def upload_volume(self, name: str, reader: Reader, length: int, offset: int = 0,
                       progress: ProgressCallback | None = None) -> int:

@@ -20,10 +20,11 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import AlreadyExists, HostError, InvalidArgument, NotFound, OperationInvalid, PyvirtError
-from ..model.storage import Pool, PoolInfo, Volume
+from ..model.storage import ImageLayer, Pool, PoolInfo, Volume
 from ..model.storage_xml import check_volume_name, lvm_name_problem
 from ..qemu import img
 from .base import (
+    FormatBook,
     ProgressCallback,
     Reader,
     Writer,
@@ -32,6 +33,7 @@ from .base import (
     check_range,
     is_enospc,
     out_of_space,
+    raw_only,
     refuse_if_used,
     stream_in,
     stream_out,
@@ -63,7 +65,8 @@ def _report(stdout: str, key: str) -> list[dict[str, Any]]:
 class LogicalBackend:
     """<pool type='logical'>: VG ``pool.source.name`` on ``pool.source.devices``."""
 
-    def __init__(self, pool: Pool, qemu_img: str | None = None) -> None:
+    def __init__(self, pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> None:
+        """``book`` is unused: a block volume is raw by nature, so there is no format to record."""
         self.pool = pool
         self.qemu_img = qemu_img
         self.vg = pool.source.name or pool.name
@@ -234,20 +237,20 @@ class LogicalBackend:
             progress(100.0)
         return self.volume(vol.name)
 
-    def create_volume_from(self, vol: Volume, source_path: str, source_format: str | None = None,
+    def create_volume_from(self, vol: Volume, source: ImageLayer, backing: tuple[ImageLayer, ...] = (),
                            progress: ProgressCallback | None = None) -> Volume:
-        """A new LV holding a raw copy of ``source_path`` (qemu-img convert onto the LV's device)."""
-        if not os.path.exists(source_path):
-            raise NotFound(f"source volume '{source_path}' does not exist; check the path")
-        src = img.info(source_path, force_share=True, qemu_img=self.qemu_img)
-        if vol.capacity and vol.capacity < src.virtual_size:
+        """A new LV holding a raw copy of ``source`` (qemu-img convert onto the LV's device), read as recorded."""
+        if not os.path.exists(source.path):
+            raise NotFound(f"source volume '{source.path}' does not exist; check the path")
+        size = img.virtual_size(source.path, source.format, qemu_img=self.qemu_img)
+        if vol.capacity and vol.capacity < size:
             raise InvalidArgument(f"volume '{vol.name}': capacity {vol.capacity} bytes is smaller than the "
-                                  f"{src.virtual_size} bytes of '{source_path}'; give at least that much")
-        made = self.create_volume(replace(vol, capacity=max(vol.capacity, src.virtual_size), format="raw"))
+                                  f"{size} bytes of '{source.path}'; give at least that much")
+        made = self.create_volume(replace(vol, capacity=max(vol.capacity, size), format="raw"))
         try:
             dev = self._device(vol.name)
-            img.convert(source_path, dev, src_fmt=source_format or src.format, dst_fmt="raw",
-                        progress_cb=progress, qemu_img=self.qemu_img)
+            img.convert(source.path, dev, src_fmt=source.format, backing=backing, src_block=source.block,
+                        dst_fmt="raw", progress_cb=progress, qemu_img=self.qemu_img)
         except BaseException:
             self.delete_volume(vol.name)
             raise
@@ -274,6 +277,13 @@ class LogicalBackend:
 
     def wipe_volume(self, name: str) -> None:
         zero_device(self._device(name))
+
+    def set_format(self, name: str, fmt: str, backing_format: str | None = None) -> Volume:
+        return raw_only(self.pool.name, self.volume(name), fmt, backing_format)
+
+    def remove_stale(self) -> list[str]:
+        """A copy writes its LV in place (LVs are not renamed half-made); nothing to clean."""
+        return []
 
     def upload_volume(self, name: str, reader: Reader, length: int, offset: int = 0,
                       progress: ProgressCallback | None = None) -> int:

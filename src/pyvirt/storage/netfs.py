@@ -10,7 +10,7 @@ import os
 
 from ..errors import HostError, InvalidArgument
 from ..model.storage import Pool
-from .base import DEFAULT_POOL_MODE, apply_permissions
+from .base import DEFAULT_POOL_MODE, FormatBook, apply_permissions
 from .fs import FsBackend
 from .run import have, package_for
 
@@ -18,12 +18,12 @@ from .run import have, package_for
 class NetfsBackend(FsBackend):
     """<pool type='netfs'>: <source><host name=/><dir path=/><format type='nfs|cifs|glusterfs|auto'/>."""
 
-    def __init__(self, pool: Pool, qemu_img: str | None = None) -> None:
+    def __init__(self, pool: Pool, qemu_img: str | None = None, book: FormatBook | None = None) -> None:
         src = pool.source
         if not src.host or not src.dir:
             raise InvalidArgument(f"pool '{pool.name}' of type 'netfs' needs a source host and directory: "
                                   "<source><host name='server'/><dir path='/export'/></source>")
-        super().__init__(pool, qemu_img)
+        super().__init__(pool, qemu_img, book)
         self.host, self.export, self.port = src.host, src.dir, src.port
         self.fs_format = src.format or "auto"
 
