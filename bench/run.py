@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -83,6 +84,27 @@ def med(values: list[float]) -> float:
     return round(statistics.median(values), 1)
 
 
+def bare_argv(argv: list[str], guest) -> list[str]:  # type: ignore[no-untyped-def]
+    """pyvirt's argv for a QEMU started by hand: the paths the daemon opened and passed as fds put back
+    (fd sets by their -add-fd opaque "rw:PATH", the sealed kernel and initrd copies by the guest's files)."""
+    sets: dict[str, str] = {}
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "-add-fd":
+            fields = dict(f.split("=", 1) for f in next(words).split(","))
+            sets[f"/dev/fdset/{fields['set']}"] = fields["opaque"].split(":", 1)[1]
+            continue
+        if word in ("-kernel", "-initrd"):
+            out += [word, str(guest.kernel if word == "-kernel" else guest.initrd)]
+            next(words)
+            continue
+        out.append(word)
+    for fdset, path in sets.items():
+        out = [re.sub(re.escape(fdset) + r"(?![0-9])", path, w) for w in out]
+    return out
+
+
 def bench_start(d: DaemonHandle, guest, tmp: Path, rows: list[Row], runs: int) -> None:  # type: ignore[no-untyped-def]
     xml = tmp / "b.xml"
     xml.write_text(domain_xml("bstart", guest, machine="microvm"))
@@ -100,7 +122,10 @@ def bench_start(d: DaemonHandle, guest, tmp: Path, rows: list[Row], runs: int) -
     log = (d.root / "var/log/pyvirt/qemu/bstart.log").read_text().splitlines()
     header = [line for line in log if " -uuid " in line][-1]
     words = shlex.split(header)
-    argv = [a for a in words[next(i for i, w in enumerate(words) if "qemu-system" in w):] if a != "-S"]
+    argv = bare_argv([a for a in words[next(i for i, w in enumerate(words) if "qemu-system" in w):] if a != "-S"],
+                     guest)
+    uuid = argv[argv.index("-uuid") + 1]
+    (d.root / "run/pyvirt/qemu" / uuid).mkdir(exist_ok=True)  # the guest's directory, gone with pyvirt's QEMU
     bare_ms = []
     for _ in range(runs):
         size = serial.stat().st_size

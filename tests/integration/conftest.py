@@ -236,11 +236,12 @@ class DaemonHandle:
         self.socket = root / "run/pyvirt/pyvirtd.sock"
         self.uri = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args: tuple[str, ...] = ()  # extra pyvirtd options (--metrics-listen ...)
 
     def start(self, timeout: float = 20.0, env: dict[str, str] | None = None) -> None:
         """``env``: extra environment for the daemon (e.g. a fault point, see pyvirt/faults.py)."""
         with open(self.root / "pyvirtd.stderr", "ab") as log:  # the daemon keeps its own copy of the fd
-            self.proc = subprocess.Popen([PYVIRTD, "--root", str(self.root)], stdout=log, stderr=log,
+            self.proc = subprocess.Popen([PYVIRTD, "--root", str(self.root), *self.args], stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .conftest import PYVIRTD, DaemonHandle
+from .conftest import DaemonHandle
 
 KSM = Path("/sys/kernel/mm/ksm")
 # what a test may change; put back in this order (run last, so ksmd restarts with the old settings)
@@ -24,19 +22,6 @@ class ArgsDaemon(DaemonHandle):
     def __init__(self, root: Path, args: tuple[str, ...]) -> None:
         super().__init__(root)
         self.args = args
-
-    def start(self, timeout: float = 20.0) -> None:
-        with open(self.root / "pyvirtd.stderr", "ab") as log:
-            self.proc = subprocess.Popen([PYVIRTD, "--root", str(self.root), *self.args], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.answers():
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pyvirtd exited with {self.proc.returncode}: {self.stderr()}")
-            time.sleep(0.01)
-        raise RuntimeError(f"pyvirtd did not open {self.socket} within {timeout} s: {self.stderr()}")
 
 
 @contextlib.contextmanager
