@@ -105,6 +105,7 @@ class FakeLauncher:
     removed_files: int = 0
     orphans: dict[str, int] = field(default_factory=dict)  # what /proc would show: uuid -> pid
     ended: list[int] = field(default_factory=list)
+    kept_dirs: list[set[str]] = field(default_factory=list)  # the owned uuids of each remove_stray_dirs
 
     def running_qemus(self) -> dict[str, int]:
         return dict(self.orphans)
@@ -112,6 +113,9 @@ class FakeLauncher:
     async def end(self, uuid: str, pid: int) -> None:
         self.ended.append(pid)
         self.orphans.pop(uuid, None)
+
+    def remove_stray_dirs(self, owned: set[str]) -> None:
+        self.kept_dirs.append(set(owned))
 
     def remove_runtime_files(self, domain: Domain) -> None:
         self.removed_files += 1
@@ -524,8 +528,25 @@ def test_a_qemu_no_domain_owns_is_ended_at_load(tmp_path: Path) -> None:
         manager, _, _ = second_daemon(w, launcher, tmp_path)
         await manager.load()
         assert launcher.ended == [777]
+        assert launcher.kept_dirs == [set()]  # then every guest directory goes: none is running
 
     run(scenario)
+
+
+def test_guest_directories_of_no_running_domain_are_removed(tmp_path: Path) -> None:
+    """A daemon killed after QEMU ended but before the guest's directory went leaves it; the next one
+    removes it (and keeps the directory of a guest it reattached to)."""
+    from pyvirt.config import Config
+    from pyvirt.daemon.runner import QemuLauncher
+
+    config = Config.for_root(tmp_path)
+    config.paths.make_dirs()
+    kept, stray = config.paths.vm_dir("a" * 8), config.paths.vm_dir("b" * 8)
+    for d in (kept, stray):
+        (d / "ch").mkdir(parents=True)
+    (config.paths.qemu_run / "not-a-dir").write_text("")
+    QemuLauncher(config).remove_stray_dirs({"a" * 8})
+    assert kept.is_dir() and not stray.exists() and (config.paths.qemu_run / "not-a-dir").exists()
 
 
 def test_restart_backs_off_when_a_guest_keeps_crashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -233,6 +233,15 @@ class QemuLauncher:
         marker = f"path={self.config.paths.qemu_run}/".encode()
         return qproc.qemus_with(marker)
 
+    def remove_stray_dirs(self, owned: set[str]) -> None:
+        """Guest directories of no running domain: a daemon killed after a QEMU ended but before its
+        directory went (or before a start recorded anything) leaves one behind."""
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.config.paths.qemu_run.iterdir():
+                if path.name not in owned and path.is_dir() and not path.is_symlink():
+                    log.info("removing %s: the directory of a guest that is not running", path)
+                    shutil.rmtree(path, ignore_errors=True)
+
     async def end(self, uuid: str, pid: int) -> None:
         """Kill a QEMU of ours that no domain owns (a start the daemon did not finish) and its files."""
         proc = qproc.reattach(pid, uuid)

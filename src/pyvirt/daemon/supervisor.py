@@ -132,12 +132,13 @@ class Supervisor:
 
     async def end_orphans(self) -> None:
         """QEMUs under our run directory that no domain owns (their runtime record is gone): end them, so
-        that nothing runs unseen with a guest's disks open."""
+        that nothing runs unseen with a guest's disks open; then the directories no running guest owns."""
         owned = {entry.uuid for entry, _ in self.table.running()}
         for uuid, pid in self.launcher.running_qemus().items():
             if uuid not in owned:
                 log.warning("QEMU pid %d (uuid %s) belongs to no domain; ending it", pid, uuid)
                 await self.launcher.end(uuid, pid)
+        self.launcher.remove_stray_dirs(owned)
 
     # ----------------------------------------------------------------- events
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
