@@ -203,6 +203,8 @@ class Settings:
     # events per domain written to the store and the log, per second (a burst of 10x passes);
     # clients streaming events get them all
     events_per_second: float = 10.0
+    # sealed copies of kernels, initrds and BIOS ROMs kept between starts (MiB; 0: copy at every start)
+    kernel_cache_mib: int = 256
     # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
     ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)

@@ -82,3 +82,40 @@ def test_a_disk_without_chain_gets_one_set(tmp_path: Path) -> None:
         assert open_disk(files, disk) == "/dev/fdset/1" and set(files.paths) == {disk.source}
     finally:
         files.close()
+
+
+def test_sealed_copies_are_kept_while_the_file_is_unchanged(tmp_path: Path) -> None:
+    """A second start on the same kernel reuses its sealed copy; a changed kernel gets a new one, with the
+    new content; the budget bounds what is kept."""
+    import fcntl
+
+    from pyvirt.daemon.sealed_images import SEALS, SealedImages
+
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"A" * 4096)
+    fresh = SealedImages(budget=8192)  # a file written just now is not kept: its times may not tick yet
+    a, b = fresh.fd_for(str(kernel)), fresh.fd_for(str(kernel))
+    assert os.fstat(a).st_ino != os.fstat(b).st_ino
+    for fd in (a, b):
+        os.close(fd)
+    fresh.close()
+    cache = SealedImages(budget=8192, settle=0)
+    first, second = cache.fd_for(str(kernel)), cache.fd_for(str(kernel))
+    try:
+        assert os.fstat(first).st_ino == os.fstat(second).st_ino  # one copy, two descriptors
+        assert fcntl.fcntl(first, 1034) & SEALS == SEALS  # F_GET_SEALS: nobody can change it
+        (tmp_path / "new").write_bytes(b"B" * 4096)
+        os.replace(tmp_path / "new", kernel)  # a new kernel (times may not have ticked: the inode differs)
+        third = cache.fd_for(str(kernel))
+        assert os.fstat(third).st_ino != os.fstat(first).st_ino and os.pread(third, 1, 0) == b"B"
+        os.close(third)
+        big = tmp_path / "big"
+        big.write_bytes(b"C" * 16384)  # over the budget: copied, not kept
+        a, b = cache.fd_for(str(big)), cache.fd_for(str(big))
+        assert os.fstat(a).st_ino != os.fstat(b).st_ino
+        os.close(a)
+        os.close(b)
+    finally:
+        os.close(first)
+        os.close(second)
+        cache.close()

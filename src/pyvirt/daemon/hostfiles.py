@@ -14,7 +14,6 @@ QEMU opens as ``/proc/self/fd/N``. No owner or mode of any file changes.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import stat
@@ -23,10 +22,8 @@ from dataclasses import dataclass, field
 from ..errors import HostError
 from ..model.domain import CharDev, Disk, Domain
 from ..qemu.argv_common import AddFd
+from .sealed_images import SealedImages, sealed_copy
 
-# fcntl's file seals (Linux): no one, QEMU included, can change a sealed memfd's content
-F_ADD_SEALS = 1033
-SEALS = 0x0001 | 0x0002 | 0x0004 | 0x0008  # seal, shrink, grow, write
 FIRST_SET = 1  # fd sets of a start count from here; hot-plugged ones from HOTPLUG_SET
 HOTPLUG_SET = 1000
 SETS_PER_HOTPLUG = 32  # a hot-plugged disk's image and its backing layers (storage/chain.py: at most 16)
@@ -48,6 +45,7 @@ class HostFiles:
     sockets: dict[str, int] = field(default_factory=dict)  # socket path -> listening fd bound by the daemon
     fds: list[int] = field(default_factory=list)  # every fd QEMU inherits (the fd sets' and the memfds)
     next_set: int = FIRST_SET
+    sealed: SealedImages | None = None  # the daemon's kept copies of kernels and initrds (None: copy each time)
 
     def close(self) -> None:
         """Close the daemon's copies (QEMU holds its own once it runs); idempotent."""
@@ -107,24 +105,16 @@ class HostFiles:
         """A sealed in-memory copy of a file QEMU reads whole (kernel, initrd, BIOS); /proc/self/fd/N."""
         if path in self.paths:
             return self.paths[path]
-        src = _open(path, os.O_RDONLY)
-        try:
-            mfd = os.memfd_create(os.path.basename(path) or "image", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        if self.sealed is not None:
+            mfd = self.sealed.fd_for(path)
+        else:
+            src = _open(path, os.O_RDONLY)
             try:
-                size, offset = os.fstat(src).st_size, 0
-                while offset < size:
-                    sent = os.sendfile(mfd, src, offset, size - offset)
-                    if sent == 0:  # the file shrank under us: QEMU gets what was there
-                        break
-                    offset += sent
-                fcntl.fcntl(mfd, F_ADD_SEALS, SEALS)
-            except OSError:
-                os.close(mfd)
-                raise
-        except OSError as exc:
-            raise HostError(f"cannot copy '{path}' for QEMU: {exc.strerror}") from exc
-        finally:
-            os.close(src)
+                mfd = sealed_copy(src, os.path.basename(path))
+            except OSError as exc:
+                raise HostError(f"cannot copy '{path}' for QEMU: {exc.strerror}") from exc
+            finally:
+                os.close(src)
         self.fds.append(mfd)
         self.paths[path] = f"/proc/self/fd/{mfd}"
         return self.paths[path]
@@ -183,11 +173,12 @@ def _chardevs(domain: Domain) -> list[CharDev]:
     return [*d.serials, *d.consoles, *d.channels]
 
 
-def open_host_files(domain: Domain, serial_log: str) -> HostFiles:
+def open_host_files(domain: Domain, serial_log: str, sealed: SealedImages | None = None) -> HostFiles:
     """Open everything ``domain`` makes QEMU read or write on the host (all or nothing).
 
-    ``serial_log`` is the daemon's per-VM log of the first serial port."""
-    files = HostFiles()
+    ``serial_log`` is the daemon's per-VM log of the first serial port; ``sealed`` the daemon's kept
+    copies of kernels and initrds."""
+    files = HostFiles(sealed=sealed)
     try:
         for disk in domain.devices.disks:
             if disk.source is not None:

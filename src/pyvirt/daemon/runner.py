@@ -32,6 +32,7 @@ from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
 from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
+from .sealed_images import SealedImages
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class QemuLauncher:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._identity: QemuIdentity | None = None
+        self.sealed = SealedImages(config.settings.kernel_cache_mib * 1024 * 1024)
 
     def identity(self) -> QemuIdentity:
         """Who QEMU runs as (the user is created on first use)."""
@@ -174,7 +176,8 @@ class QemuLauncher:
         check_socket_paths(domain, config.paths)  # QEMU would fail on a long one only after binding its monitor
         check_sandbox(config, caps, domain.name)
         who = await asyncio.to_thread(self.identity)
-        files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)))
+        files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)),
+                                        self.sealed)
         undo.callback(files.close)
         ctx = launch_context(config, domain, accel, caps, nic_fds, files)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
