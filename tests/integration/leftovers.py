@@ -9,7 +9,7 @@ every kind of object is listed from its kernel or tool source:
 * loop devices and device-mapper devices: /sys/block
 * nftables tables: `nft -j list tables`
 * mounts: /proc/self/mountinfo
-* QEMU and dnsmasq processes: /proc/PID/cmdline
+* QEMU, dnsmasq and pyvirtd processes: /proc/PID/cmdline
 * temporary files and directories: the run's own temp directory (below)
 
 Objects are compared by a stable identity (a link's name, a QEMU's pidfile, a
@@ -116,7 +116,7 @@ def _mounts() -> Iterable[Obj]:
 
 def _identity(program: str, argv: list[str]) -> str:
     """What stays the same when the object is restarted: QEMU's pidfile, dnsmasq's config file."""
-    flags = {"qemu": ("-pidfile", "-name"), "dnsmasq": ("--conf-file", "-C")}[program]
+    flags = {"qemu": ("-pidfile", "-name"), "dnsmasq": ("--conf-file", "-C"), "pyvirtd": ("--root",)}[program]
     for i, arg in enumerate(argv):
         for flag in flags:
             if arg == flag and i + 1 < len(argv):
@@ -134,11 +134,14 @@ def _processes() -> Iterable[Obj]:
             raw = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        argv0 = os.path.basename(raw.split(b"\0", 1)[0])
+        words = raw.split(b"\0", 2)
+        argv0 = os.path.basename(words[0])
+        argv = [a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0")]
         for marker, program in PROGRAMS.items():
             if marker in argv0:
-                argv = [a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0")]
                 yield Obj(program, _identity(program, argv), f"pid {entry}", int(entry), " ".join(argv))
+        if len(words) > 1 and os.path.basename(words[1]) == b"pyvirtd":  # a venv's python3 running pyvirtd
+            yield Obj("pyvirtd", _identity("pyvirtd", argv), f"pid {entry}", int(entry), " ".join(argv))
 
 
 RUN_TMP: Path | None = None

@@ -57,11 +57,11 @@ def wait_for(what: str, check, timeout: float = 15.0):  # type: ignore[no-untype
 
 
 @pytest.fixture
-def root() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pvpk", dir="/tmp"))
-    handle = DaemonHandle(path)
+def daemon() -> Iterator[DaemonHandle]:
+    """The test's daemon, stopped (whatever the test left running) and its root removed after."""
+    handle = DaemonHandle(Path(tempfile.mkdtemp(prefix="pvpk", dir="/tmp")))
     try:
-        yield path
+        yield handle
     finally:
         for pid in fakes_alive():
             with contextlib.suppress(ProcessLookupError):
@@ -69,7 +69,8 @@ def root() -> Iterator[Path]:
         handle.cleanup()
 
 
-def test_sigkill_during_the_kvm_probe_leaves_nothing(root: Path) -> None:
+def test_sigkill_during_the_kvm_probe_leaves_nothing(daemon: DaemonHandle) -> None:
+    d, root = daemon, daemon.root
     fake = root / "slow-qemu"
     fake.write_text(f"#!/bin/sh\nexec /usr/bin/python3 -c 'import time; time.sleep(600)' {MARK} \"$@\"\n")
     fake.chmod(0o755)
@@ -77,7 +78,6 @@ def test_sigkill_during_the_kvm_probe_leaves_nothing(root: Path) -> None:
     settings.parent.mkdir(parents=True)
     settings.write_text(f"default_network = false\nqemu_binary = '{fake}'\nkvm_probe_timeout = 300\n")
     tmp_before = set(Path(tempfile.gettempdir()).glob("pyvirt-kvmprobe-*"))
-    d = DaemonHandle(root)
     d.start()
     probe_run = root / "run/pyvirt/probe"
     probe = wait_for("the daemon's KVM probe QEMU did not start",
