@@ -203,6 +203,9 @@ class Settings:
     # events per domain written to the store and the log, per second (a burst of 10x passes);
     # clients streaming events get them all
     events_per_second: float = 10.0
+    # SPICE TLS (libvirt's qemu.conf spice_tls_x509_cert_dir): a directory with ca-cert.pem, server-cert.pem and
+    # server-key.pem; unset, a spice display gets no TLS port (tlsPort='-1' stays -1, and a note says so)
+    spice_tls_x509_cert_dir: str | None = None
     # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
     ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import stat
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
+from .displays import TLS_DIR_NAME, install_tls_certs, live_displays, spice_ports, tls_wanted
 from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
 
@@ -68,19 +68,13 @@ class Running:
         return ticks * 1_000_000_000 // CLK_TCK
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
                    nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
-    # a TCP port only for a SPICE display that listens on an address (the default is a unix socket)
-    wants_spice = any(g.type == "spice" and g.listen_address is not None and (g.autoport or g.port in (None, -1))
-                      for g in domain.devices.graphics)
+    # TCP ports only for a SPICE display that listens on an address (the default is a unix socket)
+    tls_dir = config.settings.spice_tls_x509_cert_dir
+    spice_port, spice_tls_port = spice_ports(domain, tls_dir is not None)
     aliases = {m.alias: m.name for m in caps.machine_types if m.alias}
     return LaunchContext(
         qemu_binary=domain.devices.emulator or config.settings.qemu_binary,
@@ -95,7 +89,10 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         has_sandbox=caps.has_sandbox and config.settings.sandbox,
         machine_aliases=aliases,
         devices=caps.devices,
-        spice_port=_free_tcp_port() if wants_spice else None,
+        spice_port=spice_port,
+        spice_tls_port=spice_tls_port,
+        spice_tls_dir=str(paths.vm_dir(domain.uuid) / TLS_DIR_NAME) if tls_dir is not None and tls_wanted(domain)
+        else None,
         nic_fds=dict(nic_fds or {}),
         host_paths=dict(files.paths) if files else {},
         add_fds=tuple(files.add_fds) if files else (),
@@ -183,6 +180,10 @@ class QemuLauncher:
         remove_runtime_files(config, domain)
         make_vm_dir(config, domain, who)
         undo.callback(remove_runtime_files, config, domain)
+        if ctx.spice_tls_dir is not None and config.settings.spice_tls_x509_cert_dir is not None:
+            await asyncio.to_thread(install_tls_certs, config.settings.spice_tls_x509_cert_dir,
+                                    Path(ctx.spice_tls_dir), who)
+        domain = live_displays(domain, ctx)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
         timeout = config.settings.qemu_start_timeout

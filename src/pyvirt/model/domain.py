@@ -211,6 +211,10 @@ class Graphics:
     socket: str | None = None  # vnc unix socket path
     passwd: str | None = None
     image_compression: str | None = None  # spice <image compression=.../>
+    # spice tlsPort: -1 = pick one at start (only where spice TLS certificates are configured); live: the port
+    tls_port: int | None = None
+    gl: bool | None = None  # spice <gl enable=.../>: OpenGL through a host render node
+    gl_rendernode: str | None = None
 
 
 @dataclass(frozen=True)

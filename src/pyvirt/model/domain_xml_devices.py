@@ -367,15 +367,23 @@ def _graphics(r: Reader) -> Graphics:
         listen_type, listen_address = "address", listen_attr
     elif socket is not None:
         listen_type = "socket"
-    compression = None
+    compression = gl_node = None
+    tls_port = gl = None
     if kind == "spice":
+        tls_port = r.int_attr("tlsPort")
         img = r.child("image")
         if img is not None:
             compression = img.req_attr("compression")
             img.done()
+        gl_r = r.child("gl")
+        if gl_r is not None:
+            gl_r.req_attr("enable")
+            gl, gl_node = gl_r.bool_attr("enable"), gl_r.attr("rendernode")
+            gl_r.done()
     g = Graphics(
         type=kind, port=r.int_attr("port"), autoport=r.bool_attr("autoport"), listen_type=listen_type,
         listen_address=listen_address, socket=socket, passwd=r.attr("passwd"), image_compression=compression,
+        tls_port=tls_port, gl=gl, gl_rendernode=gl_node,
     )
     r.done()
     return g

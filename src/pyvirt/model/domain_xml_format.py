@@ -298,8 +298,10 @@ def _fmt_graphics(g: Graphics) -> Node:
     if g.listen_type is not None:
         listen = node("listen", ("type", g.listen_type), ("address", listen_attr),
                       ("socket", g.socket if g.listen_type == "socket" else None))
-    return node("graphics", ("type", g.type), ("port", g.port), ("autoport", yes_no(g.autoport)),
-                ("listen", listen_attr), ("socket", socket_attr), ("passwd", g.passwd), children=[
+    return node("graphics", ("type", g.type), ("port", g.port), ("tlsPort", g.tls_port),
+                ("autoport", yes_no(g.autoport)), ("listen", listen_attr), ("socket", socket_attr),
+                ("passwd", g.passwd), children=[
         listen,
         node("image", ("compression", g.image_compression)) if g.image_compression is not None else None,
+        node("gl", ("enable", yes_no(g.gl)), ("rendernode", g.gl_rendernode)) if g.gl is not None else None,
     ])

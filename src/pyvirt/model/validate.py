@@ -324,8 +324,12 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(path, "graphics type", g.type, GRAPHICS_TYPES, optional=False)
         c.one_of(path + "/<listen>", "listen type", g.listen_type, LISTEN_TYPES)
         c.one_of(path + "/<image>", "compression", g.image_compression, SPICE_COMPRESSION)
-        if g.port is not None and not (g.port == -1 or 0 <= g.port <= 65535):
-            c.fail(path, f"port {g.port} is not a TCP port", "use 5900-65535, or autoport='yes'")
+        for attr, port in (("port", g.port), ("tlsPort", g.tls_port)):
+            if port is not None and not (port == -1 or 0 <= port <= 65535):
+                c.fail(path, f"{attr} {port} is not a TCP port", f"use 5900-65535, or {attr}='-1' with autoport='yes'")
+        if g.tls_port is not None and g.tls_port > 0 and g.tls_port == g.port:
+            c.fail(path, f"port and tlsPort are both {g.port}", "give the TLS port a port of its own")
+        c.absolute(path + "/<gl>", "render node", g.gl_rendernode)
         c.absolute(path, "socket", g.socket)
         if g.listen_address is not None and (problem := ip_problem(g.listen_address)) is not None:
             c.fail(path + "/<listen>", f"listen address {g.listen_address!r} is refused: {problem}",

@@ -35,8 +35,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import InvalidArgument, UnsupportedConfig
-from ..model.domain import Domain, Graphics
-from .argv_chardev import chardev_options, need_spice
+from ..model.domain import Domain
+from .argv_chardev import chardev_options
 from .argv_common import Build, LaunchContext, Machine, NicFds, QemuCommand
 from .argv_controllers import controller_options
 from .argv_devices import (
@@ -51,7 +51,8 @@ from .argv_devices import (
     watchdog_options,
 )
 from .argv_disks import DiskNames, disk_names, disk_options
-from .argv_render import Json, Option, Value, escape, kv, render
+from .argv_graphics import graphics_options
+from .argv_render import Json, Option, Value, kv, render
 
 __all__ = ["DiskNames", "LaunchContext", "NicFds", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
 
@@ -373,57 +374,6 @@ def _boot(b: Build) -> list[Option]:
     return out
 
 
-def _graphics(b: Build) -> list[Option]:
-    out: list[Option] = []
-    seen: set[str] = set()
-    for g in b.domain.devices.graphics:
-        if g.type in seen:
-            raise UnsupportedConfig(f"only one <graphics type='{g.type}'> per domain")
-        seen.add(g.type)
-        if g.type == "vnc":
-            out.append(Option("-vnc", _vnc(b, g)))
-        elif g.type == "spice":
-            need_spice(b, "<graphics type='spice'>")
-            out.append(Option("-spice", _spice(b, g)))
-        else:
-            raise UnsupportedConfig(f"graphics type '{g.type}' is not supported; use vnc or spice")
-    if not out:
-        out.append(Option("-display", "none"))
-    return out
-
-
-def _vnc(b: Build, g: Graphics) -> str:
-    """A unix socket unless a listen address or fixed port is given."""
-    password = ",password=on" if g.passwd else ""
-    if g.listen_type == "socket" or (g.listen_address is None and (g.port is None or g.port < 0 or g.autoport)):
-        return f"unix:{escape(g.socket or b.ctx.vnc_socket)}{password}"
-    addr = g.listen_address or "127.0.0.1"
-    if ":" in addr:
-        addr = f"[{addr}]"
-    if g.autoport or g.port is None or g.port < 0:
-        return f"{addr}:0,to=99{password}"
-    if g.port < 5900:
-        raise InvalidArgument(f"VNC port {g.port} is below 5900 (display :0)")
-    return f"{addr}:{g.port - 5900}{password}"
-
-
-def _spice(b: Build, g: Graphics) -> str:
-    """A unix socket in the guest's directory unless a listen address or a fixed port is given (as VNC):
-    on TCP every local user could reach the display; the socket is the daemon's (and QEMU's) alone."""
-    fixed = g.port if g.port and g.port > 0 and not g.autoport else None
-    port = fixed or (b.ctx.spice_port if g.listen_address is not None else None)
-    if g.listen_type == "socket" or port is None:
-        where: list[tuple[str, Value]] = [("unix", True), ("addr", g.socket or f"{b.ctx.channel_dir}/spice.sock")]
-    else:
-        where = [("port", port), ("addr", g.listen_address or "127.0.0.1")]
-    props = where + [
-        ("disable-ticketing", None if g.passwd else True),
-        ("image-compression", g.image_compression),
-        ("seamless-migration", True),
-    ]
-    return kv(None, *props).render()
-
-
 def _sandbox(b: Build) -> list[Option]:
     return [Option("-sandbox", SANDBOX)] if b.ctx.has_sandbox else []
 
@@ -463,7 +413,7 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     interface_options,
     chardev_options,
     input_options,
-    _graphics,
+    graphics_options,
     sound_options,
     video_options,
     redirdev_options,
