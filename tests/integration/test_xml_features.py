@@ -160,3 +160,29 @@ def test_usb_controllers_start(daemon: DaemonHandle, tmp_path: Path, model: str)
         assert (live.count("<master startport=") == 3) == (model == "companions")
     finally:
         gone(daemon, name)
+
+
+# ----------------------------------------------------------------------------- Windows features
+WINDOWS = ("<hyperv mode='custom'><relaxed state='on'/><vapic state='on'/><spinlocks state='on' retries='8191'/>"
+           "<vpindex state='on'/><synic state='on'/><stimer state='on'/></hyperv><kvm><hidden state='on'/></kvm>"
+           "<vmport state='off'/><smm state='on'/>")
+
+
+def test_windows_features_under_tcg_start_without_enlightenments_and_say_so(daemon: DaemonHandle,
+                                                                          tmp_path: Path) -> None:
+    xml = q35("win1", features=WINDOWS).replace(
+        "</features>", "</features><clock offset='localtime'><timer name='hypervclock' present='yes'/>"
+                       "<timer name='rtc' tickpolicy='catchup'/><timer name='hpet' present='no'/></clock>")
+    name = define(daemon, tmp_path, xml)
+    try:
+        ok(daemon, "start", name, "--paused")
+        argv = qemu_argv(daemon)
+        assert not [a for a in argv if "hv-" in a], argv  # hv-vpindex would make TCG's QEMU exit
+        assert "vmport=off" in values(argv, "-machine")[0] and "smm=on" in values(argv, "-machine")[0]
+        info = ok(daemon, "dominfo", name)
+        assert "Hyper-V enlightenments (relaxed, vapic, spinlocks, vpindex, synic, stimer)" in info, info
+        assert "hypervclock" in info and "only KVM" in info
+        live = ok(daemon, "dumpxml", name)
+        assert "<hyperv mode='custom'>" in live and "<hidden state='on'/>" in live
+    finally:
+        gone(daemon, name)

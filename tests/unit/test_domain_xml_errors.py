@@ -106,7 +106,10 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
     ("on-crash", make(top="<on_crash>rename-restart</on_crash>"), UnsupportedConfig, ("<on_crash>", "coredump")),
     ("on-poweroff", make(top="<on_poweroff>x</on_poweroff>"), UnsupportedConfig, ("<on_poweroff>",)),
     # -- features, cpu, clock, pm
-    ("feature-hyperv", make(top="<features><hyperv/></features>"), UnsupportedConfig, ("<features>/<hyperv>",)),
+    ("feature-hyperv", make(top="<features><hyperv><evmcs2 state='on'/></hyperv></features>"), UnsupportedConfig,
+     ("<features>/<hyperv>/<evmcs2>",)),
+    ("feature-unknown", make(top="<features><gic version='3'/></features>"), UnsupportedConfig,
+     ("<features>/<gic>",)),
     ("feature-vmport", make(top="<features><vmport state='maybe'/></features>"), InvalidArgument, ("'on' or 'off'",)),
     ("feature-apic-eoi", make(top="<features><apic eoi='on'/></features>"), UnsupportedConfig,
      ("eoi", "<features>/<apic>")),

@@ -56,12 +56,36 @@ class OS:
 
 
 @dataclass(frozen=True)
+class HyperVFeature:
+    """One Hyper-V enlightenment of <features><hyperv>: <relaxed state='on'/>, <spinlocks retries=.../>, ..."""
+
+    name: str  # relaxed | vapic | spinlocks | vpindex | runtime | synic | stimer | reset | vendor_id | ...
+    state: bool
+    retries: int | None = None  # spinlocks
+    value: str | None = None  # vendor_id
+    direct: bool | None = None  # stimer: <direct state=.../>
+
+
+@dataclass(frozen=True)
+class HyperV:
+    mode: str | None = None  # custom | passthrough
+    features: tuple[HyperVFeature, ...] = ()
+
+
+@dataclass(frozen=True)
 class Features:
     acpi: bool = False
     apic: bool = False
     pae: bool = False
     vmport: bool | None = None  # <vmport state="on|off"/>
     smm: bool | None = None
+    hyperv: HyperV | None = None
+    # <kvm>: (name, state) of hidden, hint-dedicated, poll-control, pv-ipi, in document order
+    kvm: tuple[tuple[str, bool], ...] = ()
+    pmu: bool | None = None
+    vmcoreinfo: bool | None = None
+    pvspinlock: bool | None = None
+    ioapic_driver: str | None = None  # kvm | qemu
 
 
 @dataclass(frozen=True)

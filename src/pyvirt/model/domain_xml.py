@@ -44,6 +44,7 @@ from .domain import (
 )
 from .domain_xml_devices import opt, parse_devices, parse_disk_xml, parse_interface_xml, stripped
 from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
+from .features_xml import parse_features
 from .tuning_xml import parse_blkiotune, parse_cputune, parse_memory_backing, parse_memtune
 from .units import parse_xml_size_kib
 from .xml_doc import open_document, read_name, read_uuid
@@ -126,7 +127,7 @@ def parse_domain_xml(text: str) -> Domain:
         vcpu_placement=placement,
         vcpu_current=vcpu_current,
         os=_os(os_r) if os_r is not None else OS(),
-        features=opt(r.child("features"), _features) or Features(),
+        features=opt(r.child("features"), parse_features) or Features(),
         cpu=opt(r.child("cpu"), _cpu),
         clock=opt(r.child("clock"), _clock),
         on_poweroff=stripped(r.child_text("on_poweroff")) or "destroy",
@@ -229,24 +230,6 @@ def _os(r: Reader) -> OS:
     )
     r.done({"firmware": Hint("firmware feature selection is not supported; give <loader> and <nvram> paths")})
     return result
-
-
-_FEATURE_HINT = Hint("this feature is not supported yet; remove it")
-
-
-def _features(r: Reader) -> Features:
-    def state(tag: str) -> bool | None:
-        f = r.child(tag)
-        if f is None:
-            return None
-        value = f.bool_attr("state", "on", "off")
-        f.done()
-        return True if value is None else value
-
-    feats = Features(acpi=r.flag("acpi"), apic=r.flag("apic"), pae=r.flag("pae"),
-                     vmport=state("vmport"), smm=state("smm"))
-    r.done({tag.tag: _FEATURE_HINT for _, tag in r.leftover_children()})
-    return feats
 
 
 def _cpu(r: Reader) -> CPU:

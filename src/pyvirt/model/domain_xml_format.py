@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Features, Graphics, Interface
+from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Graphics, Interface
+from .features_xml import format_features
 from .tuning_xml import format_blkiotune, format_cputune, format_memory_backing, format_memtune
 from .xml_util import Node, node, on_off, render, yes_no
 
@@ -54,7 +55,7 @@ def format_domain_xml(domain: Domain, *, live: LiveInfo | None = None, secure: b
     root.add(node("vcpu", ("placement", d.vcpu_placement), ("current", d.vcpu_current), text=str(d.vcpus)))
     root.add(format_cputune(d.cputune))
     root.add(_fmt_os(d.os))
-    root.add(_fmt_features(d.features))
+    root.add(format_features(d.features))
     if d.cpu is not None:
         root.add(_fmt_cpu(d.cpu))
     if d.clock is not None:
@@ -100,19 +101,6 @@ def _fmt_os(o: OS) -> Node:
         *[node("boot", ("dev", dev)) for dev in o.boot],
         node("bootmenu", ("enable", yes_no(o.bootmenu))) if o.bootmenu is not None else None,
     ])
-
-
-def _fmt_features(f: Features) -> Node | None:
-    children = [
-        node("acpi") if f.acpi else None,
-        node("apic") if f.apic else None,
-        node("pae") if f.pae else None,
-        node("vmport", ("state", on_off(f.vmport))) if f.vmport is not None else None,
-        node("smm", ("state", on_off(f.smm))) if f.smm is not None else None,
-    ]
-    if not any(children):
-        return None
-    return node("features", children=children)
 
 
 def _fmt_cpu(c: CPU) -> Node:

@@ -82,6 +82,7 @@ ADDRESS_ATTRS = {
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TARGET_DEV = re.compile(r"^[a-z]+$")
 _ADDRESS_NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|[0-9]+)$")
+_VENDOR_ID = re.compile(r"^[ -+\--~]{1,12}$")  # printable ASCII but ',' (QEMU's option separator)
 _USB_PORT = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # a port behind hubs: 1.2
 
 
@@ -144,6 +145,7 @@ def validate_domain(d: Domain) -> None:
     _vcpus(c, d)
     _os(c, d)
     _cpu(c, d)
+    _features(c, d)
     _clock(c, d)
     c.one_of("<on_poweroff>", "action", d.on_poweroff, ON_POWEROFF, optional=False)
     c.one_of("<on_reboot>", "action", d.on_reboot, ON_REBOOT, optional=False)
@@ -244,6 +246,22 @@ def _cpu(c: _Check, d: Domain) -> None:
         if total != d.vcpus:
             c.fail("<cpu>/<topology>",
                    f"sockets*dies*cores*threads = {total} but <vcpu> is {d.vcpus}", "make them equal")
+
+
+def _features(c: _Check, d: Domain) -> None:
+    f = d.features
+    c.one_of("<features>/<ioapic>", "driver", f.ioapic_driver, ("kvm", "qemu"))
+    hv = f.hyperv
+    if hv is None:
+        return
+    c.one_of("<features>/<hyperv>", "mode", hv.mode, ("custom", "passthrough"))
+    for x in hv.features:
+        path = f"<features>/<hyperv>/<{x.name}>"
+        if x.name == "spinlocks" and x.state and x.retries is not None and x.retries < 4095:
+            c.fail(path, f"retries={x.retries} is below 4095", "give retries='8191' (virt-install's) or more")
+        if x.name == "vendor_id" and x.state and not _VENDOR_ID.match(x.value or ""):
+            c.fail(path, f"vendor id {x.value!r} is not 1 to 12 printable characters without a comma",
+                   "write e.g. value='KVM Hv'")
 
 
 def _clock(c: _Check, d: Domain) -> None:

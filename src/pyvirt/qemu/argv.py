@@ -39,6 +39,7 @@ from ..model.domain import Domain
 from .argv_chardev import chardev_options
 from .argv_common import Build, LaunchContext, Machine, NicFds, QemuCommand
 from .argv_controllers import controller_options
+from .argv_cpu import cpu_options
 from .argv_devices import (
     balloon_options,
     input_options,
@@ -159,11 +160,20 @@ def _machine(b: Build) -> list[Option]:
     else:
         props += [("vmport", f.vmport), ("hpet", False if _hpet_off(b) else None)]
     props.append(("smm", smm))
+    if f.ioapic_driver is not None:
+        if m.family != "q35":
+            raise UnsupportedConfig(f"<ioapic driver='{f.ioapic_driver}'> needs machine type q35")
+        if b.ctx.accel == "kvm":
+            props.append(("kernel-irqchip", "on" if f.ioapic_driver == "kvm" else "split"))
+        else:
+            b.note(f"<ioapic driver='{f.ioapic_driver}'> is a KVM setting; under TCG QEMU emulates the I/O APIC")
     backing = b.domain.memory_backing
     if backing is not None:  # KSM may merge guest RAM unless <nosharepages/>; huge pages come from _memory's backend
         props += [("mem-merge", False if backing.nosharepages else None),
                   ("memory-backend", HUGE_RAM_ID if backing.hugepages else None)]
     out = [Option("-machine", kv(m.type, *props)), Option("-accel", b.ctx.accel)]
+    if f.vmcoreinfo:  # the guest kernel's crash-dump notes, for dump-guest-memory
+        out.append(Option("-device", kv("vmcoreinfo")))
     if m.family == "microvm":
         out.append(Option("-global", "virtio-mmio.force-legacy=false"))
     emulator = b.domain.devices.emulator
@@ -172,42 +182,6 @@ def _machine(b: Build) -> list[Option]:
     if b.domain.type == "kvm" and b.ctx.accel == "tcg":
         b.note("domain type kvm runs under TCG emulation here (no usable KVM): expect it to be slower")
     return out
-
-
-def _cpu(b: Build) -> list[Option]:
-    cpu = b.domain.cpu
-    if cpu is None:
-        return []
-    kvm = b.ctx.accel == "kvm"
-    mode = cpu.mode or ("custom" if cpu.model else None)
-    if mode in ("host-passthrough", "host-model"):
-        model = "host" if kvm else "max"
-        if not kvm:
-            b.note(f"CPU mode {mode} under TCG runs as '-cpu max' (all features TCG emulates, not the host's CPU)")
-        elif mode == "host-model":
-            b.note("CPU mode host-model runs as host-passthrough ('-cpu host'): no model expansion yet")
-    elif mode == "maximum":
-        model = "max"
-    elif mode == "custom":
-        if not cpu.model:
-            raise InvalidArgument("<cpu mode='custom'> needs a <model>, e.g. <model>Skylake-Client</model>")
-        model = cpu.model
-    elif mode is None:
-        if cpu.features:
-            raise InvalidArgument("CPU features need a CPU model or mode; add <model> or mode='host-passthrough'")
-        return []  # only topology: QEMU's default model
-    else:
-        raise UnsupportedConfig(
-            f"CPU mode '{mode}' is not supported; use host-passthrough, host-model, maximum or custom")
-    flags = []
-    for feat in cpu.features:
-        if feat.policy in ("require", "force", "optional"):
-            flags.append(f"+{feat.name}")
-        elif feat.policy in ("disable", "forbid"):
-            flags.append(f"-{feat.name}")
-        else:
-            raise InvalidArgument(f"CPU feature {feat.name}: policy '{feat.policy}' is unknown")
-    return [Option("-cpu", ",".join([model] + flags))]
 
 
 def _memory(b: Build) -> list[Option]:
@@ -295,6 +269,8 @@ def _clock(b: Build) -> list[Option]:
         elif timer.name == "hpet" and timer.present is False:
             if b.microvm:
                 b.note("machine 'microvm' has no HPET; <timer name='hpet' present='no'/> needs nothing")
+        elif timer.name in ("hypervclock", "kvmclock"):
+            continue  # CPU properties: argv_cpu.accel_props
         elif timer.tickpolicy is not None or timer.present is not None:
             b.note(f"timer '{timer.name}' settings are not applied (QEMU's defaults are used)")
     return [Option("-rtc", kv(None, ("base", clock.offset), ("driftfix", driftfix)))] + out
@@ -400,7 +376,7 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     _passed_fds,
     _monitor,
     _machine,
-    _cpu,
+    cpu_options,
     _memory,
     _smp,
     _firmware,
