@@ -9,6 +9,7 @@ boots and the test reads what it sees from its console.
 """
 from __future__ import annotations
 
+import pwd
 import re
 import shutil
 import socket
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DaemonHandle, fails, ok, qemu_pids_under
+from tests.guest.build import GuestImage
+
+from .conftest import DaemonHandle, domain_xml, fails, ok, qemu_pids_under
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +189,65 @@ def test_windows_features_under_tcg_start_without_enlightenments_and_say_so(daem
         assert "<hyperv mode='custom'>" in live and "<hidden state='on'/>" in live
     finally:
         gone(daemon, name)
+
+
+# ----------------------------------------------------------------------------- TPM
+TPM_CRB = "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"
+
+
+def swtpm_pids() -> list[int]:
+    out = []
+    for pid in (p for p in Path("/proc").iterdir() if p.name.isdigit()):
+        try:
+            if (pid / "comm").read_text().strip() == "swtpm" and Path(f"/proc/{pid.name}/fd").exists():
+                out.append(int(pid.name))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.skipif(shutil.which("swtpm") is None, reason="needs swtpm (Debian package swtpm)")
+@pytest.mark.parametrize("model", ["tpm-crb", "tpm-tis"])
+def test_tpm_guest_sees_dev_tpm0(daemon: DaemonHandle, guest: GuestImage, tmp_path: Path, model: str) -> None:
+    tpm = TPM_CRB.replace("tpm-crb", model)
+    name = define(daemon, tmp_path, domain_xml(f"tpm-{model}", guest, machine="q35", extra_devices=tpm))
+    uuid = re.search(r"<uuid>(.*?)</uuid>", ok(daemon, "dumpxml", name)).group(1)  # type: ignore[union-attr]
+    state = daemon.root / "var/lib/pyvirt/swtpm" / uuid
+    before = set(swtpm_pids())
+    try:
+        ok(daemon, "start", name)
+        (tpm_pid,) = set(swtpm_pids()) - before
+        status = Path(f"/proc/{tpm_pid}/status").read_text()
+        uid = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)  # type: ignore[union-attr]
+        assert pwd.getpwuid(int(uid)).pw_name == "pyvirt-qemu"  # swtpm is not root
+        assert oct(state.stat().st_mode & 0o777) == "0o700" and state.stat().st_uid == int(uid)
+        daemon.wait_serial(name)
+        rc, out = daemon.guest_run(name, "ls /dev/tpm0 /dev/tpmrm0 && cat /sys/class/tpm/tpm0/tpm_version_major")
+        assert rc == 0 and out.split()[-1] == "2", out
+        ok(daemon, "destroy", name)
+        assert tpm_pid not in swtpm_pids()  # gone with the guest
+        assert (state / "tpm2-00.permall").exists()  # the state stays for the next start
+        assert not qemu_pids_under(daemon.root)
+    finally:
+        daemon.cli("destroy", name)
+        ok(daemon, "undefine", name)
+    assert not state.exists()  # undefine takes the TPM state with it
+    assert set(swtpm_pids()) <= before
+
+
+def test_tpm_without_swtpm_defines_and_fails_at_start_naming_the_package(fresh_daemon: DaemonHandle,
+                                                                         tmp_path: Path) -> None:
+    d = fresh_daemon
+    settings = d.root / "etc/pyvirt/pyvirt.toml"
+    settings.write_text(settings.read_text() + "swtpm_binary = '/nonexistent/swtpm'\n")
+    d.stop()
+    d.start()
+    name = define(d, tmp_path, q35("tpm-none", TPM_CRB))
+    before = set(swtpm_pids())
+    err = fails(d, "start", name)
+    assert "Debian package swtpm" in err and "apt-get install swtpm" in err, err
+    assert not qemu_pids_under(d.root) and set(swtpm_pids()) <= before
+    assert not (d.root / "var/lib/pyvirt/swtpm").exists() or not any((d.root / "var/lib/pyvirt/swtpm").iterdir())
+    assert not any((d.root / "run/pyvirt/qemu").iterdir())
+    assert ok(d, "domstate", name).strip() == "shut off"
+    ok(d, "undefine", name)

@@ -105,6 +105,7 @@ class FakeLauncher:
     removed_files: int = 0
     orphans: dict[str, int] = field(default_factory=dict)  # what /proc would show: uuid -> pid
     ended: list[int] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
 
     def running_qemus(self) -> dict[str, int]:
         return dict(self.orphans)
@@ -112,6 +113,12 @@ class FakeLauncher:
     async def end(self, uuid: str, pid: int) -> None:
         self.ended.append(pid)
         self.orphans.pop(uuid, None)
+
+    def check_helpers(self, domain: Domain) -> None:
+        pass
+
+    def forget(self, uuid: str) -> None:
+        self.forgotten.append(uuid)
 
     def remove_runtime_files(self, domain: Domain) -> None:
         self.removed_files += 1

@@ -130,7 +130,11 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
     # -- devices: named later releases
     ("hostdev", make(devices="<hostdev mode='subsystem' type='pci'/>"), UnsupportedConfig,
      ("<devices>/<hostdev>", "t1", "passthrough", "later release")),
-    ("tpm", make(devices="<tpm model='tpm-crb'/>"), UnsupportedConfig, ("<devices>/<tpm>", "later release")),
+    ("tpm", make(devices="<tpm model='tpm-crb'/>"), InvalidArgument, ("<devices>/<tpm>", "<backend> is missing")),
+    ("tpm-passthrough", make(devices="<tpm><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>"),
+     UnsupportedConfig, ("<tpm>/<backend>", "passthrough", "type='emulator'")),
+    ("tpm-encryption", make(devices="<tpm><backend type='emulator'><encryption secret='x'/></backend></tpm>"),
+     UnsupportedConfig, ("<tpm>/<backend>/<encryption>",)),
     ("filesystem", make(devices="<filesystem/>"), UnsupportedConfig, ("<devices>/<filesystem>",)),
     ("unknown-device", make(devices="<frobnicator/>"), UnsupportedConfig, ("<devices>/<frobnicator>", "t1")),
     # -- disks

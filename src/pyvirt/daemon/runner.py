@@ -29,6 +29,7 @@ from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
+from . import swtpm
 from .displays import TLS_DIR_NAME, install_tls_certs, live_displays, spice_ports, tls_wanted
 from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
@@ -69,7 +70,8 @@ class Running:
 
 
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
-                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None) -> LaunchContext:
+                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None,
+                   tpm_fd: int | None = None) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
     # TCP ports only for a SPICE display that listens on an address (the default is a unix socket)
@@ -97,12 +99,14 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         host_paths=dict(files.paths) if files else {},
         add_fds=tuple(files.add_fds) if files else (),
         socket_fds=dict(files.sockets) if files else {},
+        tpm_fd=tpm_fd,
     )
 
 
 def remove_runtime_files(config: Config, domain: Domain) -> None:
     """The guest's own directory (sockets, pidfile, channels) goes with it, and the sockets the daemon
-    bound for it elsewhere."""
+    bound for it elsewhere; its swtpm ends first (its pid file is in that directory)."""
+    swtpm.stop(config, domain.uuid)
     shutil.rmtree(config.paths.vm_dir(domain.uuid), ignore_errors=True)
     remove_sockets(domain)
 
@@ -158,6 +162,15 @@ class QemuLauncher:
     def remove_runtime_files(self, domain: Domain) -> None:
         remove_runtime_files(self.config, domain)
 
+    def check_helpers(self, domain: Domain) -> None:
+        """Refuse a start whose devices need a helper program this host lacks, naming its package."""
+        if domain.devices.tpms and (problem := swtpm.missing(self.config)) is not None:
+            raise HostError(f"cannot start domain '{domain.name}': {problem}")
+
+    def forget(self, uuid: str) -> None:
+        """At undefine: what the daemon keeps for a domain between starts (its TPM state)."""
+        swtpm.forget(self.config, uuid)
+
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities, paused: bool,
                      nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
                      on_spawned: Callable[[int], None] = lambda pid: None) -> Running:
@@ -173,8 +186,13 @@ class QemuLauncher:
         who = await asyncio.to_thread(self.identity)
         files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)))
         undo.callback(files.close)
-        ctx = launch_context(config, domain, accel, caps, nic_fds, files)
+        tpm = swtpm.Swtpm.prepare(config, domain)
+        if tpm is not None:
+            undo.callback(tpm.close)
+        ctx = launch_context(config, domain, accel, caps, nic_fds, files, tpm_fd=tpm.qemu_fd if tpm else None)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
+        if tpm is not None:
+            inherited.append(tpm.qemu_fd)
         command = build_argv(domain, ctx)
         argv, notes = command.argv, list(command.notes)
         remove_runtime_files(config, domain)
@@ -184,6 +202,10 @@ class QemuLauncher:
             await asyncio.to_thread(install_tls_certs, config.settings.spice_tls_x509_cert_dir,
                                     Path(ctx.spice_tls_dir), who)
         domain = live_displays(domain, ctx)
+        if tpm is not None:
+            await asyncio.to_thread(tpm.spawn, who)
+            if tpm.made_state:  # a first start that fails leaves no TPM state behind
+                undo.callback(swtpm.forget, config, domain.uuid)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
         timeout = config.settings.qemu_start_timeout
@@ -198,6 +220,8 @@ class QemuLauncher:
             domain=domain,
         )
         files.close()  # QEMU holds its own copies now
+        if tpm is not None:
+            tpm.close()
         undo.callback(proc.close)
         undo.push_async_callback(proc.terminate, 2.0)
         on_spawned(proc.pid)
@@ -240,6 +264,7 @@ class QemuLauncher:
         if proc is not None:
             await proc.terminate(2.0)
             proc.close()
+        swtpm.stop(self.config, uuid)
         shutil.rmtree(self.config.paths.vm_dir(uuid), ignore_errors=True)
 
 

@@ -314,6 +314,16 @@ class Panic:
 
 
 @dataclass(frozen=True)
+class TPM:
+    """<tpm model=...><backend type='emulator' version='2.0'/></tpm>: a TPM emulated by swtpm, its state kept
+    per VM by the daemon."""
+
+    model: str = "tpm-tis"  # tpm-tis | tpm-crb
+    backend_type: str = "emulator"
+    backend_version: str | None = None  # 2.0 | 1.2 (None: 2.0)
+
+
+@dataclass(frozen=True)
 class SecLabel:
     type: str | None = None  # none | dynamic | static
     model: str | None = None
@@ -371,6 +381,7 @@ class Devices:
     rngs: tuple[RNG, ...] = ()
     watchdogs: tuple[Watchdog, ...] = ()
     panics: tuple[Panic, ...] = ()
+    tpms: tuple[TPM, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import TypeVar
 from ..errors import InvalidArgument, UnsupportedConfig
 from .domain import (
     RNG,
+    TPM,
     Address,
     Audio,
     CharDev,
@@ -39,7 +40,6 @@ T = TypeVar("T")
 LATER = "it comes in a later release; remove it for now"
 DEVICE_HINTS = {
     "hostdev": Hint("PCI/USB passthrough is not supported yet; " + LATER),
-    "tpm": Hint("TPM emulation is not supported yet; " + LATER),
     "filesystem": Hint("shared folders (virtiofs/9p) are not supported yet; " + LATER),
     "memory": Hint("memory hotplug devices are not supported yet; " + LATER),
     "smartcard": Hint("smartcards are not supported; remove it"),
@@ -99,6 +99,7 @@ def parse_devices(r: Reader) -> Devices:
         rngs=tuple(_rng(x) for x in r.children("rng")),
         watchdogs=tuple(_watchdog(w) for w in r.children("watchdog")),
         panics=tuple(_panic(p) for p in r.children("panic")),
+        tpms=tuple(_tpm(t) for t in r.children("tpm")),
     )
     r.done(DEVICE_HINTS)
     return devices
@@ -479,3 +480,18 @@ def _panic(r: Reader) -> Panic:
     p = Panic(model=r.attr("model"), address=_info(r))
     r.done()
     return p
+
+
+def _tpm(r: Reader) -> TPM:
+    b = r.child("backend")
+    if b is None:
+        raise r.error("<backend> is missing", "add <backend type='emulator' version='2.0'/>")
+    kind = b.req_attr("type")
+    if kind == "passthrough":
+        raise b.error("TPM passthrough (the host's own TPM) is not supported",
+                      "use <backend type='emulator' version='2.0'/>: swtpm emulates a TPM per VM", UnsupportedConfig)
+    r.ignore_children("alias")  # live-only; a TPM has no <address> on x86 (QEMU places its registers)
+    tpm = TPM(model=r.attr("model") or "tpm-tis", backend_type=kind, backend_version=b.attr("version"))
+    b.done()  # <encryption>, <active_pcr_banks>, persistent_state=...: refused by name
+    r.done()
+    return tpm

@@ -176,6 +176,9 @@ def _fmt_devices(dv: Devices) -> Node:
         ]))
     for p in dv.panics:
         out.add(node("panic", ("model", p.model), children=[_addr(p.address)]))
+    for t in dv.tpms:
+        out.add(node("tpm", ("model", t.model), children=[
+            node("backend", ("type", t.backend_type), ("version", t.backend_version))]))
     return out
 
 

@@ -69,6 +69,7 @@ RNG_BACKENDS = ("random", "builtin")
 RNG_DEVICES = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 WATCHDOG_MODELS = ("i6300esb", "ib700", "itco")
 WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")
+TPM_MODELS = ("tpm-tis", "tpm-crb")
 PANIC_MODELS = ("isa", "pvpanic", "hyperv")
 SECLABEL_TYPES = ("none", "dynamic", "static")
 ADDRESS_ATTRS = {
@@ -388,6 +389,7 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(f"<devices>/<watchdog model='{w.model}'>", "action", w.action, WATCHDOG_ACTIONS)
     for p in dv.panics:
         c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
+    _tpms(c, dv)
 
 
 def _usb_companions(c: _Check, dv: Devices) -> None:
@@ -410,6 +412,18 @@ def _usb_companions(c: _Check, dv: Devices) -> None:
         if n > 1:
             c.fail("<devices>/<controller type='usb'>/<master>", f"{n} companions of USB controller {index} start "
                    f"at port {start}", "give each its own startport (0, 2, 4)")
+
+
+def _tpms(c: _Check, dv: Devices) -> None:
+    if len(dv.tpms) > 1:
+        c.fail("<devices>/<tpm>", f"{len(dv.tpms)} TPMs", "keep one: a guest has one TPM")
+    for t in dv.tpms:
+        path = f"<devices>/<tpm model='{t.model}'>"
+        c.one_of(path, "model", t.model, TPM_MODELS, optional=False)
+        c.one_of(path + "/<backend>", "type", t.backend_type, ("emulator",), optional=False)
+        c.one_of(path + "/<backend>", "version", t.backend_version, ("2.0", "1.2"))
+        if t.model == "tpm-crb" and t.backend_version == "1.2":
+            c.fail(path, "a CRB interface is TPM 2.0 only", "use version='2.0', or model='tpm-tis' for TPM 1.2")
 
 
 def _port_number(text: str) -> bool:

@@ -54,6 +54,7 @@ from .argv_devices import (
 from .argv_disks import DiskNames, disk_names, disk_options
 from .argv_graphics import graphics_options
 from .argv_render import Json, Option, Value, kv, render
+from .argv_tpm import tpm_options
 
 __all__ = ["DiskNames", "LaunchContext", "NicFds", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
 
@@ -397,5 +398,6 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     rng_options,
     watchdog_options,
     panic_options,
+    tpm_options,
     _sandbox,
 )

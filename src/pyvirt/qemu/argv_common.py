@@ -61,6 +61,7 @@ class LaunchContext:
     # empty: QEMU opens paths itself (the builder's golden files, bare-QEMU tests)
     host_paths: dict[str, str] = field(default_factory=dict)
     add_fds: tuple[AddFd, ...] = ()
+    tpm_fd: int | None = None  # QEMU's end of the control connection to the guest's swtpm
     # socket path -> listening fd the daemon bound there (server chardevs outside the guest's directory)
     socket_fds: dict[str, int] = field(default_factory=dict)
 
