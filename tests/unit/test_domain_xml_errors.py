@@ -121,7 +121,7 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
      InvalidArgument, ("<topology>", "= 1", "<vcpu> is 2")),
     ("cpu-topology-missing", make(top="<cpu><topology sockets='1' cores='1'/></cpu>"), InvalidArgument,
      ("'threads'",)),
-    ("cpu-numa", make(top="<cpu><numa/></cpu>"), UnsupportedConfig, ("<cpu>/<numa>",)),
+    ("cpu-numa", make(top="<cpu><numa/></cpu>"), InvalidArgument, ("<cpu>/<numa>", "no <cell>")),
     ("clock-offset", make(top="<clock offset='variable'/>"), UnsupportedConfig, ("variable", "utc")),
     ("timer-name", make(top="<clock><timer name='sundial'/></clock>"), UnsupportedConfig, ("sundial",)),
     ("timer-policy", make(top="<clock><timer name='rtc' tickpolicy='skip'/></clock>"), UnsupportedConfig, ("skip",)),

@@ -103,6 +103,16 @@ class CPUFeature:
 
 
 @dataclass(frozen=True)
+class NumaCell:
+    """<cpu><numa><cell id=... cpus='0-1' memory=.../>: a guest NUMA node."""
+
+    cpus: str  # a CPU list as libvirt writes it: 0-1,4
+    memory_kib: int
+    id: int | None = None
+    mem_access: str | None = None  # shared | private (shared: vhost-user devices such as virtiofs can map it)
+
+
+@dataclass(frozen=True)
 class CPU:
     mode: str | None = None  # host-passthrough | host-model | custom | maximum
     match: str | None = None
@@ -112,6 +122,7 @@ class CPU:
     model_fallback: str | None = None
     topology: CPUTopology | None = None
     features: tuple[CPUFeature, ...] = ()
+    numa: tuple[NumaCell, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,6 +325,21 @@ class Panic:
 
 
 @dataclass(frozen=True)
+class MemoryDevice:
+    """<memory model='dimm|virtio-mem|nvdimm'>: memory plugged beside the boot RAM (hot-pluggable)."""
+
+    model: str
+    size_kib: int
+    node: int | None = None
+    block_kib: int | None = None  # virtio-mem: the unit it plugs
+    requested_kib: int | None = None  # virtio-mem: how much of size the guest gets now
+    source_path: str | None = None  # nvdimm: the backing file
+    label_kib: int | None = None  # nvdimm: <label><size>
+    access: str | None = None  # shared | private
+    address: Address | None = None  # dimm: type='dimm' slot= base=; virtio-mem: pci
+
+
+@dataclass(frozen=True)
 class TPM:
     """<tpm model=...><backend type='emulator' version='2.0'/></tpm>: a TPM emulated by swtpm, its state kept
     per VM by the daemon."""
@@ -382,6 +408,7 @@ class Devices:
     watchdogs: tuple[Watchdog, ...] = ()
     panics: tuple[Panic, ...] = ()
     tpms: tuple[TPM, ...] = ()
+    memories: tuple[MemoryDevice, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ re-exported here so callers keep one import path, and
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TypeVar
 
 from ..errors import InvalidArgument
@@ -38,6 +39,7 @@ from .domain import (
     Devices,
     Domain,
     Features,
+    NumaCell,
     SecLabel,
     Timer,
     disk_bus_for,
@@ -88,9 +90,7 @@ def parse_domain_xml(text: str) -> Domain:
     uuid = read_uuid(r)
 
     memory_r = r.child("memory")
-    if memory_r is None:
-        raise InvalidArgument(f"domain '{name}' has no <memory>; add e.g. <memory unit='MiB'>1024</memory>")
-    memory = _size(memory_r)
+    memory = _size(memory_r) if memory_r is not None else None
     current = opt(r.child("currentMemory"), _size)
     max_mem, slots = None, None
     max_r = r.child("maxMemory")
@@ -111,7 +111,7 @@ def parse_domain_xml(text: str) -> Domain:
     dom = Domain(
         name=name,
         uuid=uuid,
-        memory_kib=memory,
+        memory_kib=memory or 0,
         type=dom_type,
         title=r.child_text("title"),
         description=r.child_text("description"),
@@ -138,6 +138,7 @@ def parse_domain_xml(text: str) -> Domain:
         seclabels=tuple(_seclabel(s) for s in r.children("seclabel")),
     )
     r.done(DOMAIN_HINTS)
+    dom = implied_memory(dom)
     validate.validate_domain(dom)
     return dom
 
@@ -250,6 +251,7 @@ def _cpu(r: Reader) -> CPU:
             dies=t.int_attr("dies", minimum=1) or 1,
         )
         t.done()
+    numa = opt(r.child("numa"), _numa) or ()
     features = []
     for f in r.children("feature"):
         features.append(CPUFeature(name=f.req_attr("name"), policy=f.attr("policy") or "require"))
@@ -257,10 +259,43 @@ def _cpu(r: Reader) -> CPU:
     cpu = CPU(
         mode=r.attr("mode"), match=r.attr("match"), check=r.attr("check"),
         migratable=r.bool_attr("migratable", "on", "off"), model=model, model_fallback=fallback,
-        topology=topology, features=tuple(features),
+        topology=topology, features=tuple(features), numa=numa,
     )
     r.done()
     return cpu
+
+
+def _numa(r: Reader) -> tuple[NumaCell, ...]:
+    cells = []
+    for c in r.children("cell"):
+        unit = c.attr("unit")
+        try:
+            memory = parse_xml_size_kib(c.req_attr("memory"), unit)
+        except InvalidArgument as exc:
+            raise _err(c, exc) from None
+        cells.append(NumaCell(cpus=c.req_attr("cpus"), memory_kib=memory, id=c.int_attr("id", minimum=0),
+                              mem_access=c.attr("memAccess")))
+        c.done({"distances": Hint("NUMA distances are not supported; remove <distances>")})
+    r.done()
+    if not cells:
+        raise r.error("<numa> has no <cell>", "add <cell id='0' cpus='0' memory='...'/> or remove <numa>")
+    return tuple(cells)
+
+
+def implied_memory(d: Domain) -> Domain:
+    """libvirt's rule: with NUMA cells, <memory> is their sum plus the memory devices (a given <memory> is
+    replaced, as libvirt does); <currentMemory> is capped at it. Without cells <memory> must be given."""
+    cells = d.cpu.numa if d.cpu is not None else ()
+    if not cells:
+        if d.memory_kib == 0:
+            raise InvalidArgument(f"domain '{d.name}' has no <memory>; add e.g. <memory unit='MiB'>1024</memory>, "
+                                  "or NUMA cells (<cpu><numa><cell .../>) that imply it")
+        return d
+    total = sum(c.memory_kib for c in cells) + sum(m.size_kib for m in d.devices.memories)
+    current = d.current_memory_kib
+    if current is not None and current > total:
+        current = total
+    return replace(d, memory_kib=total, current_memory_kib=current)
 
 
 def _req_int(r: Reader, name: str) -> int:

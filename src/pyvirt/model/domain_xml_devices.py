@@ -23,6 +23,7 @@ from .domain import (
     Input,
     Interface,
     MemBalloon,
+    MemoryDevice,
     Panic,
     RedirDev,
     Sound,
@@ -31,6 +32,7 @@ from .domain import (
     disk_bus_for,
 )
 from .ids import parse_mac
+from .units import parse_xml_size_kib
 from .validate import ADDRESS_ATTRS
 from .xml_doc import with_path as _err
 from .xml_util import Context, Hint, Reader, parse_xml
@@ -41,7 +43,6 @@ LATER = "it comes in a later release; remove it for now"
 DEVICE_HINTS = {
     "hostdev": Hint("PCI/USB passthrough is not supported yet; " + LATER),
     "filesystem": Hint("shared folders (virtiofs/9p) are not supported yet; " + LATER),
-    "memory": Hint("memory hotplug devices are not supported yet; " + LATER),
     "smartcard": Hint("smartcards are not supported; remove it"),
     "parallel": Hint("parallel ports are not supported; use a <serial> port"),
     "hub": Hint("USB hubs are not supported; remove it"),
@@ -100,6 +101,7 @@ def parse_devices(r: Reader) -> Devices:
         watchdogs=tuple(_watchdog(w) for w in r.children("watchdog")),
         panics=tuple(_panic(p) for p in r.children("panic")),
         tpms=tuple(_tpm(t) for t in r.children("tpm")),
+        memories=tuple(parse_memory_device(m) for m in r.children("memory")),
     )
     r.done(DEVICE_HINTS)
     return devices
@@ -495,3 +497,47 @@ def _tpm(r: Reader) -> TPM:
     b.done()  # <encryption>, <active_pcr_banks>, persistent_state=...: refused by name
     r.done()
     return tpm
+
+
+def _kib(r: Reader | None) -> int | None:
+    """A size element (<size unit='MiB'>512</size>; KiB without unit) as KiB."""
+    if r is None:
+        return None
+    try:
+        kib = parse_xml_size_kib(r.text(), r.attr("unit"))
+    except InvalidArgument as exc:
+        raise _err(r, exc) from None
+    r.done()
+    return kib
+
+
+def parse_memory_device(r: Reader) -> MemoryDevice:
+    """<memory model=...> of <devices> (also alone, as attach-device sends it)."""
+    model = r.req_attr("model")
+    access = r.attr("access")
+    path = None
+    if (s := r.child("source")) is not None:
+        path = stripped(s.child_text("path"))
+        s.done({"pagesize": Hint("huge pages for memory devices are not supported; remove <pagesize>"),
+                "nodemask": Hint("host NUMA placement is not supported; remove <nodemask>")})
+    t = r.child("target")
+    if t is None:
+        raise r.error("<target> is missing", "add <target><size unit='MiB'>512</size><node>0</node></target>")
+    size = _kib(t.child("size"))
+    if size is None:
+        raise t.error("<size> is missing", "add <size unit='MiB'>512</size>")
+    node = None
+    if (n := t.child("node")) is not None:
+        node = n.int_text(minimum=0)
+        n.done()
+    label = None
+    if (lb := t.child("label")) is not None:
+        label = _kib(lb.child("size"))
+        lb.done()
+    dev = MemoryDevice(model=model, size_kib=size, node=node, block_kib=_kib(t.child("block")),
+                       requested_kib=_kib(t.child("requested")), source_path=path, label_kib=label, access=access,
+                       address=_info(r))
+    t.ignore_children("current")  # virtio-mem: what the guest has plugged, live-only
+    t.done()
+    r.done()
+    return dev

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Graphics, Interface
+from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Graphics, Interface, MemoryDevice
 from .features_xml import format_features
 from .tuning_xml import format_blkiotune, format_cputune, format_memory_backing, format_memtune
 from .xml_util import Node, node, on_off, render, yes_no
@@ -112,6 +112,9 @@ def _fmt_cpu(c: CPU) -> Node:
         node("topology", ("sockets", t.sockets), ("dies", t.dies), ("cores", t.cores), ("threads", t.threads))
         if t is not None else None,
         *[node("feature", ("policy", f.policy), ("name", f.name)) for f in c.features],
+        node("numa", children=[
+            node("cell", ("id", n.id), ("cpus", n.cpus), ("memory", n.memory_kib), ("unit", "KiB"),
+                 ("memAccess", n.mem_access)) for n in c.numa]) if c.numa else None,
     ])
 
 
@@ -179,6 +182,8 @@ def _fmt_devices(dv: Devices) -> Node:
     for t in dv.tpms:
         out.add(node("tpm", ("model", t.model), children=[
             node("backend", ("type", t.backend_type), ("version", t.backend_version))]))
+    for m in dv.memories:
+        out.add(memory_device_node(m))
     return out
 
 
@@ -296,4 +301,23 @@ def _fmt_graphics(g: Graphics) -> Node:
         listen,
         node("image", ("compression", g.image_compression)) if g.image_compression is not None else None,
         node("gl", ("enable", yes_no(g.gl)), ("rendernode", g.gl_rendernode)) if g.gl is not None else None,
+    ])
+
+
+def _size(tag: str, kib: int | None) -> Node | None:
+    return None if kib is None else node(tag, ("unit", "KiB"), text=str(kib))
+
+
+def memory_device_node(m: MemoryDevice) -> Node:
+    """One <memory model=...> device, as libvirt writes it."""
+    return node("memory", ("model", m.model), ("access", m.access), children=[
+        node("source", children=[node("path", text=m.source_path)]) if m.source_path is not None else None,
+        node("target", children=[
+            _size("size", m.size_kib),
+            node("node", text=str(m.node)) if m.node is not None else None,
+            node("label", children=[_size("size", m.label_kib)]) if m.label_kib is not None else None,
+            _size("block", m.block_kib),
+            _size("requested", m.requested_kib),
+        ]),
+        _addr(m.address),
     ])

@@ -79,7 +79,11 @@ ADDRESS_ATTRS = {
     "virtio-serial": ("controller", "bus", "port"),
     "ccid": ("controller", "slot"),
     "isa": ("iobase", "irq"),
+    "dimm": ("slot", "base"),
 }
+MEMORY_MODELS = ("dimm", "virtio-mem", "nvdimm")
+MEM_ACCESS = ("shared", "private")
+_CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TARGET_DEV = re.compile(r"^[a-z]+$")
 _ADDRESS_NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|[0-9]+)$")
@@ -144,6 +148,8 @@ def validate_domain(d: Domain) -> None:
         c.fail("<title>", "the title has a line break", "keep it on one line; use <description> for more")
     _memory(c, d)
     _vcpus(c, d)
+    _numa(c, d)
+    _memory_devices(c, d)
     _os(c, d)
     _cpu(c, d)
     _features(c, d)
@@ -172,6 +178,81 @@ def _memory(c: _Check, d: Domain) -> None:
     if d.max_memory_kib is not None and d.max_memory_kib < d.memory_kib:
         c.fail("<maxMemory>", f"maximum memory {d.max_memory_kib} KiB is less than <memory> {d.memory_kib} KiB",
                "raise <maxMemory> or lower <memory>")
+
+
+def cpu_list(text: str) -> list[int]:
+    """'0-1,4' -> [0, 1, 4]; ValueError for anything else."""
+    if not _CPU_LIST.match(text):
+        raise ValueError(text)
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def _numa(c: _Check, d: Domain) -> None:
+    cells = d.cpu.numa if d.cpu is not None else ()
+    seen: Counter[int] = Counter()
+    for i, cell in enumerate(cells):
+        path = f"<cpu>/<numa>/<cell id='{cell.id if cell.id is not None else i}'>"
+        if cell.id is not None and cell.id != i:
+            c.fail(path, f"cell {i} has id {cell.id}", "number the cells 0, 1, 2, ... in order")
+        try:
+            cpus = cpu_list(cell.cpus)
+        except ValueError:
+            c.fail(path, f"cpus {cell.cpus!r} is not a CPU list", "write e.g. cpus='0-1' or cpus='0,2'")
+        for cpu in cpus:
+            if cpu >= d.vcpus:
+                c.fail(path, f"CPU {cpu} is beyond the {d.vcpus} vCPUs of <vcpu>", "raise <vcpu> or fix cpus=")
+            seen[cpu] += 1
+        if cell.memory_kib <= 0:
+            c.fail(path, "the cell has no memory", "give it memory='...'")
+        c.one_of(path, "memAccess", cell.mem_access, MEM_ACCESS)
+    for cpu, n in seen.items():
+        if n > 1:
+            c.fail("<cpu>/<numa>", f"CPU {cpu} is in {n} cells", "put each vCPU in one cell")
+
+
+def _memory_devices(c: _Check, d: Domain) -> None:
+    mems = d.devices.memories
+    if not mems:
+        return
+    cells = len(d.cpu.numa) if d.cpu is not None else 0
+    if d.max_memory_kib is None:
+        c.fail("<devices>/<memory>", "memory devices need room to plug into",
+               "add <maxMemory slots='16' unit='GiB'>16</maxMemory>")
+    slots = sum(1 for m in mems if m.model in ("dimm", "nvdimm"))
+    if d.max_memory_slots is not None and slots > d.max_memory_slots:
+        c.fail("<devices>/<memory>", f"{slots} DIMMs for {d.max_memory_slots} slots", "raise <maxMemory slots=...>")
+    if d.memory_kib - sum(m.size_kib for m in mems) <= 0:
+        c.fail("<memory>", f"<memory> {d.memory_kib} KiB leaves no boot memory beside the memory devices",
+               "<memory> counts the devices too: raise it")
+    for i, m in enumerate(mems):
+        path = f"<devices>/<memory model='{m.model}'> {i}"
+        c.one_of(path, "model", m.model, MEMORY_MODELS, optional=False)
+        c.one_of(path, "access", m.access, MEM_ACCESS)
+        if m.node is not None and m.node >= max(cells, 1):
+            c.fail(path + "/<target>/<node>", f"node {m.node} does not exist",
+                   f"use a node of <cpu><numa> (0 to {max(cells, 1) - 1})")
+        if m.model == "virtio-mem":
+            if m.block_kib is None or m.requested_kib is None:
+                c.fail(path + "/<target>", "virtio-mem needs <block> and <requested>",
+                       "add <block unit='KiB'>2048</block><requested unit='KiB'>0</requested>")
+            if m.requested_kib > m.size_kib or m.requested_kib % m.block_kib or m.size_kib % m.block_kib:
+                c.fail(path + "/<target>", f"size {m.size_kib} and requested {m.requested_kib} KiB must be multiples "
+                       f"of the block {m.block_kib} KiB, requested at most size", "fix the sizes")
+        elif m.block_kib is not None or m.requested_kib is not None:
+            c.fail(path + "/<target>", "<block> and <requested> belong to virtio-mem", "remove them")
+        if m.model == "nvdimm":
+            if m.source_path is None:
+                c.fail(path, "an nvdimm needs its backing file", "add <source><path>/path/file</path></source>")
+            c.absolute(path + "/<source>", "path", m.source_path)
+        elif m.source_path is not None or m.label_kib is not None:
+            c.fail(path, "<source><path> and <label> belong to an nvdimm", "remove them")
+        if m.address is not None and m.address.type not in ("dimm", "pci"):
+            c.fail(path + "/<address>", f"address type '{m.address.type}' does not fit a memory device",
+                   "use type='dimm' (dimm, nvdimm) or 'pci' (virtio-mem)")
 
 
 def _vcpus(c: _Check, d: Domain) -> None:
@@ -283,7 +364,7 @@ def _addresses(c: _Check, dv: Devices) -> None:
         ("serial", dv.serials), ("console", dv.consoles), ("channel", dv.channels), ("input", dv.inputs),
         ("sound", dv.sounds), ("video", dv.videos), ("redirdev", dv.redirdevs),
         ("memballoon", (dv.memballoon,) if dv.memballoon else ()), ("rng", dv.rngs),
-        ("watchdog", dv.watchdogs), ("panic", dv.panics),
+        ("watchdog", dv.watchdogs), ("panic", dv.panics), ("memory", dv.memories),
     ]
     for tag, devs in groups:
         for dev in devs:

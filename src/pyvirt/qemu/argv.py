@@ -53,7 +53,8 @@ from .argv_devices import (
 )
 from .argv_disks import DiskNames, disk_names, disk_options
 from .argv_graphics import graphics_options
-from .argv_render import Json, Option, Value, kv, render
+from .argv_memory import machine_ram_backend, memory_options
+from .argv_render import Option, Value, kv, render
 from .argv_tpm import tpm_options
 
 __all__ = ["DiskNames", "LaunchContext", "NicFds", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
@@ -69,7 +70,6 @@ WATCHDOG_ACTIONS = {
     "inject-nmi": "inject-nmi",
     "dump": "pause",
 }
-HUGE_RAM_ID = "pc.ram"  # the memory backend of a guest with <memoryBacking><hugepages/>
 ON_CRASH = ("destroy", "restart", "preserve", "coredump-destroy", "coredump-restart")
 
 
@@ -171,7 +171,7 @@ def _machine(b: Build) -> list[Option]:
     backing = b.domain.memory_backing
     if backing is not None:  # KSM may merge guest RAM unless <nosharepages/>; huge pages come from _memory's backend
         props += [("mem-merge", False if backing.nosharepages else None),
-                  ("memory-backend", HUGE_RAM_ID if backing.hugepages else None)]
+                  ("memory-backend", machine_ram_backend(b.domain))]
     out = [Option("-machine", kv(m.type, *props)), Option("-accel", b.ctx.accel)]
     if f.vmcoreinfo:  # the guest kernel's crash-dump notes, for dump-guest-memory
         out.append(Option("-device", kv("vmcoreinfo")))
@@ -182,27 +182,6 @@ def _machine(b: Build) -> list[Option]:
         b.note(f"<emulator>{emulator}</emulator> is not used: this host runs {b.ctx.qemu_binary}")
     if b.domain.type == "kvm" and b.ctx.accel == "tcg":
         b.note("domain type kvm runs under TCG emulation here (no usable KVM): expect it to be slower")
-    return out
-
-
-def _memory(b: Build) -> list[Option]:
-    d = b.domain
-    if d.memory_kib <= 0:
-        raise InvalidArgument(f"domain {d.name}: memory must be more than 0 KiB")
-    props: list[tuple[str, Value]] = [("size", f"{d.memory_kib}k")]
-    if d.max_memory_kib is not None:
-        if not d.max_memory_slots:
-            raise InvalidArgument("<maxMemory> needs a slots='N' attribute (memory hotplug slots)")
-        if d.max_memory_kib < d.memory_kib:
-            raise InvalidArgument("<maxMemory> is smaller than <memory>")
-        props += [("slots", d.max_memory_slots), ("maxmem", f"{d.max_memory_kib}k")]
-    out = [Option("-m", kv(None, *props))]
-    backing = d.memory_backing
-    if backing is not None and backing.hugepages:  # hugetlbfs pages through memfd: no mount needed
-        size = backing.hugepage_size_kib
-        out.append(Option("-object", Json({
-            "qom-type": "memory-backend-memfd", "id": HUGE_RAM_ID, "size": d.memory_kib * 1024, "hugetlb": True,
-            **({"hugetlbsize": size * 1024} if size else {}), "prealloc": True})))
     return out
 
 
@@ -378,7 +357,7 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     _monitor,
     _machine,
     cpu_options,
-    _memory,
+    memory_options,
     _smp,
     _firmware,
     _clock,
