@@ -254,3 +254,53 @@ def test_tpm_without_swtpm_defines_and_fails_at_start_naming_the_package(fresh_d
     assert not any((d.root / "run/pyvirt/qemu").iterdir())
     assert ok(d, "domstate", name).strip() == "shut off"
     ok(d, "undefine", name)
+
+
+# ----------------------------------------------------------------------------- memory hotplug, NUMA
+NUMA = ("<cpu><numa><cell id='0' cpus='0' memory='131072'/><cell id='1' cpus='1' memory='131072'/></numa></cpu>")
+DIMM = "<memory model='dimm'><target><size unit='MiB'>128</size><node>1</node></target></memory>"
+VMEM = ("<memory model='virtio-mem'><target><size unit='MiB'>256</size><node>0</node>"
+        "<block unit='KiB'>2048</block><requested unit='MiB'>128</requested></target></memory>")
+
+
+def test_numa_guest_with_memory_devices_and_a_dimm_plugged_live(daemon: DaemonHandle, guest: GuestImage,
+                                                                 tmp_path: Path) -> None:
+    xml = domain_xml("mem1", guest, machine="q35", extra_devices=DIMM + VMEM)
+    xml = xml.replace(str(guest.kernel), str(guest.bzimage or guest.kernel))  # ACPI: see the TPM test
+    xml = xml.replace("<memory unit='MiB'>128</memory>", "<maxMemory slots='4' unit='MiB'>2048</maxMemory>")
+    xml = xml.replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>" + NUMA)
+    name = define(daemon, tmp_path, xml)
+    try:
+        inactive = ok(daemon, "dumpxml", name)
+        assert "<memory unit='KiB'>655360</memory>" in inactive  # 2 x 128 MiB cells + 128 + 256 MiB devices
+        ok(daemon, "start", name)
+        argv = qemu_argv(daemon)
+        assert values(argv, "-m") == ["size=262144k,slots=4,maxmem=2097152k"]
+        assert len(values(argv, "-numa")) == 2
+        daemon.wait_serial(name)
+        rc, out = daemon.guest_run(name, "ls -d /sys/devices/system/node/node*; ls /sys/devices/system/memory | "
+                                         "grep -c memory")
+        assert rc == 0 and "/sys/devices/system/node/node1" in out, out
+        blocks = int(out.split()[-1])
+        dimm = tmp_path / "dimm.xml"
+        dimm.write_text("<memory model='dimm'><target><size unit='MiB'>128</size><node>0</node></target></memory>")
+        assert "Device attached successfully" in ok(daemon, "attach-device", name, str(dimm), "--live")
+        live = ok(daemon, "dumpxml", name)
+        assert live.count("<memory model='dimm'>") == 2 and "<memory unit='KiB'>786432</memory>" in live
+        rc, out = daemon.guest_run(name, "ls /sys/devices/system/memory | grep -c memory")
+        assert rc == 0 and int(out.split()[-1]) > blocks, out  # the guest found the new DIMM's memory blocks
+        assert ok(daemon, "dumpxml", "--inactive", name).count("<memory model='dimm'>") == 1  # --live only
+    finally:
+        gone(daemon, name)
+
+
+def test_nvdimm_defines_and_is_refused_at_start(daemon: DaemonHandle, tmp_path: Path) -> None:
+    nv = ("<memory model='nvdimm'><source><path>/tmp/nv.img</path></source><target><size unit='MiB'>128</size>"
+          "<node>0</node></target></memory>")
+    name = define(daemon, tmp_path, q35("nv1", nv, top="<maxMemory slots='2' unit='MiB'>1024</maxMemory>",
+                                        memory="<memory unit='MiB'>256</memory>"))
+    try:
+        assert "by path" in fails(daemon, "start", name)
+        assert not qemu_pids_under(daemon.root)
+    finally:
+        gone(daemon, name)

@@ -101,3 +101,19 @@ def test_bad_memory_is_refused_by_name(devices: str, cpu: str, top: str, needle:
     with pytest.raises((InvalidArgument, UnsupportedConfig), match=needle):
         parse(devices, top=top + "<vcpu>4</vcpu>", cpu=cpu,
               memory="" if cpu else "<memory unit='MiB'>1024</memory>")
+
+
+def test_dimm_hotplug_arguments_and_the_grown_memory() -> None:
+    from pyvirt.daemon.memory_devices import with_memory
+    from pyvirt.model.domain import MemoryDevice
+    from pyvirt.qemu.argv_memory import dimm_hotplug
+
+    d = dom(DIMM)
+    new = MemoryDevice("dimm", 262144, node=1)
+    obj, dev = dimm_hotplug(d, new, "dimm1")
+    assert obj == {"qom-type": "memory-backend-ram", "id": "memdimm1", "size": 268435456}
+    assert dev == {"driver": "pc-dimm", "id": "dimm1", "memdev": "memdimm1", "node": 1}
+    grown = round_trip(with_memory(d, new))
+    assert grown.memory_kib == d.memory_kib + 262144 and len(grown.devices.memories) == 2
+    with pytest.raises(UnsupportedConfig, match="only <memory model='dimm'>"):
+        dimm_hotplug(d, MemoryDevice("virtio-mem", 262144, block_kib=2048, requested_kib=0), "virtiomem1")

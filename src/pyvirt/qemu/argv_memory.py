@@ -55,6 +55,22 @@ def backend(d: Domain, ident: str, kib: int, *, shared: bool = False, extra: dic
     return Json(data)
 
 
+def dimm_hotplug(d: Domain, m: MemoryDevice, alias: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """object-add and device_add arguments that plug DIMM ``m`` into the running ``d`` as ``alias``."""
+    if m.model != "dimm":
+        raise UnsupportedConfig(f"{alias}: only <memory model='dimm'> can be plugged into a running guest here; "
+                                "add it with --config for the next start")
+    if m.address is not None:
+        raise UnsupportedConfig(f"{alias}: leave <address> out of a hot-plugged DIMM (QEMU picks the slot)")
+    mem_id = f"mem{alias}"
+    shared = m.access == "shared" or (m.access is None and shared_memory(d))
+    obj = dict(backend(d, mem_id, m.size_kib, shared=shared).data)
+    dev: dict[str, Any] = {"driver": "pc-dimm", "id": alias, "memdev": mem_id}
+    if m.node is not None:
+        dev["node"] = m.node
+    return obj, dev
+
+
 def memory_options(b: Build) -> list[Option]:
     d = b.domain
     if d.memory_kib <= 0:
