@@ -29,7 +29,7 @@ from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
-from . import swtpm
+from . import swtpm, vsock
 from .displays import TLS_DIR_NAME, install_tls_certs, live_displays, spice_ports, tls_wanted
 from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
@@ -71,7 +71,7 @@ class Running:
 
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
                    nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None,
-                   tpm_fd: int | None = None) -> LaunchContext:
+                   tpm_fd: int | None = None, vsock: tuple[int, int] | None = None) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
     # TCP ports only for a SPICE display that listens on an address (the default is a unix socket)
@@ -100,6 +100,7 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         add_fds=tuple(files.add_fds) if files else (),
         socket_fds=dict(files.sockets) if files else {},
         tpm_fd=tpm_fd,
+        vsock=vsock,
     )
 
 
@@ -166,6 +167,8 @@ class QemuLauncher:
         """Refuse a start whose devices need a helper program this host lacks, naming its package."""
         if domain.devices.tpms and (problem := swtpm.missing(self.config)) is not None:
             raise HostError(f"cannot start domain '{domain.name}': {problem}")
+        if (problem := vsock.missing(domain)) is not None:
+            raise HostError(f"cannot start domain '{domain.name}': {problem}")
 
     def forget(self, uuid: str) -> None:
         """At undefine: what the daemon keeps for a domain between starts (its TPM state)."""
@@ -189,10 +192,15 @@ class QemuLauncher:
         tpm = swtpm.Swtpm.prepare(config, domain)
         if tpm is not None:
             undo.callback(tpm.close)
-        ctx = launch_context(config, domain, accel, caps, nic_fds, files, tpm_fd=tpm.qemu_fd if tpm else None)
+        vhost_vsock = await asyncio.to_thread(vsock.open_vsock, domain)
+        if vhost_vsock is not None:
+            files.fds.append(vhost_vsock[0])  # QEMU inherits it; closed with the other files
+        ctx = launch_context(config, domain, accel, caps, nic_fds, files, tpm_fd=tpm.qemu_fd if tpm else None,
+                             vsock=vhost_vsock)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
         if tpm is not None:
             inherited.append(tpm.qemu_fd)
+
         command = build_argv(domain, ctx)
         argv, notes = command.argv, list(command.notes)
         remove_runtime_files(config, domain)

@@ -340,6 +340,28 @@ class MemoryDevice:
 
 
 @dataclass(frozen=True)
+class IOMMU:
+    """<iommu model='intel'><driver intremap=... caching_mode=... eim=... iotlb=... aw_bits=.../></iommu>"""
+
+    model: str
+    intremap: bool | None = None
+    caching_mode: bool | None = None
+    eim: bool | None = None
+    iotlb: bool | None = None
+    aw_bits: int | None = None
+
+
+@dataclass(frozen=True)
+class Vsock:
+    """<vsock model='virtio'><cid auto='yes'/> (or address=N)</vsock>: host<->guest sockets over vhost-vsock."""
+
+    model: str | None = None
+    cid_auto: bool | None = None
+    cid: int | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
 class TPM:
     """<tpm model=...><backend type='emulator' version='2.0'/></tpm>: a TPM emulated by swtpm, its state kept
     per VM by the daemon."""
@@ -409,6 +431,8 @@ class Devices:
     panics: tuple[Panic, ...] = ()
     tpms: tuple[TPM, ...] = ()
     memories: tuple[MemoryDevice, ...] = ()
+    iommu: IOMMU | None = None
+    vsock: Vsock | None = None
 
 
 @dataclass(frozen=True)

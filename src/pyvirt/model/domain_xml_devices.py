@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from .domain import (
+    IOMMU,
     RNG,
     TPM,
     Address,
@@ -28,6 +29,7 @@ from .domain import (
     RedirDev,
     Sound,
     Video,
+    Vsock,
     Watchdog,
     disk_bus_for,
 )
@@ -43,12 +45,11 @@ LATER = "it comes in a later release; remove it for now"
 DEVICE_HINTS = {
     "hostdev": Hint("PCI/USB passthrough is not supported yet; " + LATER),
     "filesystem": Hint("shared folders (virtiofs/9p) are not supported yet; " + LATER),
-    "smartcard": Hint("smartcards are not supported; remove it"),
+    "smartcard": Hint("smartcard passthrough is not supported: it needs the host's card reader (or a SPICE "
+                      "client's) through a CCID device pyvirt does not set up; remove <smartcard>"),
     "parallel": Hint("parallel ports are not supported; use a <serial> port"),
     "hub": Hint("USB hubs are not supported; remove it"),
     "lease": Hint("lock manager leases are not supported; remove it"),
-    "vsock": Hint("vsock devices are not supported yet; " + LATER),
-    "iommu": Hint("virtual IOMMUs are not supported yet; " + LATER),
     "shmem": Hint("shared memory devices are not supported; remove it"),
     "crypto": Hint("crypto devices are not supported; remove it"),
 }
@@ -102,6 +103,8 @@ def parse_devices(r: Reader) -> Devices:
         panics=tuple(_panic(p) for p in r.children("panic")),
         tpms=tuple(_tpm(t) for t in r.children("tpm")),
         memories=tuple(parse_memory_device(m) for m in r.children("memory")),
+        iommu=opt(r.child("iommu"), _iommu),
+        vsock=opt(r.child("vsock"), _vsock),
     )
     r.done(DEVICE_HINTS)
     return devices
@@ -146,7 +149,10 @@ DISK_SOURCE_ATTR = {"file": "file", "block": "dev"}
 
 def _disk(r: Reader) -> Disk:
     kind = r.attr("type") or "file"
-    if kind in ("network", "dir", "nvme", "vhostuser"):
+    if kind == "nvme":
+        raise r.error("<disk type='nvme'> hands a host NVMe controller to the guest (PCI passthrough), which pyvirt "
+                      "does not do", "use a file or block disk with <target dev='...' bus='nvme'/>", UnsupportedConfig)
+    if kind in ("network", "dir", "vhostuser"):
         raise r.error(f"<disk type='{kind}'> is not supported",
                       "use type='file', 'block' or 'volume' (a volume of a storage pool)", UnsupportedConfig)
     if kind not in ("file", "block", "volume"):
@@ -541,3 +547,25 @@ def parse_memory_device(r: Reader) -> MemoryDevice:
     t.done()
     r.done()
     return dev
+
+
+def _iommu(r: Reader) -> IOMMU:
+    iommu = IOMMU(model=r.req_attr("model"))
+    if (d := r.child("driver")) is not None:
+        iommu = replace(iommu, intremap=d.bool_attr("intremap", "on", "off"),
+                        caching_mode=d.bool_attr("caching_mode", "on", "off"), eim=d.bool_attr("eim", "on", "off"),
+                        iotlb=d.bool_attr("iotlb", "on", "off"), aw_bits=d.int_attr("aw_bits", minimum=1))
+        d.done()
+    r.ignore_children("alias")
+    r.done()
+    return iommu
+
+
+def _vsock(r: Reader) -> Vsock:
+    auto = cid = None
+    if (c := r.child("cid")) is not None:
+        auto, cid = c.bool_attr("auto"), c.int_attr("address", minimum=3)
+        c.done()
+    v = Vsock(model=r.attr("model"), cid_auto=auto, cid=cid, address=_info(r))
+    r.done()
+    return v

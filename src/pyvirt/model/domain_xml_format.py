@@ -184,6 +184,15 @@ def _fmt_devices(dv: Devices) -> Node:
             node("backend", ("type", t.backend_type), ("version", t.backend_version))]))
     for m in dv.memories:
         out.add(memory_device_node(m))
+    if (io := dv.iommu) is not None:
+        drv = node("driver", ("intremap", on_off(io.intremap)), ("caching_mode", on_off(io.caching_mode)),
+                   ("eim", on_off(io.eim)), ("iotlb", on_off(io.iotlb)), ("aw_bits", io.aw_bits))
+        out.add(node("iommu", ("model", io.model), children=[drv if any(v for _, v in drv.attrs) else None]))
+    if (vs := dv.vsock) is not None:
+        out.add(node("vsock", ("model", vs.model), children=[
+            node("cid", ("auto", yes_no(vs.cid_auto)), ("address", vs.cid))
+            if vs.cid_auto is not None or vs.cid is not None else None,
+            _addr(vs.address)]))
     return out
 
 

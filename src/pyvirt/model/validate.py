@@ -37,12 +37,12 @@ TIMER_NAMES = ("platform", "pit", "rtc", "hpet", "tsc", "kvmclock", "hypervclock
 TICK_POLICIES = ("delay", "catchup", "merge", "discard")
 DISK_DEVICES = ("disk", "cdrom")
 DISK_TYPES = ("file", "block", "volume")
-DISK_BUSES = ("virtio", "sata", "scsi", "ide")
+DISK_BUSES = ("virtio", "sata", "scsi", "ide", "nvme")
 DISK_FORMATS = ("raw", "qcow2")
 DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
 DISK_DISCARD = ("unmap", "ignore")
 DISK_IO = ("native", "threads", "io_uring", "default")
-CONTROLLER_TYPES = ("pci", "usb", "ide", "sata", "scsi", "virtio-serial")
+CONTROLLER_TYPES = ("pci", "usb", "ide", "sata", "scsi", "virtio-serial", "nvme")
 USB_MODELS = ("qemu-xhci", "nec-xhci", "piix3-uhci", "piix4-uhci", "ich9-ehci1", "ich9-uhci1", "ich9-uhci2",
               "ich9-uhci3", "ehci", "none")
 USB_COMPANION_MODELS = ("ich9-uhci1", "ich9-uhci2", "ich9-uhci3")
@@ -365,6 +365,7 @@ def _addresses(c: _Check, dv: Devices) -> None:
         ("sound", dv.sounds), ("video", dv.videos), ("redirdev", dv.redirdevs),
         ("memballoon", (dv.memballoon,) if dv.memballoon else ()), ("rng", dv.rngs),
         ("watchdog", dv.watchdogs), ("panic", dv.panics), ("memory", dv.memories),
+        ("vsock", (dv.vsock,) if dv.vsock else ()),
     ]
     for tag, devs in groups:
         for dev in devs:
@@ -471,6 +472,15 @@ def _devices(c: _Check, d: Domain) -> None:
     for p in dv.panics:
         c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
     _tpms(c, dv)
+    if dv.iommu is not None:
+        c.one_of("<devices>/<iommu>", "model", dv.iommu.model, ("intel",), optional=False)
+        if dv.iommu.aw_bits not in (None, 39, 48):
+            c.fail("<devices>/<iommu>/<driver>", f"aw_bits={dv.iommu.aw_bits}", "use 39 or 48")
+    if dv.vsock is not None:
+        c.one_of("<devices>/<vsock>", "model", dv.vsock.model, ("virtio",))
+        if dv.vsock.cid_auto is False and dv.vsock.cid is None:
+            c.fail("<devices>/<vsock>/<cid>", "auto='no' without an address",
+                   "give address='3' (or more), or auto='yes'")
 
 
 def _usb_companions(c: _Check, dv: Devices) -> None:

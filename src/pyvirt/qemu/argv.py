@@ -54,6 +54,7 @@ from .argv_devices import (
 from .argv_disks import DiskNames, disk_names, disk_options
 from .argv_graphics import graphics_options
 from .argv_memory import machine_ram_backend, memory_options
+from .argv_platform import iommu_irqchip, iommu_options, vsock_options
 from .argv_render import Option, Value, kv, render
 from .argv_tpm import tpm_options
 
@@ -161,7 +162,9 @@ def _machine(b: Build) -> list[Option]:
     else:
         props += [("vmport", f.vmport), ("hpet", False if _hpet_off(b) else None)]
     props.append(("smm", smm))
-    if f.ioapic_driver is not None:
+    if (irqchip := iommu_irqchip(b)) is not None:
+        props.append(("kernel-irqchip", irqchip))
+    elif f.ioapic_driver is not None:
         if m.family != "q35":
             raise UnsupportedConfig(f"<ioapic driver='{f.ioapic_driver}'> needs machine type q35")
         if b.ctx.accel == "kvm":
@@ -364,6 +367,7 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     _power_management,
     action_options,
     _boot,
+    iommu_options,
     controller_options,
     disk_options,
     interface_options,
@@ -378,5 +382,6 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     watchdog_options,
     panic_options,
     tpm_options,
+    vsock_options,
     _sandbox,
 )

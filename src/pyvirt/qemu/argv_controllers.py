@@ -41,6 +41,10 @@ def uses_scsi(domain: Domain) -> bool:
     return any(disk.bus == "scsi" for disk in domain.devices.disks)
 
 
+def uses_nvme(domain: Domain) -> bool:
+    return any(disk.bus == "nvme" for disk in domain.devices.disks)
+
+
 def effective_controllers(b: Build) -> list[Controller]:
     """The domain's controllers plus the implicit ones its devices need."""
     ctrls = list(b.domain.devices.controllers)
@@ -51,6 +55,8 @@ def effective_controllers(b: Build) -> list[Controller]:
         ctrls.append(Controller(type="virtio-serial", index=0))
     if uses_scsi(b.domain) and "scsi" not in have:
         ctrls.append(Controller(type="scsi", index=0, model="virtio-scsi"))
+    if uses_nvme(b.domain) and "nvme" not in have:
+        ctrls.append(Controller(type="nvme", index=0))
     return ctrls
 
 
@@ -92,6 +98,7 @@ def _controller(b: Build, ctrl: Controller) -> list[Option]:
         "sata": _sata_controller,
         "ide": _ide_controller,
         "virtio-serial": _virtio_serial_controller,
+        "nvme": _nvme_controller,
     }
     try:
         fn = builders[ctrl.type]
@@ -172,6 +179,17 @@ def _scsi_controller(b: Build, ctrl: Controller) -> list[Option]:
         )
     place = pci_placement(b, ctrl.address, f"SCSI controller {ctrl.index}")
     return [Option("-device", kv(b.virtio("scsi"), ("id", f"scsi{ctrl.index}"), *place))]
+
+
+def _nvme_controller(b: Build, ctrl: Controller) -> list[Option]:
+    """An NVMe controller; its disks are namespaces on it (nvme-ns). QEMU wants a serial number: a stable one
+    from the domain's uuid."""
+    if ctrl.model is not None:
+        raise UnsupportedConfig(f"NVMe controller {ctrl.index}: model '{ctrl.model}' is not supported; leave it out")
+    b.need_pci(f"NVMe controller {ctrl.index}")
+    place = pci_placement(b, ctrl.address, f"NVMe controller {ctrl.index}")
+    serial = f"{b.domain.uuid.replace('-', '')[:16]}{ctrl.index:02d}"
+    return [Option("-device", kv("nvme", ("id", f"nvme{ctrl.index}"), ("serial", serial), *place))]
 
 
 def _sata_controller(b: Build, ctrl: Controller) -> list[Option]:
