@@ -466,6 +466,7 @@ class Domain:
     pm: PM | None = None
     devices: Devices = field(default_factory=Devices)
     seclabels: tuple[SecLabel, ...] = ()
+    resource_partition: str | None = None  # <resource><partition>: a cgroup under the machine slice
 
     @property
     def effective_memory_kib(self) -> int:

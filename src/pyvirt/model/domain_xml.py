@@ -7,9 +7,8 @@ Accepted and ignored, because they carry no setting: ``<alias>`` on devices
 (live-only names), the ``id`` attribute of <domain>, a pty's ``<source path>``
 and ``tty``, a channel target's ``state``, an empty ``<backingStore/>``, the
 ``portid``/``bridge`` that libvirt adds to a network interface's live source,
-``clusters='1'`` of a CPU topology, and
-``<resource><partition>/machine</partition></resource>`` (libvirt's default
-placement; any other partition is an error).
+and ``clusters='1'`` of a CPU topology. ``<resource><partition>`` is kept
+(the daemon places QEMU's cgroup there where the host has cgroup v2).
 
 A document without <uuid> parses to ``uuid=""`` and interfaces without <mac>
 to ``mac=None``; ``model.ids.normalize`` fills them (define does that).
@@ -106,7 +105,7 @@ def parse_domain_xml(text: str) -> Domain:
         vcpus = vcpu_r.int_text()
         vcpu_r.done()
 
-    _resource(r.child("resource"))
+    partition = opt(r.child("resource"), _resource)
     os_r = r.child("os")
     dom = Domain(
         name=name,
@@ -136,6 +135,7 @@ def parse_domain_xml(text: str) -> Domain:
         pm=opt(r.child("pm"), _pm),
         devices=opt(r.child("devices"), parse_devices) or Devices(),
         seclabels=tuple(_seclabel(s) for s in r.children("seclabel")),
+        resource_partition=partition,
     )
     r.done(DOMAIN_HINTS)
     dom = implied_memory(dom)
@@ -153,13 +153,10 @@ def _size(r: Reader) -> int:
     return kib
 
 
-def _resource(r: Reader | None) -> None:
-    if r is None:
-        return
-    part = r.child_text("partition")
-    if part is not None and part.strip() != "/machine":
-        raise r.error(f"partition '{part}' is not supported", "pyvirt places every VM in /machine; remove <resource>")
-    r.done()
+def _resource(r: Reader) -> str | None:
+    part = stripped(r.child_text("partition"))
+    r.done({"fibrechannel": Hint("fibre channel resources are not supported; remove <fibrechannel>")})
+    return part
 
 
 def _metadata(r: Reader) -> str | None:

@@ -54,6 +54,8 @@ def format_domain_xml(domain: Domain, *, live: LiveInfo | None = None, secure: b
     root.add(format_memory_backing(d.memory_backing))
     root.add(node("vcpu", ("placement", d.vcpu_placement), ("current", d.vcpu_current), text=str(d.vcpus)))
     root.add(format_cputune(d.cputune))
+    if d.resource_partition is not None:
+        root.add(node("resource", children=[node("partition", text=d.resource_partition)]))
     root.add(_fmt_os(d.os))
     root.add(format_features(d.features))
     if d.cpu is not None:

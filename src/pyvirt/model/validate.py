@@ -87,6 +87,7 @@ _CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TARGET_DEV = re.compile(r"^[a-z]+$")
 _ADDRESS_NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|[0-9]+)$")
+_PARTITION = re.compile(r"^/machine(/[A-Za-z0-9_.-]+)*$")  # libvirt's partitions under the machine slice
 _VENDOR_ID = re.compile(r"^[ -+\--~]{1,12}$")  # printable ASCII but ',' (QEMU's option separator)
 _USB_PORT = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # a port behind hubs: 1.2
 
@@ -158,6 +159,9 @@ def validate_domain(d: Domain) -> None:
     c.one_of("<on_reboot>", "action", d.on_reboot, ON_REBOOT, optional=False)
     c.one_of("<on_crash>", "action", d.on_crash, ON_CRASH, optional=False)
     _devices(c, d)
+    if d.resource_partition is not None and not _PARTITION.match(d.resource_partition):
+        c.fail("<resource>/<partition>", f"partition {d.resource_partition!r} is not a path such as /machine",
+               "write /machine, or /machine/NAME for a group of guests")
     for s in d.seclabels:
         c.one_of("<seclabel>", "type", s.type, SECLABEL_TYPES)
 
