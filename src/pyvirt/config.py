@@ -128,6 +128,14 @@ class Paths:
         """Unix channels (guest agent) given without a path."""
         return self.vm_dir(uuid) / "ch"
 
+    def swtpm_state(self, uuid: str) -> Path:
+        """A guest's TPM state (swtpm's files): kept across starts, removed at undefine; private to the QEMU user."""
+        return self.lib / "swtpm" / uuid
+
+    def swtpm_pidfile(self, uuid: str) -> Path:
+        """pid and start time of the running guest's swtpm (the daemon writes it; gone with the guest's dir)."""
+        return self.vm_dir(uuid) / "swtpm.pid"
+
     def domain_log(self, name: str) -> Path:
         return self.qemu_log / f"{name}.log"
 
@@ -205,6 +213,11 @@ class Settings:
     events_per_second: float = 10.0
     # sealed copies of kernels, initrds and BIOS ROMs kept between starts (MiB; 0: copy at every start)
     kernel_cache_mib: int = 256
+    # SPICE TLS (libvirt's qemu.conf spice_tls_x509_cert_dir): a directory with ca-cert.pem, server-cert.pem and
+    # server-key.pem; unset, a spice display gets no TLS port (tlsPort='-1' stays -1, and a note says so)
+    spice_tls_x509_cert_dir: str | None = None
+    # helper programs some devices need; a missing one fails the start naming its Debian package
+    swtpm_binary: str = "/usr/bin/swtpm"
     # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
     ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)

@@ -641,6 +641,12 @@ NOT_IN_ARGV = {
     "Domain.cputune": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
     "Domain.memtune": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
     "Domain.blkiotune": "a cgroup v2 limit the daemon applies (host/cgroup.py)",
+    "MemoryDevice.label_kib": "nvdimm only, which is refused at start (no file QEMU opens by path)",
+    "Vsock.cid": "the daemon reserves the CID on /dev/vhost-vsock (daemon/vsock.py); QEMU gets ctx.vsock",
+    "Vsock.cid_auto": "the daemon picks a free CID (daemon/vsock.py)",
+    "Domain.resource_partition": "a cgroup the daemon places QEMU in (daemon/tuning.py)",
+    "TPM.backend_version": "swtpm's --tpm2, which the daemon starts (daemon/swtpm.py)",
+    "Graphics.gl_rendernode": "OpenGL is refused at start: no render node is handed to QEMU",
 }
 
 

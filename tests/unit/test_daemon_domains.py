@@ -106,6 +106,7 @@ class FakeLauncher:
     orphans: dict[str, int] = field(default_factory=dict)  # what /proc would show: uuid -> pid
     ended: list[int] = field(default_factory=list)
     kept_dirs: list[set[str]] = field(default_factory=list)  # the owned uuids of each remove_stray_dirs
+    forgotten: list[str] = field(default_factory=list)
 
     def running_qemus(self) -> dict[str, int]:
         return dict(self.orphans)
@@ -116,6 +117,12 @@ class FakeLauncher:
 
     def remove_stray_dirs(self, owned: set[str]) -> None:
         self.kept_dirs.append(set(owned))
+
+    def check_helpers(self, domain: Domain) -> None:
+        pass
+
+    def forget(self, uuid: str) -> None:
+        self.forgotten.append(uuid)
 
     def remove_runtime_files(self, domain: Domain) -> None:
         self.removed_files += 1

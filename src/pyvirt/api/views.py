@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..daemon.results import DiskChange, InterfaceChange
+from ..daemon.results import DiskChange, InterfaceChange, MemoryChange
 
 
 def dumps(value: Any) -> str:
@@ -29,7 +29,7 @@ def reply(value: Any, status: int = 200) -> web.Response:
     return web.json_response(value, status=status, dumps=dumps)
 
 
-def device_reply(change: DiskChange | InterfaceChange) -> web.Response:
+def device_reply(change: DiskChange | InterfaceChange | MemoryChange) -> web.Response:
     """attach-/detach-device: the change, tagged with the kind of device."""
-    kind = "disk" if isinstance(change, DiskChange) else "interface"
+    kind = "disk" if isinstance(change, DiskChange) else "memory" if isinstance(change, MemoryChange) else "interface"
     return reply({"device": kind, **vars(change)})

@@ -469,9 +469,10 @@ class DiskManager:
         assert run is not None
         who = f"cannot attach disk {disk.target_dev} to domain '{entry.name}'"
         self._with_disk(entry, run.live, disk)  # target free, and the disk valid in the live domain
-        if disk.bus in ("sata", "ide"):
+        if disk.bus in ("sata", "ide", "nvme"):
+            ctrl = {"sata": "AHCI", "ide": "IDE", "nvme": "NVMe"}[disk.bus]
             raise OperationInvalid(f"{who}: {disk.bus.upper()} disks cannot be hot-plugged (QEMU's "
-                                   f"{'AHCI' if disk.bus == 'sata' else 'IDE'} controller has no hot-plug); use "
+                                   f"{ctrl} controller has no hot-plug); use "
                                    "bus virtio or scsi, or --config and restart the domain")
         if disk.address is not None:
             raise UnsupportedConfig(f"{who}: a hot-plugged disk takes no <address>: pyvirt picks a free place; "
@@ -509,7 +510,7 @@ class DiskManager:
     async def _unplug(self, entry: DomainEntry, index: int, disk: Disk) -> None:
         run = entry.running
         assert run is not None
-        if disk.bus in ("sata", "ide"):
+        if disk.bus in ("sata", "ide", "nvme"):
             raise OperationInvalid(f"cannot detach disk {disk.target_dev} from running domain '{entry.name}': "
                                    f"{disk.bus.upper()} disks cannot be hot-unplugged; use --config and restart it")
         names = disk_names(run.live)[index]

@@ -248,6 +248,7 @@ class DomainManager:
                 self.table.save(entry)
             else:
                 self.table.remove(entry)
+                self.launcher.forget(entry.uuid)
             self.table.emit(entry, "undefined", "removed")
         return Undefined(entry.name, transient=entry.active)
 
@@ -281,6 +282,7 @@ class DomainManager:
         accel = self.host.accel_for(domain, caps, check=True)
         prechecks.check_emulator(domain, self._allowed_emulators(), self.config.paths.settings_file)
         prechecks.check_paths(domain)
+        self.launcher.check_helpers(domain)
         prechecks.check_machine(domain, self.host.machine_names(caps))
         prechecks.check_memory_available(domain)
         self.config.paths.qemu_log.mkdir(parents=True, exist_ok=True)

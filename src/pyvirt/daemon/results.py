@@ -382,6 +382,18 @@ class InterfaceChange:
     target: str | None
 
 
+@dataclass(frozen=True)
+class MemoryChange:
+    """attach-device of a <memory>: the device, its QEMU id when plugged live, and where it changed."""
+
+    model: str
+    size_kib: int
+    node: int | None
+    alias: str | None
+    live: bool
+    config: bool
+
+
 # ------------------------------------------------------------------ disks
 @dataclass(frozen=True)
 class DiskRow:

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import stat
 import time
 from collections.abc import Callable
@@ -30,6 +29,8 @@ from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
+from . import swtpm, vsock
+from .displays import TLS_DIR_NAME, install_tls_certs, live_displays, spice_ports, tls_wanted
 from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
 from .sealed_images import SealedImages
@@ -69,19 +70,14 @@ class Running:
         return ticks * 1_000_000_000 // CLK_TCK
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
-                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None) -> LaunchContext:
+                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None,
+                   tpm_fd: int | None = None, vsock: tuple[int, int] | None = None) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
-    # a TCP port only for a SPICE display that listens on an address (the default is a unix socket)
-    wants_spice = any(g.type == "spice" and g.listen_address is not None and (g.autoport or g.port in (None, -1))
-                      for g in domain.devices.graphics)
+    # TCP ports only for a SPICE display that listens on an address (the default is a unix socket)
+    tls_dir = config.settings.spice_tls_x509_cert_dir
+    spice_port, spice_tls_port = spice_ports(domain, tls_dir is not None)
     aliases = {m.alias: m.name for m in caps.machine_types if m.alias}
     return LaunchContext(
         qemu_binary=domain.devices.emulator or config.settings.qemu_binary,
@@ -96,17 +92,23 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         has_sandbox=caps.has_sandbox and config.settings.sandbox,
         machine_aliases=aliases,
         devices=caps.devices,
-        spice_port=_free_tcp_port() if wants_spice else None,
+        spice_port=spice_port,
+        spice_tls_port=spice_tls_port,
+        spice_tls_dir=str(paths.vm_dir(domain.uuid) / TLS_DIR_NAME) if tls_dir is not None and tls_wanted(domain)
+        else None,
         nic_fds=dict(nic_fds or {}),
         host_paths=dict(files.paths) if files else {},
         add_fds=tuple(files.add_fds) if files else (),
         socket_fds=dict(files.sockets) if files else {},
+        tpm_fd=tpm_fd,
+        vsock=vsock,
     )
 
 
 def remove_runtime_files(config: Config, domain: Domain) -> None:
     """The guest's own directory (sockets, pidfile, channels) goes with it, and the sockets the daemon
-    bound for it elsewhere."""
+    bound for it elsewhere; its swtpm ends first (its pid file is in that directory)."""
+    swtpm.stop(config, domain.uuid)
     shutil.rmtree(config.paths.vm_dir(domain.uuid), ignore_errors=True)
     remove_sockets(domain)
 
@@ -163,6 +165,17 @@ class QemuLauncher:
     def remove_runtime_files(self, domain: Domain) -> None:
         remove_runtime_files(self.config, domain)
 
+    def check_helpers(self, domain: Domain) -> None:
+        """Refuse a start whose devices need a helper program this host lacks, naming its package."""
+        if domain.devices.tpms and (problem := swtpm.missing(self.config)) is not None:
+            raise HostError(f"cannot start domain '{domain.name}': {problem}")
+        if (problem := vsock.missing(domain)) is not None:
+            raise HostError(f"cannot start domain '{domain.name}': {problem}")
+
+    def forget(self, uuid: str) -> None:
+        """At undefine: what the daemon keeps for a domain between starts (its TPM state)."""
+        swtpm.forget(self.config, uuid)
+
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities, paused: bool,
                      nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
                      on_spawned: Callable[[int], None] = lambda pid: None) -> Running:
@@ -179,13 +192,31 @@ class QemuLauncher:
         files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)),
                                         self.sealed)
         undo.callback(files.close)
-        ctx = launch_context(config, domain, accel, caps, nic_fds, files)
+        tpm = swtpm.Swtpm.prepare(config, domain)
+        if tpm is not None:
+            undo.callback(tpm.close)
+        vhost_vsock = await asyncio.to_thread(vsock.open_vsock, domain)
+        if vhost_vsock is not None:
+            files.fds.append(vhost_vsock[0])  # QEMU inherits it; closed with the other files
+        ctx = launch_context(config, domain, accel, caps, nic_fds, files, tpm_fd=tpm.qemu_fd if tpm else None,
+                             vsock=vhost_vsock)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
+        if tpm is not None:
+            inherited.append(tpm.qemu_fd)
+
         command = build_argv(domain, ctx)
         argv, notes = command.argv, list(command.notes)
         remove_runtime_files(config, domain)
         make_vm_dir(config, domain, who)
         undo.callback(remove_runtime_files, config, domain)
+        if ctx.spice_tls_dir is not None and config.settings.spice_tls_x509_cert_dir is not None:
+            await asyncio.to_thread(install_tls_certs, config.settings.spice_tls_x509_cert_dir,
+                                    Path(ctx.spice_tls_dir), who)
+        domain = live_displays(domain, ctx)
+        if tpm is not None:
+            await asyncio.to_thread(tpm.spawn, who)
+            if tpm.made_state:  # a first start that fails leaves no TPM state behind
+                undo.callback(swtpm.forget, config, domain.uuid)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
         timeout = config.settings.qemu_start_timeout
@@ -200,6 +231,8 @@ class QemuLauncher:
             domain=domain,
         )
         files.close()  # QEMU holds its own copies now
+        if tpm is not None:
+            tpm.close()
         undo.callback(proc.close)
         undo.push_async_callback(proc.terminate, 2.0)
         on_spawned(proc.pid)
@@ -251,6 +284,7 @@ class QemuLauncher:
         if proc is not None:
             await proc.terminate(2.0)
             proc.close()
+        swtpm.stop(self.config, uuid)
         shutil.rmtree(self.config.paths.vm_dir(uuid), ignore_errors=True)
 
 

@@ -21,6 +21,7 @@ from .eventbus import EventBus
 from .format_book import StoreFormatBook
 from .hostinfo import HostService
 from .ksm import KsmManager
+from .memory_devices import MemoryDeviceManager
 from .networks import NetworkManager
 from .nics import NicManager
 from .node import NodeManager
@@ -95,7 +96,7 @@ def build(config: Config, uri: str) -> Services:
                      guests=lambda: [(e.name, run.process.pid) for e, run in table.running()])
     return Services(
         config=config, store=store, bus=bus, host=host, domains=domains, networks=networks, nics=nics,
-        disks=disks, devices=DeviceManager(disks, nics), pools=pools, volumes=volumes,
+        disks=disks, devices=DeviceManager(disks, nics, MemoryDeviceManager(table)), pools=pools, volumes=volumes,
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import HostError, InvalidArgument, OperationInvalid
-from ..host.cgroup import CgroupV2, limit_files
+from ..host.cgroup import CgroupV2, limit_files, partition_dir
 from ..host.node import process_rss_kib
 from ..model.domain import BlkioTune, CpuTune, Domain, MemTune
 from ..model.tuning_xml import BLKIO_WEIGHT, PERIOD, QUOTA, SHARES
@@ -33,6 +33,15 @@ def _tuning(d: Domain) -> dict[str, str]:
     return limit_files(d.cputune, d.memtune, d.blkiotune, d.vcpu_current or d.vcpus)
 
 
+def _placed(d: Domain) -> bool:
+    """The guest gets a cgroup of its own: it has limits, or a resource partition to sit in."""
+    return bool(_tuning(d)) or d.resource_partition is not None
+
+
+def _parent(d: Domain) -> str | None:
+    return partition_dir(d.resource_partition) if d.resource_partition is not None else None
+
+
 class TuningManager:
     def __init__(self, table: DomainTable, cgroups: CgroupV2) -> None:
         self.table = table
@@ -42,14 +51,20 @@ class TuningManager:
     async def place(self, name: str, domain: Domain, pid: int, undo: contextlib.AsyncExitStack) -> list[str]:
         """Put a just-launched QEMU in a cgroup with the domain's limits; notes for the user when none applies."""
         files = _tuning(domain)
-        if not files:
+        if not _placed(domain):
             return []
         support = self.cgroups.support()
         if not support.usable:
-            note = f"the limits of <cputune>/<memtune>/<blkiotune> are not applied: {support.reason}"
-            log.warning("domain %s: %s", name, note)
-            return [note]
-        group = self.cgroups.create(name)
+            notes = []
+            if files:
+                notes.append(f"the limits of <cputune>/<memtune>/<blkiotune> are not applied: {support.reason}")
+            if domain.resource_partition is not None:
+                notes.append(f"<resource><partition>{domain.resource_partition}</partition> is not applied (QEMU "
+                             f"stays in the daemon's cgroup): {support.reason.split('; <cputune>')[0]}")
+            for note in notes:
+                log.warning("domain %s: %s", name, note)
+            return notes
+        group = self.cgroups.create(name, _parent(domain))
         undo.callback(self.cgroups.remove, group)
         self.cgroups.write(group, files)
         self.cgroups.attach(group, pid)
@@ -59,8 +74,8 @@ class TuningManager:
 
     def release(self, live: Domain) -> None:
         """After QEMU is gone: remove its (now empty) cgroup."""
-        if _tuning(live) and self.cgroups.support().usable:
-            self.cgroups.remove(self.cgroups.path(live.name))
+        if _placed(live) and self.cgroups.support().usable:
+            self.cgroups.remove(self.cgroups.path(live.name, _parent(live)))
 
     def _applied(self, entry: DomainEntry) -> tuple[bool, str]:
         run = entry.running
@@ -71,7 +86,7 @@ class TuningManager:
         support = self.cgroups.support()
         if not support.usable:
             return False, support.reason
-        group = self.cgroups.path(entry.name)
+        group = self.cgroups.path(entry.name, _parent(run.live))
         procs = self.cgroups.read(group, "cgroup.procs") or ""
         if str(run.process.pid) not in procs.split():
             return False, "the domain was started without limits; they apply from its next start"
@@ -84,10 +99,11 @@ class TuningManager:
             raise HostError(f"cannot {verb} domain '{entry.name}' live: {support.reason.split('; <cputune>')[0]}; "
                             "change its definition with --config instead (applied where the host has a cgroup v2 "
                             "tree)")
-        group = self.cgroups.path(entry.name)
+        assert entry.running is not None
+        parent = _parent(entry.running.live)
+        group = self.cgroups.path(entry.name, parent)
         if not group.exists():
-            assert entry.running is not None
-            group = self.cgroups.create(entry.name)
+            group = self.cgroups.create(entry.name, parent)
             self.cgroups.attach(group, entry.running.process.pid)
         return group
 

@@ -35,6 +35,16 @@ def cgroup2_mounts(mounts_text: str) -> list[Path]:
     return sorted(found, key=lambda p: (p != Path("/sys/fs/cgroup"), str(p)))
 
 
+def partition_dir(partition: str) -> str:
+    """libvirt's resource partition -> its cgroup directory under the tree, as systemd names slices:
+    /machine -> machine.slice, /machine/web -> machine.slice/machine-web.slice."""
+    parts = [p for p in partition.split("/") if p]
+    out = []
+    for i in range(len(parts)):
+        out.append("-".join(parts[: i + 1]) + ".slice")
+    return "/".join(out)
+
+
 def shares_to_weight(shares: int) -> int:
     """cgroup v1 cpu.shares (2..262144, 1024 by default) -> v2 cpu.weight (1..10000, 100 by default)."""
     shares = min(max(shares, 2), 262144)
@@ -114,17 +124,20 @@ class CgroupV2:
             raise HostError(f"cannot apply cgroup limits: {found.reason}")
         return found.mount
 
-    def path(self, name: str) -> Path:
-        return self._require() / self.parent / name
+    def path(self, name: str, parent: str | None = None) -> Path:
+        """The guest's cgroup: under the daemon's own (``self.parent``), or ``parent`` (a partition's dir)."""
+        return self._require() / (parent or self.parent) / name
 
-    def create(self, name: str) -> Path:
+    def create(self, name: str, parent: str | None = None) -> Path:
         """The guest's cgroup, with the controllers enabled down to it."""
         mount = self._require()
-        parent = mount / self.parent
-        parent.mkdir(exist_ok=True)
-        for where in (mount, parent):
+        group = self.path(name, parent)
+        where = mount
+        _enable(where)
+        for part in group.relative_to(mount).parts[:-1]:
+            where = where / part
+            where.mkdir(exist_ok=True)
             _enable(where)
-        group = parent / name
         group.mkdir(exist_ok=True)
         return group
 

@@ -17,7 +17,7 @@ _NEEDS = {  # a model value -> the QEMU device that must exist for it
     "video": {"virtio": "virtio-vga", "qxl": "qxl-vga", "vga": "VGA", "cirrus": "cirrus-vga", "bochs": "bochs-display",
               "ramfb": "ramfb"},
     "rng": {"virtio": "virtio-rng-pci"},
-    "disk_bus": {"virtio": "virtio-blk-pci", "sata": "ide-hd", "scsi": "scsi-hd", "ide": "ide-hd"},
+    "disk_bus": {"virtio": "virtio-blk-pci", "sata": "ide-hd", "scsi": "scsi-hd", "ide": "ide-hd", "nvme": "nvme-ns"},
 }
 
 

@@ -58,12 +58,36 @@ class OS:
 
 
 @dataclass(frozen=True)
+class HyperVFeature:
+    """One Hyper-V enlightenment of <features><hyperv>: <relaxed state='on'/>, <spinlocks retries=.../>, ..."""
+
+    name: str  # relaxed | vapic | spinlocks | vpindex | runtime | synic | stimer | reset | vendor_id | ...
+    state: bool
+    retries: int | None = None  # spinlocks
+    value: str | None = None  # vendor_id
+    direct: bool | None = None  # stimer: <direct state=.../>
+
+
+@dataclass(frozen=True)
+class HyperV:
+    mode: str | None = None  # custom | passthrough
+    features: tuple[HyperVFeature, ...] = ()
+
+
+@dataclass(frozen=True)
 class Features:
     acpi: bool = False
     apic: bool = False
     pae: bool = False
     vmport: bool | None = None  # <vmport state="on|off"/>
     smm: bool | None = None
+    hyperv: HyperV | None = None
+    # <kvm>: (name, state) of hidden, hint-dedicated, poll-control, pv-ipi, in document order
+    kvm: tuple[tuple[str, bool], ...] = ()
+    pmu: bool | None = None
+    vmcoreinfo: bool | None = None
+    pvspinlock: bool | None = None
+    ioapic_driver: str | None = None  # kvm | qemu
 
 
 @dataclass(frozen=True)
@@ -81,6 +105,16 @@ class CPUFeature:
 
 
 @dataclass(frozen=True)
+class NumaCell:
+    """<cpu><numa><cell id=... cpus='0-1' memory=.../>: a guest NUMA node."""
+
+    cpus: str  # a CPU list as libvirt writes it: 0-1,4
+    memory_kib: int
+    id: int | None = None
+    mem_access: str | None = None  # shared | private (shared: vhost-user devices such as virtiofs can map it)
+
+
+@dataclass(frozen=True)
 class CPU:
     mode: str | None = None  # host-passthrough | host-model | custom | maximum
     match: str | None = None
@@ -90,6 +124,7 @@ class CPU:
     model_fallback: str | None = None
     topology: CPUTopology | None = None
     features: tuple[CPUFeature, ...] = ()
+    numa: tuple[NumaCell, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +198,8 @@ class Controller:
     model_name: str | None = None  # <model name=.../> of pci controllers
     target_chassis: int | None = None
     target_port: str | None = None  # hex string as written, e.g. "0x10"
+    # <master startport=N/>: a USB1 companion (ich9-uhciN) of the USB2 controller with the same index
+    master_startport: int | None = None
     address: Address | None = None
 
 
@@ -216,6 +253,10 @@ class Graphics:
     socket: str | None = None  # vnc unix socket path
     passwd: str | None = None
     image_compression: str | None = None  # spice <image compression=.../>
+    # spice tlsPort: -1 = pick one at start (only where spice TLS certificates are configured); live: the port
+    tls_port: int | None = None
+    gl: bool | None = None  # spice <gl enable=.../>: OpenGL through a host render node
+    gl_rendernode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +330,53 @@ class Panic:
 
 
 @dataclass(frozen=True)
+class MemoryDevice:
+    """<memory model='dimm|virtio-mem|nvdimm'>: memory plugged beside the boot RAM (hot-pluggable)."""
+
+    model: str
+    size_kib: int
+    node: int | None = None
+    block_kib: int | None = None  # virtio-mem: the unit it plugs
+    requested_kib: int | None = None  # virtio-mem: how much of size the guest gets now
+    source_path: str | None = None  # nvdimm: the backing file
+    label_kib: int | None = None  # nvdimm: <label><size>
+    access: str | None = None  # shared | private
+    address: Address | None = None  # dimm: type='dimm' slot= base=; virtio-mem: pci
+
+
+@dataclass(frozen=True)
+class IOMMU:
+    """<iommu model='intel'><driver intremap=... caching_mode=... eim=... iotlb=... aw_bits=.../></iommu>"""
+
+    model: str
+    intremap: bool | None = None
+    caching_mode: bool | None = None
+    eim: bool | None = None
+    iotlb: bool | None = None
+    aw_bits: int | None = None
+
+
+@dataclass(frozen=True)
+class Vsock:
+    """<vsock model='virtio'><cid auto='yes'/> (or address=N)</vsock>: host<->guest sockets over vhost-vsock."""
+
+    model: str | None = None
+    cid_auto: bool | None = None
+    cid: int | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class TPM:
+    """<tpm model=...><backend type='emulator' version='2.0'/></tpm>: a TPM emulated by swtpm, its state kept
+    per VM by the daemon."""
+
+    model: str = "tpm-tis"  # tpm-tis | tpm-crb
+    backend_type: str = "emulator"
+    backend_version: str | None = None  # 2.0 | 1.2 (None: 2.0)
+
+
+@dataclass(frozen=True)
 class SecLabel:
     type: str | None = None  # none | dynamic | static
     model: str | None = None
@@ -346,6 +434,10 @@ class Devices:
     rngs: tuple[RNG, ...] = ()
     watchdogs: tuple[Watchdog, ...] = ()
     panics: tuple[Panic, ...] = ()
+    tpms: tuple[TPM, ...] = ()
+    memories: tuple[MemoryDevice, ...] = ()
+    iommu: IOMMU | None = None
+    vsock: Vsock | None = None
 
 
 @dataclass(frozen=True)
@@ -379,6 +471,7 @@ class Domain:
     pm: PM | None = None
     devices: Devices = field(default_factory=Devices)
     seclabels: tuple[SecLabel, ...] = ()
+    resource_partition: str | None = None  # <resource><partition>: a cgroup under the machine slice
 
     @property
     def effective_memory_kib(self) -> int:

@@ -7,9 +7,8 @@ Accepted and ignored, because they carry no setting: ``<alias>`` on devices
 (live-only names), the ``id`` attribute of <domain>, a pty's ``<source path>``
 and ``tty``, a channel target's ``state``, an empty ``<backingStore/>``, the
 ``portid``/``bridge`` that libvirt adds to a network interface's live source,
-``clusters='1'`` of a CPU topology, and
-``<resource><partition>/machine</partition></resource>`` (libvirt's default
-placement; any other partition is an error).
+and ``clusters='1'`` of a CPU topology. ``<resource><partition>`` is kept
+(the daemon places QEMU's cgroup there where the host has cgroup v2).
 
 A document without <uuid> parses to ``uuid=""`` and interfaces without <mac>
 to ``mac=None``; ``model.ids.normalize`` fills them (define does that).
@@ -23,6 +22,7 @@ re-exported here so callers keep one import path, and
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TypeVar
 
 from ..errors import InvalidArgument
@@ -38,12 +38,14 @@ from .domain import (
     Devices,
     Domain,
     Features,
+    NumaCell,
     SecLabel,
     Timer,
     disk_bus_for,
 )
 from .domain_xml_devices import opt, parse_devices, parse_disk_xml, parse_interface_xml, stripped
 from .domain_xml_format import LiveInfo, format_disk_xml, format_domain_xml, format_interface_xml
+from .features_xml import parse_features
 from .tuning_xml import parse_blkiotune, parse_cputune, parse_memory_backing, parse_memtune
 from .units import parse_xml_size_kib
 from .xml_doc import open_document, read_name, read_uuid
@@ -87,9 +89,7 @@ def parse_domain_xml(text: str) -> Domain:
     uuid = read_uuid(r)
 
     memory_r = r.child("memory")
-    if memory_r is None:
-        raise InvalidArgument(f"domain '{name}' has no <memory>; add e.g. <memory unit='MiB'>1024</memory>")
-    memory = _size(memory_r)
+    memory = _size(memory_r) if memory_r is not None else None
     current = opt(r.child("currentMemory"), _size)
     max_mem, slots = None, None
     max_r = r.child("maxMemory")
@@ -105,12 +105,12 @@ def parse_domain_xml(text: str) -> Domain:
         vcpus = vcpu_r.int_text()
         vcpu_r.done()
 
-    _resource(r.child("resource"))
+    partition = opt(r.child("resource"), _resource)
     os_r = r.child("os")
     dom = Domain(
         name=name,
         uuid=uuid,
-        memory_kib=memory,
+        memory_kib=memory or 0,
         type=dom_type,
         title=r.child_text("title"),
         description=r.child_text("description"),
@@ -126,7 +126,7 @@ def parse_domain_xml(text: str) -> Domain:
         vcpu_placement=placement,
         vcpu_current=vcpu_current,
         os=_os(os_r) if os_r is not None else OS(),
-        features=opt(r.child("features"), _features) or Features(),
+        features=opt(r.child("features"), parse_features) or Features(),
         cpu=opt(r.child("cpu"), _cpu),
         clock=opt(r.child("clock"), _clock),
         on_poweroff=stripped(r.child_text("on_poweroff")) or "destroy",
@@ -135,8 +135,10 @@ def parse_domain_xml(text: str) -> Domain:
         pm=opt(r.child("pm"), _pm),
         devices=opt(r.child("devices"), parse_devices) or Devices(),
         seclabels=tuple(_seclabel(s) for s in r.children("seclabel")),
+        resource_partition=partition,
     )
     r.done(DOMAIN_HINTS)
+    dom = implied_memory(dom)
     validate.validate_domain(dom)
     return dom
 
@@ -151,13 +153,10 @@ def _size(r: Reader) -> int:
     return kib
 
 
-def _resource(r: Reader | None) -> None:
-    if r is None:
-        return
-    part = r.child_text("partition")
-    if part is not None and part.strip() != "/machine":
-        raise r.error(f"partition '{part}' is not supported", "pyvirt places every VM in /machine; remove <resource>")
-    r.done()
+def _resource(r: Reader) -> str | None:
+    part = stripped(r.child_text("partition"))
+    r.done({"fibrechannel": Hint("fibre channel resources are not supported; remove <fibrechannel>")})
+    return part
 
 
 def _metadata(r: Reader) -> str | None:
@@ -231,24 +230,6 @@ def _os(r: Reader) -> OS:
     return result
 
 
-_FEATURE_HINT = Hint("this feature is not supported yet; remove it")
-
-
-def _features(r: Reader) -> Features:
-    def state(tag: str) -> bool | None:
-        f = r.child(tag)
-        if f is None:
-            return None
-        value = f.bool_attr("state", "on", "off")
-        f.done()
-        return True if value is None else value
-
-    feats = Features(acpi=r.flag("acpi"), apic=r.flag("apic"), pae=r.flag("pae"),
-                     vmport=state("vmport"), smm=state("smm"))
-    r.done({tag.tag: _FEATURE_HINT for _, tag in r.leftover_children()})
-    return feats
-
-
 def _cpu(r: Reader) -> CPU:
     model = fallback = None
     m = r.child("model")
@@ -267,6 +248,7 @@ def _cpu(r: Reader) -> CPU:
             dies=t.int_attr("dies", minimum=1) or 1,
         )
         t.done()
+    numa = opt(r.child("numa"), _numa) or ()
     features = []
     for f in r.children("feature"):
         features.append(CPUFeature(name=f.req_attr("name"), policy=f.attr("policy") or "require"))
@@ -274,10 +256,43 @@ def _cpu(r: Reader) -> CPU:
     cpu = CPU(
         mode=r.attr("mode"), match=r.attr("match"), check=r.attr("check"),
         migratable=r.bool_attr("migratable", "on", "off"), model=model, model_fallback=fallback,
-        topology=topology, features=tuple(features),
+        topology=topology, features=tuple(features), numa=numa,
     )
     r.done()
     return cpu
+
+
+def _numa(r: Reader) -> tuple[NumaCell, ...]:
+    cells = []
+    for c in r.children("cell"):
+        unit = c.attr("unit")
+        try:
+            memory = parse_xml_size_kib(c.req_attr("memory"), unit)
+        except InvalidArgument as exc:
+            raise _err(c, exc) from None
+        cells.append(NumaCell(cpus=c.req_attr("cpus"), memory_kib=memory, id=c.int_attr("id", minimum=0),
+                              mem_access=c.attr("memAccess")))
+        c.done({"distances": Hint("NUMA distances are not supported; remove <distances>")})
+    r.done()
+    if not cells:
+        raise r.error("<numa> has no <cell>", "add <cell id='0' cpus='0' memory='...'/> or remove <numa>")
+    return tuple(cells)
+
+
+def implied_memory(d: Domain) -> Domain:
+    """libvirt's rule: with NUMA cells, <memory> is their sum plus the memory devices (a given <memory> is
+    replaced, as libvirt does); <currentMemory> is capped at it. Without cells <memory> must be given."""
+    cells = d.cpu.numa if d.cpu is not None else ()
+    if not cells:
+        if d.memory_kib == 0:
+            raise InvalidArgument(f"domain '{d.name}' has no <memory>; add e.g. <memory unit='MiB'>1024</memory>, "
+                                  "or NUMA cells (<cpu><numa><cell .../>) that imply it")
+        return d
+    total = sum(c.memory_kib for c in cells) + sum(m.size_kib for m in d.devices.memories)
+    current = d.current_memory_kib
+    if current is not None and current > total:
+        current = total
+    return replace(d, memory_kib=total, current_memory_kib=current)
 
 
 def _req_int(r: Reader, name: str) -> int:

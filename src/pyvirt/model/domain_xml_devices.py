@@ -11,7 +11,9 @@ from typing import TypeVar
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from .domain import (
+    IOMMU,
     RNG,
+    TPM,
     Address,
     Audio,
     CharDev,
@@ -22,14 +24,17 @@ from .domain import (
     Input,
     Interface,
     MemBalloon,
+    MemoryDevice,
     Panic,
     RedirDev,
     Sound,
     Video,
+    Vsock,
     Watchdog,
     disk_bus_for,
 )
 from .ids import parse_mac
+from .units import parse_xml_size_kib
 from .validate import ADDRESS_ATTRS
 from .xml_doc import with_path as _err
 from .xml_util import Context, Hint, Reader, parse_xml
@@ -39,15 +44,12 @@ T = TypeVar("T")
 LATER = "it comes in a later release; remove it for now"
 DEVICE_HINTS = {
     "hostdev": Hint("PCI/USB passthrough is not supported yet; " + LATER),
-    "tpm": Hint("TPM emulation is not supported yet; " + LATER),
     "filesystem": Hint("shared folders (virtiofs/9p) are not supported yet; " + LATER),
-    "memory": Hint("memory hotplug devices are not supported yet; " + LATER),
-    "smartcard": Hint("smartcards are not supported; remove it"),
+    "smartcard": Hint("smartcard passthrough is not supported: it needs the host's card reader (or a SPICE "
+                      "client's) through a CCID device pyvirt does not set up; remove <smartcard>"),
     "parallel": Hint("parallel ports are not supported; use a <serial> port"),
     "hub": Hint("USB hubs are not supported; remove it"),
     "lease": Hint("lock manager leases are not supported; remove it"),
-    "vsock": Hint("vsock devices are not supported yet; " + LATER),
-    "iommu": Hint("virtual IOMMUs are not supported yet; " + LATER),
     "shmem": Hint("shared memory devices are not supported; remove it"),
     "crypto": Hint("crypto devices are not supported; remove it"),
 }
@@ -99,6 +101,10 @@ def parse_devices(r: Reader) -> Devices:
         rngs=tuple(_rng(x) for x in r.children("rng")),
         watchdogs=tuple(_watchdog(w) for w in r.children("watchdog")),
         panics=tuple(_panic(p) for p in r.children("panic")),
+        tpms=tuple(_tpm(t) for t in r.children("tpm")),
+        memories=tuple(parse_memory_device(m) for m in r.children("memory")),
+        iommu=opt(r.child("iommu"), _iommu),
+        vsock=opt(r.child("vsock"), _vsock),
     )
     r.done(DEVICE_HINTS)
     return devices
@@ -143,7 +149,10 @@ DISK_SOURCE_ATTR = {"file": "file", "block": "dev"}
 
 def _disk(r: Reader) -> Disk:
     kind = r.attr("type") or "file"
-    if kind in ("network", "dir", "nvme", "vhostuser"):
+    if kind == "nvme":
+        raise r.error("<disk type='nvme'> hands a host NVMe controller to the guest (PCI passthrough), which pyvirt "
+                      "does not do", "use a file or block disk with <target dev='...' bus='nvme'/>", UnsupportedConfig)
+    if kind in ("network", "dir", "vhostuser"):
         raise r.error(f"<disk type='{kind}'> is not supported",
                       "use type='file', 'block' or 'volume' (a volume of a storage pool)", UnsupportedConfig)
     if kind not in ("file", "block", "volume"):
@@ -217,27 +226,40 @@ def _controller(r: Reader) -> tuple[Controller, bool]:
         chassis = t.int_attr("chassis", minimum=0)
         port = t.attr("port")
         t.done()
+    startport = None
+    master = r.child("master")
+    if master is not None:
+        master.req_attr("startport")
+        startport = master.int_attr("startport", minimum=0)
+        master.done()
     ctrl = Controller(
         type=r.req_attr("type"), index=index or 0, model=r.attr("model"), ports=r.int_attr("ports", minimum=0),
-        model_name=model_name, target_chassis=chassis, target_port=port, address=_info(r),
+        model_name=model_name, target_chassis=chassis, target_port=port, master_startport=startport,
+        address=_info(r),
     )
     r.done()
     return ctrl, index is None
 
 
 def _number_controllers(parsed: list[tuple[Controller, bool]]) -> tuple[Controller, ...]:
-    """Give controllers without index= the lowest free index of their type, as libvirt does."""
+    """Give controllers without index= the lowest free index of their type, as libvirt does; a USB
+    companion (<master>) without one shares the index of the USB controller before it (its master)."""
     used: dict[str, set[int]] = {}
     for ctrl, missing in parsed:
         if not missing:
             used.setdefault(ctrl.type, set()).add(ctrl.index)
     out = []
+    master_index = 0
     for ctrl, missing in parsed:
-        if missing:
+        if missing and ctrl.master_startport is not None:
+            ctrl = replace(ctrl, index=master_index)
+        elif missing:
             taken = used.setdefault(ctrl.type, set())
             index = next(i for i in range(len(taken) + 1) if i not in taken)
             taken.add(index)
             ctrl = replace(ctrl, index=index)
+        if ctrl.type == "usb" and ctrl.master_startport is None:
+            master_index = ctrl.index
         out.append(ctrl)
     return tuple(out)
 
@@ -367,15 +389,23 @@ def _graphics(r: Reader) -> Graphics:
         listen_type, listen_address = "address", listen_attr
     elif socket is not None:
         listen_type = "socket"
-    compression = None
+    compression = gl_node = None
+    tls_port = gl = None
     if kind == "spice":
+        tls_port = r.int_attr("tlsPort")
         img = r.child("image")
         if img is not None:
             compression = img.req_attr("compression")
             img.done()
+        gl_r = r.child("gl")
+        if gl_r is not None:
+            gl_r.req_attr("enable")
+            gl, gl_node = gl_r.bool_attr("enable"), gl_r.attr("rendernode")
+            gl_r.done()
     g = Graphics(
         type=kind, port=r.int_attr("port"), autoport=r.bool_attr("autoport"), listen_type=listen_type,
         listen_address=listen_address, socket=socket, passwd=r.attr("passwd"), image_compression=compression,
+        tls_port=tls_port, gl=gl, gl_rendernode=gl_node,
     )
     r.done()
     return g
@@ -458,3 +488,84 @@ def _panic(r: Reader) -> Panic:
     p = Panic(model=r.attr("model"), address=_info(r))
     r.done()
     return p
+
+
+def _tpm(r: Reader) -> TPM:
+    b = r.child("backend")
+    if b is None:
+        raise r.error("<backend> is missing", "add <backend type='emulator' version='2.0'/>")
+    kind = b.req_attr("type")
+    if kind == "passthrough":
+        raise b.error("TPM passthrough (the host's own TPM) is not supported",
+                      "use <backend type='emulator' version='2.0'/>: swtpm emulates a TPM per VM", UnsupportedConfig)
+    r.ignore_children("alias")  # live-only; a TPM has no <address> on x86 (QEMU places its registers)
+    tpm = TPM(model=r.attr("model") or "tpm-tis", backend_type=kind, backend_version=b.attr("version"))
+    b.done()  # <encryption>, <active_pcr_banks>, persistent_state=...: refused by name
+    r.done()
+    return tpm
+
+
+def _kib(r: Reader | None) -> int | None:
+    """A size element (<size unit='MiB'>512</size>; KiB without unit) as KiB."""
+    if r is None:
+        return None
+    try:
+        kib = parse_xml_size_kib(r.text(), r.attr("unit"))
+    except InvalidArgument as exc:
+        raise _err(r, exc) from None
+    r.done()
+    return kib
+
+
+def parse_memory_device(r: Reader) -> MemoryDevice:
+    """<memory model=...> of <devices> (also alone, as attach-device sends it)."""
+    model = r.req_attr("model")
+    access = r.attr("access")
+    path = None
+    if (s := r.child("source")) is not None:
+        path = stripped(s.child_text("path"))
+        s.done({"pagesize": Hint("huge pages for memory devices are not supported; remove <pagesize>"),
+                "nodemask": Hint("host NUMA placement is not supported; remove <nodemask>")})
+    t = r.child("target")
+    if t is None:
+        raise r.error("<target> is missing", "add <target><size unit='MiB'>512</size><node>0</node></target>")
+    size = _kib(t.child("size"))
+    if size is None:
+        raise t.error("<size> is missing", "add <size unit='MiB'>512</size>")
+    node = None
+    if (n := t.child("node")) is not None:
+        node = n.int_text(minimum=0)
+        n.done()
+    label = None
+    if (lb := t.child("label")) is not None:
+        label = _kib(lb.child("size"))
+        lb.done()
+    dev = MemoryDevice(model=model, size_kib=size, node=node, block_kib=_kib(t.child("block")),
+                       requested_kib=_kib(t.child("requested")), source_path=path, label_kib=label, access=access,
+                       address=_info(r))
+    t.ignore_children("current")  # virtio-mem: what the guest has plugged, live-only
+    t.done()
+    r.done()
+    return dev
+
+
+def _iommu(r: Reader) -> IOMMU:
+    iommu = IOMMU(model=r.req_attr("model"))
+    if (d := r.child("driver")) is not None:
+        iommu = replace(iommu, intremap=d.bool_attr("intremap", "on", "off"),
+                        caching_mode=d.bool_attr("caching_mode", "on", "off"), eim=d.bool_attr("eim", "on", "off"),
+                        iotlb=d.bool_attr("iotlb", "on", "off"), aw_bits=d.int_attr("aw_bits", minimum=1))
+        d.done()
+    r.ignore_children("alias")
+    r.done()
+    return iommu
+
+
+def _vsock(r: Reader) -> Vsock:
+    auto = cid = None
+    if (c := r.child("cid")) is not None:
+        auto, cid = c.bool_attr("auto"), c.int_attr("address", minimum=3)
+        c.done()
+    v = Vsock(model=r.attr("model"), cid_auto=auto, cid=cid, address=_info(r))
+    r.done()
+    return v

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Features, Graphics, Interface
+from .domain import CPU, OS, Address, CharDev, Devices, Disk, Domain, Graphics, Interface, MemoryDevice
+from .features_xml import format_features
 from .tuning_xml import format_blkiotune, format_cputune, format_memory_backing, format_memtune
 from .xml_util import Node, node, on_off, render, yes_no
 
@@ -53,8 +54,10 @@ def format_domain_xml(domain: Domain, *, live: LiveInfo | None = None, secure: b
     root.add(format_memory_backing(d.memory_backing))
     root.add(node("vcpu", ("placement", d.vcpu_placement), ("current", d.vcpu_current), text=str(d.vcpus)))
     root.add(format_cputune(d.cputune))
+    if d.resource_partition is not None:
+        root.add(node("resource", children=[node("partition", text=d.resource_partition)]))
     root.add(_fmt_os(d.os))
-    root.add(_fmt_features(d.features))
+    root.add(format_features(d.features))
     if d.cpu is not None:
         root.add(_fmt_cpu(d.cpu))
     if d.clock is not None:
@@ -102,19 +105,6 @@ def _fmt_os(o: OS) -> Node:
     ])
 
 
-def _fmt_features(f: Features) -> Node | None:
-    children = [
-        node("acpi") if f.acpi else None,
-        node("apic") if f.apic else None,
-        node("pae") if f.pae else None,
-        node("vmport", ("state", on_off(f.vmport))) if f.vmport is not None else None,
-        node("smm", ("state", on_off(f.smm))) if f.smm is not None else None,
-    ]
-    if not any(children):
-        return None
-    return node("features", children=children)
-
-
 def _fmt_cpu(c: CPU) -> Node:
     t = c.topology
     return node("cpu", ("mode", c.mode), ("match", c.match), ("check", c.check),
@@ -124,6 +114,9 @@ def _fmt_cpu(c: CPU) -> Node:
         node("topology", ("sockets", t.sockets), ("dies", t.dies), ("cores", t.cores), ("threads", t.threads))
         if t is not None else None,
         *[node("feature", ("policy", f.policy), ("name", f.name)) for f in c.features],
+        node("numa", children=[
+            node("cell", ("id", n.id), ("cpus", n.cpus), ("memory", n.memory_kib), ("unit", "KiB"),
+                 ("memAccess", n.mem_access)) for n in c.numa]) if c.numa else None,
     ])
 
 
@@ -148,6 +141,7 @@ def _fmt_devices(dv: Devices) -> Node:
             node("model", ("name", c.model_name)) if c.model_name is not None else None,
             node("target", ("chassis", c.target_chassis), ("port", c.target_port))
             if c.target_chassis is not None or c.target_port is not None else None,
+            node("master", ("startport", c.master_startport)) if c.master_startport is not None else None,
             _addr(c.address),
         ]))
     for i in dv.interfaces:
@@ -187,6 +181,20 @@ def _fmt_devices(dv: Devices) -> Node:
         ]))
     for p in dv.panics:
         out.add(node("panic", ("model", p.model), children=[_addr(p.address)]))
+    for t in dv.tpms:
+        out.add(node("tpm", ("model", t.model), children=[
+            node("backend", ("type", t.backend_type), ("version", t.backend_version))]))
+    for m in dv.memories:
+        out.add(memory_device_node(m))
+    if (io := dv.iommu) is not None:
+        drv = node("driver", ("intremap", on_off(io.intremap)), ("caching_mode", on_off(io.caching_mode)),
+                   ("eim", on_off(io.eim)), ("iotlb", on_off(io.iotlb)), ("aw_bits", io.aw_bits))
+        out.add(node("iommu", ("model", io.model), children=[drv if any(v for _, v in drv.attrs) else None]))
+    if (vs := dv.vsock) is not None:
+        out.add(node("vsock", ("model", vs.model), children=[
+            node("cid", ("auto", yes_no(vs.cid_auto)), ("address", vs.cid))
+            if vs.cid_auto is not None or vs.cid is not None else None,
+            _addr(vs.address)]))
     return out
 
 
@@ -298,8 +306,29 @@ def _fmt_graphics(g: Graphics) -> Node:
     if g.listen_type is not None:
         listen = node("listen", ("type", g.listen_type), ("address", listen_attr),
                       ("socket", g.socket if g.listen_type == "socket" else None))
-    return node("graphics", ("type", g.type), ("port", g.port), ("autoport", yes_no(g.autoport)),
-                ("listen", listen_attr), ("socket", socket_attr), ("passwd", g.passwd), children=[
+    return node("graphics", ("type", g.type), ("port", g.port), ("tlsPort", g.tls_port),
+                ("autoport", yes_no(g.autoport)), ("listen", listen_attr), ("socket", socket_attr),
+                ("passwd", g.passwd), children=[
         listen,
         node("image", ("compression", g.image_compression)) if g.image_compression is not None else None,
+        node("gl", ("enable", yes_no(g.gl)), ("rendernode", g.gl_rendernode)) if g.gl is not None else None,
+    ])
+
+
+def _size(tag: str, kib: int | None) -> Node | None:
+    return None if kib is None else node(tag, ("unit", "KiB"), text=str(kib))
+
+
+def memory_device_node(m: MemoryDevice) -> Node:
+    """One <memory model=...> device, as libvirt writes it."""
+    return node("memory", ("model", m.model), ("access", m.access), children=[
+        node("source", children=[node("path", text=m.source_path)]) if m.source_path is not None else None,
+        node("target", children=[
+            _size("size", m.size_kib),
+            node("node", text=str(m.node)) if m.node is not None else None,
+            node("label", children=[_size("size", m.label_kib)]) if m.label_kib is not None else None,
+            _size("block", m.block_kib),
+            _size("requested", m.requested_kib),
+        ]),
+        _addr(m.address),
     ])

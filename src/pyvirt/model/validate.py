@@ -38,12 +38,16 @@ TIMER_NAMES = ("platform", "pit", "rtc", "hpet", "tsc", "kvmclock", "hypervclock
 TICK_POLICIES = ("delay", "catchup", "merge", "discard")
 DISK_DEVICES = ("disk", "cdrom")
 DISK_TYPES = ("file", "block", "volume")
-DISK_BUSES = ("virtio", "sata", "scsi", "ide")
+DISK_BUSES = ("virtio", "sata", "scsi", "ide", "nvme")
 DISK_FORMATS = ("raw", "qcow2")
 DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
 DISK_DISCARD = ("unmap", "ignore")
 DISK_IO = ("native", "threads", "io_uring", "default")
-CONTROLLER_TYPES = ("pci", "usb", "ide", "sata", "scsi", "virtio-serial")
+CONTROLLER_TYPES = ("pci", "usb", "ide", "sata", "scsi", "virtio-serial", "nvme")
+USB_MODELS = ("qemu-xhci", "nec-xhci", "piix3-uhci", "piix4-uhci", "ich9-ehci1", "ich9-uhci1", "ich9-uhci2",
+              "ich9-uhci3", "ehci", "none")
+USB_COMPANION_MODELS = ("ich9-uhci1", "ich9-uhci2", "ich9-uhci3")
+USB2_MASTERS = ("ich9-ehci1",)
 PCI_MODELS = ("pci-root", "pcie-root", "pcie-root-port", "pci-bridge", "dmi-to-pci-bridge", "pcie-to-pci-bridge",
               "pcie-switch-upstream-port", "pcie-switch-downstream-port")
 INTERFACE_TYPES = ("user", "network", "bridge", "direct", "ethernet")
@@ -66,6 +70,7 @@ RNG_BACKENDS = ("random", "builtin")
 RNG_DEVICES = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 WATCHDOG_MODELS = ("i6300esb", "ib700", "itco")
 WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")
+TPM_MODELS = ("tpm-tis", "tpm-crb")
 PANIC_MODELS = ("isa", "pvpanic", "hyperv")
 SECLABEL_TYPES = ("none", "dynamic", "static")
 ADDRESS_ATTRS = {
@@ -75,10 +80,16 @@ ADDRESS_ATTRS = {
     "virtio-serial": ("controller", "bus", "port"),
     "ccid": ("controller", "slot"),
     "isa": ("iobase", "irq"),
+    "dimm": ("slot", "base"),
 }
+MEMORY_MODELS = ("dimm", "virtio-mem", "nvdimm")
+MEM_ACCESS = ("shared", "private")
+_CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TARGET_DEV = re.compile(r"^[a-z]+$")
 _ADDRESS_NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|[0-9]+)$")
+_PARTITION = re.compile(r"^/machine(/[A-Za-z0-9_.-]+)*$")  # libvirt's partitions under the machine slice
+_VENDOR_ID = re.compile(r"^[ -+\--~]{1,12}$")  # printable ASCII but ',' (QEMU's option separator)
 _USB_PORT = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # a port behind hubs: 1.2
 
 
@@ -141,13 +152,19 @@ def validate_domain(d: Domain) -> None:
         c.fail("<title>", "the title has a line break", "keep it on one line; use <description> for more")
     _memory(c, d)
     _vcpus(c, d)
+    _numa(c, d)
+    _memory_devices(c, d)
     _os(c, d)
     _cpu(c, d)
+    _features(c, d)
     _clock(c, d)
     c.one_of("<on_poweroff>", "action", d.on_poweroff, ON_POWEROFF, optional=False)
     c.one_of("<on_reboot>", "action", d.on_reboot, ON_REBOOT, optional=False)
     c.one_of("<on_crash>", "action", d.on_crash, ON_CRASH, optional=False)
     _devices(c, d)
+    if d.resource_partition is not None and not _PARTITION.match(d.resource_partition):
+        c.fail("<resource>/<partition>", f"partition {d.resource_partition!r} is not a path such as /machine",
+               "write /machine, or /machine/NAME for a group of guests")
     for s in d.seclabels:
         c.one_of("<seclabel>", "type", s.type, SECLABEL_TYPES)
 
@@ -168,6 +185,81 @@ def _memory(c: _Check, d: Domain) -> None:
     if d.max_memory_kib is not None and d.max_memory_kib < d.memory_kib:
         c.fail("<maxMemory>", f"maximum memory {d.max_memory_kib} KiB is less than <memory> {d.memory_kib} KiB",
                "raise <maxMemory> or lower <memory>")
+
+
+def cpu_list(text: str) -> list[int]:
+    """'0-1,4' -> [0, 1, 4]; ValueError for anything else."""
+    if not _CPU_LIST.match(text):
+        raise ValueError(text)
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def _numa(c: _Check, d: Domain) -> None:
+    cells = d.cpu.numa if d.cpu is not None else ()
+    seen: Counter[int] = Counter()
+    for i, cell in enumerate(cells):
+        path = f"<cpu>/<numa>/<cell id='{cell.id if cell.id is not None else i}'>"
+        if cell.id is not None and cell.id != i:
+            c.fail(path, f"cell {i} has id {cell.id}", "number the cells 0, 1, 2, ... in order")
+        try:
+            cpus = cpu_list(cell.cpus)
+        except ValueError:
+            c.fail(path, f"cpus {cell.cpus!r} is not a CPU list", "write e.g. cpus='0-1' or cpus='0,2'")
+        for cpu in cpus:
+            if cpu >= d.vcpus:
+                c.fail(path, f"CPU {cpu} is beyond the {d.vcpus} vCPUs of <vcpu>", "raise <vcpu> or fix cpus=")
+            seen[cpu] += 1
+        if cell.memory_kib <= 0:
+            c.fail(path, "the cell has no memory", "give it memory='...'")
+        c.one_of(path, "memAccess", cell.mem_access, MEM_ACCESS)
+    for cpu, n in seen.items():
+        if n > 1:
+            c.fail("<cpu>/<numa>", f"CPU {cpu} is in {n} cells", "put each vCPU in one cell")
+
+
+def _memory_devices(c: _Check, d: Domain) -> None:
+    mems = d.devices.memories
+    if not mems:
+        return
+    cells = len(d.cpu.numa) if d.cpu is not None else 0
+    if d.max_memory_kib is None:
+        c.fail("<devices>/<memory>", "memory devices need room to plug into",
+               "add <maxMemory slots='16' unit='GiB'>16</maxMemory>")
+    slots = sum(1 for m in mems if m.model in ("dimm", "nvdimm"))
+    if d.max_memory_slots is not None and slots > d.max_memory_slots:
+        c.fail("<devices>/<memory>", f"{slots} DIMMs for {d.max_memory_slots} slots", "raise <maxMemory slots=...>")
+    if d.memory_kib - sum(m.size_kib for m in mems) <= 0:
+        c.fail("<memory>", f"<memory> {d.memory_kib} KiB leaves no boot memory beside the memory devices",
+               "<memory> counts the devices too: raise it")
+    for i, m in enumerate(mems):
+        path = f"<devices>/<memory model='{m.model}'> {i}"
+        c.one_of(path, "model", m.model, MEMORY_MODELS, optional=False)
+        c.one_of(path, "access", m.access, MEM_ACCESS)
+        if m.node is not None and m.node >= max(cells, 1):
+            c.fail(path + "/<target>/<node>", f"node {m.node} does not exist",
+                   f"use a node of <cpu><numa> (0 to {max(cells, 1) - 1})")
+        if m.model == "virtio-mem":
+            if m.block_kib is None or m.requested_kib is None:
+                c.fail(path + "/<target>", "virtio-mem needs <block> and <requested>",
+                       "add <block unit='KiB'>2048</block><requested unit='KiB'>0</requested>")
+            if m.requested_kib > m.size_kib or m.requested_kib % m.block_kib or m.size_kib % m.block_kib:
+                c.fail(path + "/<target>", f"size {m.size_kib} and requested {m.requested_kib} KiB must be multiples "
+                       f"of the block {m.block_kib} KiB, requested at most size", "fix the sizes")
+        elif m.block_kib is not None or m.requested_kib is not None:
+            c.fail(path + "/<target>", "<block> and <requested> belong to virtio-mem", "remove them")
+        if m.model == "nvdimm":
+            if m.source_path is None:
+                c.fail(path, "an nvdimm needs its backing file", "add <source><path>/path/file</path></source>")
+            c.absolute(path + "/<source>", "path", m.source_path)
+        elif m.source_path is not None or m.label_kib is not None:
+            c.fail(path, "<source><path> and <label> belong to an nvdimm", "remove them")
+        if m.address is not None and m.address.type not in ("dimm", "pci"):
+            c.fail(path + "/<address>", f"address type '{m.address.type}' does not fit a memory device",
+                   "use type='dimm' (dimm, nvdimm) or 'pci' (virtio-mem)")
 
 
 def _vcpus(c: _Check, d: Domain) -> None:
@@ -245,6 +337,22 @@ def _cpu(c: _Check, d: Domain) -> None:
                    f"sockets*dies*cores*threads = {total} but <vcpu> is {d.vcpus}", "make them equal")
 
 
+def _features(c: _Check, d: Domain) -> None:
+    f = d.features
+    c.one_of("<features>/<ioapic>", "driver", f.ioapic_driver, ("kvm", "qemu"))
+    hv = f.hyperv
+    if hv is None:
+        return
+    c.one_of("<features>/<hyperv>", "mode", hv.mode, ("custom", "passthrough"))
+    for x in hv.features:
+        path = f"<features>/<hyperv>/<{x.name}>"
+        if x.name == "spinlocks" and x.state and x.retries is not None and x.retries < 4095:
+            c.fail(path, f"retries={x.retries} is below 4095", "give retries='8191' (virt-install's) or more")
+        if x.name == "vendor_id" and x.state and not _VENDOR_ID.match(x.value or ""):
+            c.fail(path, f"vendor id {x.value!r} is not 1 to 12 printable characters without a comma",
+                   "write e.g. value='KVM Hv'")
+
+
 def _clock(c: _Check, d: Domain) -> None:
     if d.clock is None:
         return
@@ -263,7 +371,8 @@ def _addresses(c: _Check, dv: Devices) -> None:
         ("serial", dv.serials), ("console", dv.consoles), ("channel", dv.channels), ("input", dv.inputs),
         ("sound", dv.sounds), ("video", dv.videos), ("redirdev", dv.redirdevs),
         ("memballoon", (dv.memballoon,) if dv.memballoon else ()), ("rng", dv.rngs),
-        ("watchdog", dv.watchdogs), ("panic", dv.panics),
+        ("watchdog", dv.watchdogs), ("panic", dv.panics), ("memory", dv.memories),
+        ("vsock", (dv.vsock,) if dv.vsock else ()),
     ]
     for tag, devs in groups:
         for dev in devs:
@@ -299,14 +408,17 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(path, "controller type", ctrl.type, CONTROLLER_TYPES, optional=False)
         if ctrl.type == "pci":
             c.one_of(path, "model", ctrl.model, PCI_MODELS)
+        elif ctrl.type == "usb":
+            c.one_of(path, "model", ctrl.model, USB_MODELS)
         c.qemu_name(path + "/<model>", "model name", ctrl.model_name, "name='pcie-root-port'")
         if ctrl.target_port is not None and not _port_number(ctrl.target_port):
             c.fail(path + "/<target>", f"port {ctrl.target_port!r} is not a number from 0 to 255",
                    "write e.g. port='0x10'")
-    for (kind, index), n in Counter((x.type, x.index) for x in dv.controllers).items():
+    for (kind, index), n in Counter((x.type, x.index) for x in dv.controllers if x.master_startport is None).items():
         if n > 1:
             c.fail(f"<devices>/<controller type='{kind}'>", f"{n} controllers have index {index}",
                    "give each controller of a type its own index")
+    _usb_companions(c, dv)
     for iface in dv.interfaces:
         _interface(c, iface)
     macs = Counter(i.mac for i in dv.interfaces if i.mac is not None)
@@ -327,8 +439,12 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(path, "graphics type", g.type, GRAPHICS_TYPES, optional=False)
         c.one_of(path + "/<listen>", "listen type", g.listen_type, LISTEN_TYPES)
         c.one_of(path + "/<image>", "compression", g.image_compression, SPICE_COMPRESSION)
-        if g.port is not None and not (g.port == -1 or 0 <= g.port <= 65535):
-            c.fail(path, f"port {g.port} is not a TCP port", "use 5900-65535, or autoport='yes'")
+        for attr, port in (("port", g.port), ("tlsPort", g.tls_port)):
+            if port is not None and not (port == -1 or 0 <= port <= 65535):
+                c.fail(path, f"{attr} {port} is not a TCP port", f"use 5900-65535, or {attr}='-1' with autoport='yes'")
+        if g.tls_port is not None and g.tls_port > 0 and g.tls_port == g.port:
+            c.fail(path, f"port and tlsPort are both {g.port}", "give the TLS port a port of its own")
+        c.absolute(path + "/<gl>", "render node", g.gl_rendernode)
         c.absolute(path, "socket", g.socket)
         if g.listen_address is not None and (problem := ip_problem(g.listen_address)) is not None:
             c.fail(path + "/<listen>", f"listen address {g.listen_address!r} is refused: {problem}",
@@ -362,6 +478,50 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(f"<devices>/<watchdog model='{w.model}'>", "action", w.action, WATCHDOG_ACTIONS)
     for p in dv.panics:
         c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
+    _tpms(c, dv)
+    if dv.iommu is not None:
+        c.one_of("<devices>/<iommu>", "model", dv.iommu.model, ("intel",), optional=False)
+        if dv.iommu.aw_bits not in (None, 39, 48):
+            c.fail("<devices>/<iommu>/<driver>", f"aw_bits={dv.iommu.aw_bits}", "use 39 or 48")
+    if dv.vsock is not None:
+        c.one_of("<devices>/<vsock>", "model", dv.vsock.model, ("virtio",))
+        if dv.vsock.cid_auto is False and dv.vsock.cid is None:
+            c.fail("<devices>/<vsock>/<cid>", "auto='no' without an address",
+                   "give address='3' (or more), or auto='yes'")
+
+
+def _usb_companions(c: _Check, dv: Devices) -> None:
+    """A <master startport=N/> controller is a USB1 companion of the USB2 controller with its index."""
+    masters = {x.index: x for x in dv.controllers if x.type == "usb" and x.master_startport is None}
+    starts: Counter[tuple[int, int]] = Counter()
+    for ctrl in dv.controllers:
+        if ctrl.master_startport is None:
+            continue
+        path = f"<devices>/<controller type='{ctrl.type}' index='{ctrl.index}' model='{ctrl.model}'>/<master>"
+        if ctrl.type != "usb":
+            c.fail(path, "only a USB controller can be a companion", "remove <master>")
+        c.one_of(path[:-len("/<master>")], "companion model", ctrl.model, USB_COMPANION_MODELS, optional=False)
+        master = masters.get(ctrl.index)
+        if master is None or master.model not in USB2_MASTERS:
+            c.fail(path, f"a companion needs a USB2 controller ({', '.join(USB2_MASTERS)}) with index {ctrl.index}",
+                   f"add <controller type='usb' index='{ctrl.index}' model='ich9-ehci1'/>")
+        starts[(ctrl.index, ctrl.master_startport)] += 1
+    for (index, start), n in starts.items():
+        if n > 1:
+            c.fail("<devices>/<controller type='usb'>/<master>", f"{n} companions of USB controller {index} start "
+                   f"at port {start}", "give each its own startport (0, 2, 4)")
+
+
+def _tpms(c: _Check, dv: Devices) -> None:
+    if len(dv.tpms) > 1:
+        c.fail("<devices>/<tpm>", f"{len(dv.tpms)} TPMs", "keep one: a guest has one TPM")
+    for t in dv.tpms:
+        path = f"<devices>/<tpm model='{t.model}'>"
+        c.one_of(path, "model", t.model, TPM_MODELS, optional=False)
+        c.one_of(path + "/<backend>", "type", t.backend_type, ("emulator",), optional=False)
+        c.one_of(path + "/<backend>", "version", t.backend_version, ("2.0", "1.2"))
+        if t.model == "tpm-crb" and t.backend_version == "1.2":
+            c.fail(path, "a CRB interface is TPM 2.0 only", "use version='2.0', or model='tpm-tis' for TPM 1.2")
 
 
 def _port_number(text: str) -> bool:

@@ -35,10 +35,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import InvalidArgument, UnsupportedConfig
-from ..model.domain import Domain, Graphics
-from .argv_chardev import chardev_options, need_spice
+from ..model.domain import Domain
+from .argv_chardev import chardev_options
 from .argv_common import Build, LaunchContext, Machine, NicFds, QemuCommand
 from .argv_controllers import controller_options
+from .argv_cpu import cpu_options
 from .argv_devices import (
     balloon_options,
     input_options,
@@ -51,7 +52,11 @@ from .argv_devices import (
     watchdog_options,
 )
 from .argv_disks import DiskNames, disk_names, disk_options
-from .argv_render import Json, Option, Value, escape, kv, render
+from .argv_graphics import graphics_options
+from .argv_memory import machine_ram_backend, memory_options
+from .argv_platform import iommu_irqchip, iommu_options, vsock_options
+from .argv_render import Option, Value, kv, render
+from .argv_tpm import tpm_options
 
 __all__ = ["DiskNames", "LaunchContext", "NicFds", "QemuCommand", "build_argv", "disk_names", "resolve_machine"]
 
@@ -66,7 +71,6 @@ WATCHDOG_ACTIONS = {
     "inject-nmi": "inject-nmi",
     "dump": "pause",
 }
-HUGE_RAM_ID = "pc.ram"  # the memory backend of a guest with <memoryBacking><hugepages/>
 ON_CRASH = ("destroy", "restart", "preserve", "coredump-destroy", "coredump-restart")
 
 
@@ -158,11 +162,22 @@ def _machine(b: Build) -> list[Option]:
     else:
         props += [("vmport", f.vmport), ("hpet", False if _hpet_off(b) else None)]
     props.append(("smm", smm))
+    if (irqchip := iommu_irqchip(b)) is not None:
+        props.append(("kernel-irqchip", irqchip))
+    elif f.ioapic_driver is not None:
+        if m.family != "q35":
+            raise UnsupportedConfig(f"<ioapic driver='{f.ioapic_driver}'> needs machine type q35")
+        if b.ctx.accel == "kvm":
+            props.append(("kernel-irqchip", "on" if f.ioapic_driver == "kvm" else "split"))
+        else:
+            b.note(f"<ioapic driver='{f.ioapic_driver}'> is a KVM setting; under TCG QEMU emulates the I/O APIC")
     backing = b.domain.memory_backing
     if backing is not None:  # KSM may merge guest RAM unless <nosharepages/>; huge pages come from _memory's backend
         props += [("mem-merge", False if backing.nosharepages else None),
-                  ("memory-backend", HUGE_RAM_ID if backing.hugepages else None)]
+                  ("memory-backend", machine_ram_backend(b.domain))]
     out = [Option("-machine", kv(m.type, *props)), Option("-accel", b.ctx.accel)]
+    if f.vmcoreinfo:  # the guest kernel's crash-dump notes, for dump-guest-memory
+        out.append(Option("-device", kv("vmcoreinfo")))
     if m.family == "microvm":
         out.append(Option("-global", "virtio-mmio.force-legacy=false"))
     emulator = b.domain.devices.emulator
@@ -170,63 +185,6 @@ def _machine(b: Build) -> list[Option]:
         b.note(f"<emulator>{emulator}</emulator> is not used: this host runs {b.ctx.qemu_binary}")
     if b.domain.type == "kvm" and b.ctx.accel == "tcg":
         b.note("domain type kvm runs under TCG emulation here (no usable KVM): expect it to be slower")
-    return out
-
-
-def _cpu(b: Build) -> list[Option]:
-    cpu = b.domain.cpu
-    if cpu is None:
-        return []
-    kvm = b.ctx.accel == "kvm"
-    mode = cpu.mode or ("custom" if cpu.model else None)
-    if mode in ("host-passthrough", "host-model"):
-        model = "host" if kvm else "max"
-        if not kvm:
-            b.note(f"CPU mode {mode} under TCG runs as '-cpu max' (all features TCG emulates, not the host's CPU)")
-        elif mode == "host-model":
-            b.note("CPU mode host-model runs as host-passthrough ('-cpu host'): no model expansion yet")
-    elif mode == "maximum":
-        model = "max"
-    elif mode == "custom":
-        if not cpu.model:
-            raise InvalidArgument("<cpu mode='custom'> needs a <model>, e.g. <model>Skylake-Client</model>")
-        model = cpu.model
-    elif mode is None:
-        if cpu.features:
-            raise InvalidArgument("CPU features need a CPU model or mode; add <model> or mode='host-passthrough'")
-        return []  # only topology: QEMU's default model
-    else:
-        raise UnsupportedConfig(
-            f"CPU mode '{mode}' is not supported; use host-passthrough, host-model, maximum or custom")
-    flags = []
-    for feat in cpu.features:
-        if feat.policy in ("require", "force", "optional"):
-            flags.append(f"+{feat.name}")
-        elif feat.policy in ("disable", "forbid"):
-            flags.append(f"-{feat.name}")
-        else:
-            raise InvalidArgument(f"CPU feature {feat.name}: policy '{feat.policy}' is unknown")
-    return [Option("-cpu", ",".join([model] + flags))]
-
-
-def _memory(b: Build) -> list[Option]:
-    d = b.domain
-    if d.memory_kib <= 0:
-        raise InvalidArgument(f"domain {d.name}: memory must be more than 0 KiB")
-    props: list[tuple[str, Value]] = [("size", f"{d.memory_kib}k")]
-    if d.max_memory_kib is not None:
-        if not d.max_memory_slots:
-            raise InvalidArgument("<maxMemory> needs a slots='N' attribute (memory hotplug slots)")
-        if d.max_memory_kib < d.memory_kib:
-            raise InvalidArgument("<maxMemory> is smaller than <memory>")
-        props += [("slots", d.max_memory_slots), ("maxmem", f"{d.max_memory_kib}k")]
-    out = [Option("-m", kv(None, *props))]
-    backing = d.memory_backing
-    if backing is not None and backing.hugepages:  # hugetlbfs pages through memfd: no mount needed
-        size = backing.hugepage_size_kib
-        out.append(Option("-object", Json({
-            "qom-type": "memory-backend-memfd", "id": HUGE_RAM_ID, "size": d.memory_kib * 1024, "hugetlb": True,
-            **({"hugetlbsize": size * 1024} if size else {}), "prealloc": True})))
     return out
 
 
@@ -294,6 +252,8 @@ def _clock(b: Build) -> list[Option]:
         elif timer.name == "hpet" and timer.present is False:
             if b.microvm:
                 b.note("machine 'microvm' has no HPET; <timer name='hpet' present='no'/> needs nothing")
+        elif timer.name in ("hypervclock", "kvmclock"):
+            continue  # CPU properties: argv_cpu.accel_props
         elif timer.tickpolicy is not None or timer.present is not None:
             b.note(f"timer '{timer.name}' settings are not applied (QEMU's defaults are used)")
     return [Option("-rtc", kv(None, ("base", clock.offset), ("driftfix", driftfix)))] + out
@@ -373,57 +333,6 @@ def _boot(b: Build) -> list[Option]:
     return out
 
 
-def _graphics(b: Build) -> list[Option]:
-    out: list[Option] = []
-    seen: set[str] = set()
-    for g in b.domain.devices.graphics:
-        if g.type in seen:
-            raise UnsupportedConfig(f"only one <graphics type='{g.type}'> per domain")
-        seen.add(g.type)
-        if g.type == "vnc":
-            out.append(Option("-vnc", _vnc(b, g)))
-        elif g.type == "spice":
-            need_spice(b, "<graphics type='spice'>")
-            out.append(Option("-spice", _spice(b, g)))
-        else:
-            raise UnsupportedConfig(f"graphics type '{g.type}' is not supported; use vnc or spice")
-    if not out:
-        out.append(Option("-display", "none"))
-    return out
-
-
-def _vnc(b: Build, g: Graphics) -> str:
-    """A unix socket unless a listen address or fixed port is given."""
-    password = ",password=on" if g.passwd else ""
-    if g.listen_type == "socket" or (g.listen_address is None and (g.port is None or g.port < 0 or g.autoport)):
-        return f"unix:{escape(g.socket or b.ctx.vnc_socket)}{password}"
-    addr = g.listen_address or "127.0.0.1"
-    if ":" in addr:
-        addr = f"[{addr}]"
-    if g.autoport or g.port is None or g.port < 0:
-        return f"{addr}:0,to=99{password}"
-    if g.port < 5900:
-        raise InvalidArgument(f"VNC port {g.port} is below 5900 (display :0)")
-    return f"{addr}:{g.port - 5900}{password}"
-
-
-def _spice(b: Build, g: Graphics) -> str:
-    """A unix socket in the guest's directory unless a listen address or a fixed port is given (as VNC):
-    on TCP every local user could reach the display; the socket is the daemon's (and QEMU's) alone."""
-    fixed = g.port if g.port and g.port > 0 and not g.autoport else None
-    port = fixed or (b.ctx.spice_port if g.listen_address is not None else None)
-    if g.listen_type == "socket" or port is None:
-        where: list[tuple[str, Value]] = [("unix", True), ("addr", g.socket or f"{b.ctx.channel_dir}/spice.sock")]
-    else:
-        where = [("port", port), ("addr", g.listen_address or "127.0.0.1")]
-    props = where + [
-        ("disable-ticketing", None if g.passwd else True),
-        ("image-compression", g.image_compression),
-        ("seamless-migration", True),
-    ]
-    return kv(None, *props).render()
-
-
 def _sandbox(b: Build) -> list[Option]:
     return [Option("-sandbox", SANDBOX)] if b.ctx.has_sandbox else []
 
@@ -450,20 +359,21 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     _passed_fds,
     _monitor,
     _machine,
-    _cpu,
-    _memory,
+    cpu_options,
+    memory_options,
     _smp,
     _firmware,
     _clock,
     _power_management,
     action_options,
     _boot,
+    iommu_options,
     controller_options,
     disk_options,
     interface_options,
     chardev_options,
     input_options,
-    _graphics,
+    graphics_options,
     sound_options,
     video_options,
     redirdev_options,
@@ -471,5 +381,7 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     rng_options,
     watchdog_options,
     panic_options,
+    tpm_options,
+    vsock_options,
     _sandbox,
 )

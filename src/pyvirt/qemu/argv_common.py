@@ -53,12 +53,16 @@ class LaunchContext:
     machine_aliases: dict[str, str] = field(default_factory=dict)  # {"q35": "pc-q35-7.2"}
     devices: frozenset[str] = frozenset()  # QEMU device names available; empty = don't check
     spice_port: int | None = None  # free TCP port the daemon picked for spice autoport
+    spice_tls_port: int | None = None  # ... and for a spice tlsPort='-1' where TLS certificates are configured
+    spice_tls_dir: str | None = None  # the daemon's copy of the spice TLS certificates (None: TLS not configured)
     # interface index -> fds of its tap/macvtap; every non-user NIC needs an entry
     nic_fds: dict[int, NicFds] = field(default_factory=dict)
     # host path -> what QEMU opens instead (/dev/fdset/N or /proc/self/fd/N of a file the daemon opened);
     # empty: QEMU opens paths itself (the builder's golden files, bare-QEMU tests)
     host_paths: dict[str, str] = field(default_factory=dict)
     add_fds: tuple[AddFd, ...] = ()
+    tpm_fd: int | None = None  # QEMU's end of the control connection to the guest's swtpm
+    vsock: tuple[int, int] | None = None  # (fd of /dev/vhost-vsock, the guest CID reserved on it)
     # socket path -> listening fd the daemon bound there (server chardevs outside the guest's directory)
     socket_fds: dict[str, int] = field(default_factory=dict)
 

@@ -17,7 +17,12 @@ USB_MODELS = {
     "qemu-xhci": "qemu-xhci",
     "nec-xhci": "nec-usb-xhci",
     "piix3-uhci": "piix3-usb-uhci",
+    "piix4-uhci": "piix4-usb-uhci",
     "ich9-ehci1": "ich9-usb-ehci1",
+    "ich9-uhci1": "ich9-usb-uhci1",
+    "ich9-uhci2": "ich9-usb-uhci2",
+    "ich9-uhci3": "ich9-usb-uhci3",
+    "ehci": "usb-ehci",
 }
 
 
@@ -36,6 +41,10 @@ def uses_scsi(domain: Domain) -> bool:
     return any(disk.bus == "scsi" for disk in domain.devices.disks)
 
 
+def uses_nvme(domain: Domain) -> bool:
+    return any(disk.bus == "nvme" for disk in domain.devices.disks)
+
+
 def effective_controllers(b: Build) -> list[Controller]:
     """The domain's controllers plus the implicit ones its devices need."""
     ctrls = list(b.domain.devices.controllers)
@@ -46,6 +55,8 @@ def effective_controllers(b: Build) -> list[Controller]:
         ctrls.append(Controller(type="virtio-serial", index=0))
     if uses_scsi(b.domain) and "scsi" not in have:
         ctrls.append(Controller(type="scsi", index=0, model="virtio-scsi"))
+    if uses_nvme(b.domain) and "nvme" not in have:
+        ctrls.append(Controller(type="nvme", index=0))
     return ctrls
 
 
@@ -73,7 +84,8 @@ def controller_options(b: Build) -> list[Option]:
     ctrls = effective_controllers(b)
     pci = sorted((c for c in ctrls if c.type == "pci"), key=lambda c: c.index)
     out: list[Option] = []
-    for ctrl in pci + [c for c in ctrls if c.type != "pci"]:
+    rest = sorted((c for c in ctrls if c.type != "pci"), key=lambda c: c.master_startport is not None)
+    for ctrl in pci + rest:  # a USB companion after its master, whose bus it names
         out += _controller(b, ctrl)
     return out
 
@@ -86,6 +98,7 @@ def _controller(b: Build, ctrl: Controller) -> list[Option]:
         "sata": _sata_controller,
         "ide": _ide_controller,
         "virtio-serial": _virtio_serial_controller,
+        "nvme": _nvme_controller,
     }
     try:
         fn = builders[ctrl.type]
@@ -136,11 +149,27 @@ def _usb_controller(b: Build, ctrl: Controller) -> list[Option]:
     driver = usb_model(b, ctrl)
     if driver is None:
         return []
+    if ctrl.master_startport is not None:
+        return [_usb_companion(b, ctrl, driver)]
     ports: tuple[tuple[str, int | None], ...] = ()
     if ctrl.ports is not None and driver in ("qemu-xhci", "nec-usb-xhci"):
         ports = (("p2", ctrl.ports), ("p3", ctrl.ports))
     place = pci_placement(b, ctrl.address, f"USB controller {ctrl.index}")
     return [Option("-device", kv(driver, *ports, ("id", usb_controller_id(ctrl.index)), *place))]
+
+
+def _usb_companion(b: Build, ctrl: Controller, driver: str) -> Option:
+    """A USB1 companion: its ports are the USB2 master's (masterbus), from ``firstport`` on. Like libvirt,
+    it has no id of its own; devices name the master's bus."""
+    who = f"USB companion controller {ctrl.model} (index {ctrl.index})"
+    masters = [c for c in b.domain.devices.controllers
+               if c.type == "usb" and c.index == ctrl.index and c.master_startport is None]
+    if not masters or masters[0].model != "ich9-ehci1":
+        raise UnsupportedConfig(f"{who}: a companion needs <controller type='usb' index='{ctrl.index}' "
+                                "model='ich9-ehci1'/> as its master")
+    place = pci_placement(b, ctrl.address, who)
+    return Option("-device", kv(driver, ("masterbus", f"{usb_controller_id(ctrl.index)}.0"),
+                                ("firstport", ctrl.master_startport), *place))
 
 
 def _scsi_controller(b: Build, ctrl: Controller) -> list[Option]:
@@ -150,6 +179,17 @@ def _scsi_controller(b: Build, ctrl: Controller) -> list[Option]:
         )
     place = pci_placement(b, ctrl.address, f"SCSI controller {ctrl.index}")
     return [Option("-device", kv(b.virtio("scsi"), ("id", f"scsi{ctrl.index}"), *place))]
+
+
+def _nvme_controller(b: Build, ctrl: Controller) -> list[Option]:
+    """An NVMe controller; its disks are namespaces on it (nvme-ns). QEMU wants a serial number: a stable one
+    from the domain's uuid."""
+    if ctrl.model is not None:
+        raise UnsupportedConfig(f"NVMe controller {ctrl.index}: model '{ctrl.model}' is not supported; leave it out")
+    b.need_pci(f"NVMe controller {ctrl.index}")
+    place = pci_placement(b, ctrl.address, f"NVMe controller {ctrl.index}")
+    serial = f"{b.domain.uuid.replace('-', '')[:16]}{ctrl.index:02d}"
+    return [Option("-device", kv("nvme", ("id", f"nvme{ctrl.index}"), ("serial", serial), *place))]
 
 
 def _sata_controller(b: Build, ctrl: Controller) -> list[Option]:
@@ -189,7 +229,7 @@ def usb_placements(b: Build, items: list[tuple[str, Address | None]]) -> dict[st
     ``items`` pairs each device's alias with its Address (or None). Returns
     alias -> ("usb.0", port). Ports count from 1, as libvirt numbers them.
     """
-    ctrls = [c for c in effective_controllers(b) if c.type == "usb"]
+    ctrls = [c for c in effective_controllers(b) if c.type == "usb" and c.master_startport is None]
     live = {c.index for c in ctrls if usb_model(b, c) is not None}
     if items and not live:
         raise UnsupportedConfig(

@@ -155,13 +155,15 @@ def check_disk(disk: Disk, machine: Machine, note: Callable[[str], None] | None 
         )
     if disk.driver_name not in (None, "qemu"):
         raise UnsupportedConfig(f"{who}: driver name '{disk.driver_name}' is not supported; use name='qemu'")
-    if disk.bus not in ("virtio", "sata", "ide", "scsi"):
-        raise UnsupportedConfig(f"{who}: bus '{disk.bus}' is not supported; use virtio, sata, scsi or ide")
+    if disk.bus not in ("virtio", "sata", "ide", "scsi", "nvme"):
+        raise UnsupportedConfig(f"{who}: bus '{disk.bus}' is not supported; use virtio, sata, scsi, ide or nvme")
+    if disk.bus == "nvme" and disk.device == "cdrom":
+        raise UnsupportedConfig(f"{who}: a cdrom cannot be an NVMe namespace; use sata (q35), ide (pc) or scsi")
     if disk.source is None and disk.device != "cdrom":
         raise InvalidArgument(f"{who}: a disk needs <source file=.../>; only a cdrom may be empty")
     if disk.device == "cdrom" and disk.bus == "virtio":
         raise UnsupportedConfig(f"{who}: a cdrom cannot be on bus virtio; use sata (q35), ide (pc) or scsi")
-    if machine.family == "microvm" and disk.bus not in ("virtio", "scsi"):
+    if machine.family == "microvm" and disk.bus not in ("virtio", "scsi"):  # nvme is PCI
         raise UnsupportedConfig(
             f"{who}: machine 'microvm' has no {disk.bus.upper()} bus; use bus='virtio' or 'scsi'"
         )
@@ -243,8 +245,11 @@ def _frontend(b: Build, disk: Disk, names: DiskNames) -> KeyVal:
     if disk.bus == "virtio":
         place = pci_placement(b, disk.address, f"disk {disk.target_dev}")
         return frontend(disk, names, b.virtio("blk"), place)
-    if disk.bus in ("sata", "scsi"):
+    if disk.bus in ("sata", "scsi", "nvme"):
         _need_controller(b, disk.bus, _slot(disk).controller, disk)
+    if disk.bus == "nvme" and disk.serial is not None:
+        b.note(f"disk {disk.target_dev}: <serial> is not applied: an NVMe namespace has none (its controller's "
+               "serial is the domain's)")
     return frontend(disk, names, b.virtio("blk"), ())
 
 
@@ -272,6 +277,9 @@ def frontend(disk: Disk, names: DiskNames, virtio_driver: str, place: tuple[tupl
             raise InvalidArgument(f"disk {disk.target_dev}: a SATA controller has units 0-5 on bus 0")
         bus = f"ide.{s.unit}" if s.controller == 0 else f"sata{s.controller}.{s.unit}"
         return kv("ide-cd" if cd else "ide-hd", ("bus", bus), *drive, *tail)
+    if disk.bus == "nvme":  # a namespace of NVMe controller N (nsid = unit + 1); its serial is the controller's
+        return kv("nvme-ns", ("bus", f"nvme{s.controller}"), ("nsid", s.unit + 1), *drive,
+                  *(t for t in tail if t[0] != "serial"))
     return kv(
         "scsi-cd" if cd else "scsi-hd",
         ("bus", f"scsi{s.controller}.0"),
@@ -304,7 +312,7 @@ def scsi_controller_index(disk: Disk) -> int:
 
 def _need_controller(b: Build, kind: str, index: int, disk: Disk) -> None:
     if index == 0:
-        return  # q35's built-in AHCI, or the implicit virtio-scsi controller
+        return  # q35's built-in AHCI, or the implicit virtio-scsi or NVMe controller
     if not any(c.type == kind and c.index == index for c in b.domain.devices.controllers):
         raise InvalidArgument(
             f"disk {disk.target_dev}: there is no {kind.upper()} controller with index {index}; "

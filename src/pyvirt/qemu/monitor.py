@@ -322,6 +322,13 @@ class Monitor:
     async def device_add(self, **props: Any) -> None:
         await self.execute("device_add", props)
 
+    # -- xml10f: memory backends of hot-plugged DIMMs
+    async def object_add(self, props: Mapping[str, Any]) -> None:
+        await self.execute("object-add", dict(props))
+
+    async def object_del(self, object_id: str) -> None:
+        await self.execute("object-del", {"id": object_id})
+
     async def device_del(self, device_id: str) -> None:
         """Ask the guest to release a device; DEVICE_DELETED says when it is gone."""
         await self.execute("device_del", {"id": device_id})
