@@ -20,6 +20,7 @@ from .domains import DomainManager
 from .eventbus import EventBus
 from .hostinfo import HostService
 from .ksm import KsmManager
+from .native import NativeArgv
 from .networks import NetworkManager
 from .nics import NicManager
 from .node import NodeManager
@@ -54,6 +55,7 @@ class Services:
     ksm: KsmManager
     stats: StatsManager
     tuning: TuningManager
+    native: NativeArgv  # issue 10: domxml-to-native
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -97,6 +99,7 @@ def build(config: Config, uri: str) -> Services:
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
+        native=NativeArgv(config, host),
     )
 
 
