@@ -8,8 +8,9 @@ stops failing that way fails the tests, so the list stays true.
 
 Regenerate the refusal list's error texts after an intended change with
 ``PYVIRT_REGEN=1 pytest tests/unit/test_xml_corpus.py``: entries whose file now
-defines are dropped, new failures come in marked UNREVIEWED (which fails until
-a person writes why), and the diff is reviewed like any golden file.
+defines are dropped, new failures and changed errors come in marked UNREVIEWED
+(which fails until a person writes why), and the diff is reviewed like any
+golden file. Start refusals are the integration test's: it prints what to write.
 """
 from __future__ import annotations
 

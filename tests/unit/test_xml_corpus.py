@@ -123,9 +123,10 @@ def test_define_rate(record_property: pytest.RecordProperty) -> None:
             if error is None:
                 continue
             old = refusals.get(name)
-            same = old is not None and old.stage == "define"
-            kept[name] = Refusal(name, "define", error, old.why if same and old else f"{UNREVIEWED}: say why",
-                                 old.owner if same and old else "")
+            if old is not None and old.stage == "define" and old.error == error:
+                kept[name] = old
+            else:  # a new refusal, or another error than the reviewed one: a person says why
+                kept[name] = Refusal(name, "define", error, f"{UNREVIEWED}: say why", "")
         write_refusals(kept)
     ok = sum(1 for e in errors.values() if e is None)
     rate = 100.0 * ok / len(FILES)
