@@ -28,7 +28,7 @@ def test_scan_finds_each_kind_in_import_order_with_autostart(tmp_path: Path) -> 
 
 
 def test_scan_of_a_missing_directory_says_which(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no libvirt configuration directory at .*nope; give the right one"):
+    with pytest.raises(FileNotFoundError, match=r"no libvirt configuration directory at .*nope; give the right one"):
         scan(tmp_path / "nope")
     assert scan(tmp_path) == []  # a directory without qemu/ or storage/: nothing to import
 
@@ -53,6 +53,7 @@ def test_planned_nic_fds_skip_user_networking() -> None:
     domain = parse_domain_xml(xml)
     fds, nxt = planned_nic_fds(domain, FIRST_FD)
     assert fds == {} and nxt == FIRST_FD  # its one NIC is type='user'
-    bridged = parse_domain_xml(xml.replace('<interface type="user">', '<interface type="bridge"><source bridge="br0"/>'))
+    bridge = '<interface type="bridge"><source bridge="br0"/>'
+    bridged = parse_domain_xml(xml.replace('<interface type="user">', bridge))
     fds, nxt = planned_nic_fds(bridged, FIRST_FD)
     assert fds[0].taps == (FIRST_FD,) and nxt == FIRST_FD + 1
