@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests/data/virt-install"
 DUMP_OUT = REPO / "tests/data/libvirt-dumpxml"
 WORK = Path("/tmp/pyvirt-corpus")  # the session daemon's home, and the files the command lines name
+SHORT = Path("/tmp/pvcs")  # the session daemon's sockets and channel sockets: unix paths must stay short
 URI = "qemu:///session"
 ISO = f"{WORK}/install.iso"
 DISK = f"{WORK}/disk.qcow2"
@@ -272,8 +273,8 @@ DUMPXML = ["os-generic", "os-debian11", "os-win10", "machine-pc", "machine-q35",
 
 def session_env() -> dict[str, str]:
     """virt-install/virsh as nobody, every libvirt directory under WORK (a private session daemon)."""
-    return {**os.environ, "HOME": str(WORK), "XDG_RUNTIME_DIR": f"{WORK}/run",
-            "XDG_CONFIG_HOME": f"{WORK}/config", "XDG_CACHE_HOME": f"{WORK}/cache",
+    return {**os.environ, "HOME": str(WORK), "XDG_RUNTIME_DIR": f"{SHORT}/run",
+            "XDG_CONFIG_HOME": f"{SHORT}/cfg", "XDG_CACHE_HOME": f"{WORK}/cache",
             "XDG_DATA_HOME": f"{WORK}/data", "LC_ALL": "C.UTF-8"}
 
 
@@ -285,9 +286,11 @@ def as_nobody(argv: list[str], timeout: float = 120) -> subprocess.CompletedProc
 def prepare() -> None:
     """The files the command lines name (virt-install checks that they exist)."""
     (WORK / "tree").mkdir(parents=True, exist_ok=True)
-    for sub in ("run", "config", "cache", "data", "share"):
+    for sub in ("cache", "data", "share"):
         (WORK / sub).mkdir(exist_ok=True)
-    os.chmod(WORK / "run", 0o700)
+    for short in (SHORT / "run", SHORT / "cfg"):
+        short.mkdir(parents=True, exist_ok=True)
+        os.chmod(short, 0o700)
     for path, size in ((ISO, "1M"), (KERNEL, "64K"), (INITRD, "64K"), (f"{WORK}/ro.raw", "1M"),
                        (f"{WORK}/floppy.img", "1440K"), (f"{WORK}/nvdimm.img", "512M"),
                        (f"{WORK}/tree/vmlinuz", "64K"), (f"{WORK}/tree/initrd.img", "64K")):
@@ -299,7 +302,8 @@ def prepare() -> None:
     for root, dirs, files in os.walk(WORK):
         for name in (*dirs, *files):
             os.chown(os.path.join(root, name), nobody.pw_uid, nobody.pw_gid)
-    os.chown(WORK, nobody.pw_uid, nobody.pw_gid)
+    for top in (WORK, SHORT, SHORT / "run", SHORT / "cfg"):
+        os.chown(top, nobody.pw_uid, nobody.pw_gid)
 
 
 def command(name: str, args: list[str]) -> list[str]:
@@ -326,11 +330,16 @@ def through_libvirt(name: str, store: bool, log: list[str]) -> str:
     nobody = pwd.getpwnam("nobody").pw_uid
     virsh = ["virsh", "-c", URI]
     xml = (OUT / f"{name}.xml").read_text().replace('<domain type="kvm">', '<domain type="qemu">')
-    for image in re.findall(r'<source file="([^"]+[.]qcow2)"/>', xml):  # --disk size=N made none
+    for image in re.findall(r'<source file="([^"]+)"/>', xml):  # --dry-run made no disk (nor cloud-init ISO)
         if not Path(image).exists():
             Path(image).parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "64M"], check=True)
+            fmt = "qcow2" if image.endswith(".qcow2") else "raw"
+            subprocess.run(["qemu-img", "create", "-q", "-f", fmt, image, "64M"], check=True)
             os.chown(image, nobody, -1)
+    guest = REPO / ".cache/guest"  # the tests' tiny guest (make guest): a kernel QEMU really loads
+    if (guest / "vmlinuz").exists():
+        xml = re.sub(r"<kernel>[^<]*</kernel>", f"<kernel>{guest / 'vmlinuz'}</kernel>", xml)
+        xml = re.sub(r"<initrd>[^<]*</initrd>", f"<initrd>{guest / 'initrd.img'}</initrd>", xml)
     tmp = WORK / f"{name}.define.xml"
     tmp.write_text(xml)
     os.chown(tmp, nobody, -1)

@@ -1,4 +1,6 @@
-"""The virt-install XML corpus (tests/data/virt-install) and its reviewed refusal list.
+"""The XML corpus and its reviewed refusal list: what virt-install writes (tests/data/virt-install) and what
+libvirt 9.0's ``virsh dumpxml`` prints for those guests, inactive, live and --migratable
+(tests/data/libvirt-dumpxml). A file's key is DIR/STEM, e.g. ``virt-install/os-win11``.
 
 Shared by the unit test (define/dumpxml round trip, argv golden files) and the
 integration test (define and start paused in a real daemon). The corpus is made
@@ -22,9 +24,10 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "virt-install"
+DUMPXML = DATA / "libvirt-dumpxml"
 REFUSALS = CORPUS / "refusals.toml"
-ARGV = CORPUS / "argv"
-GENERATED_UNDER = "/tmp/pyvirt-corpus/"  # where the generator's command lines point (scripts/make-xml-corpus.py)
+# where the generator's command lines and its session daemon put files (scripts/make-xml-corpus.py)
+GENERATED = r"/tmp/(?:pyvirt-corpus|pvcs)/[^\"'<>\s]+"
 UNREVIEWED = "UNREVIEWED"
 
 
@@ -40,7 +43,16 @@ class Refusal:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(CORPUS.glob("*.xml"))
+    return sorted([*CORPUS.glob("*.xml"), *DUMPXML.glob("*.xml")])
+
+
+def key(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+def argv_golden(path: Path) -> Path:
+    """Where a corpus file's QEMU argv golden file lives (DIR/argv/STEM.args)."""
+    return path.parent / "argv" / f"{path.stem}.args"
 
 
 def load_refusals() -> dict[str, Refusal]:
@@ -66,11 +78,12 @@ def write_refusals(refusals: dict[str, Refusal]) -> None:
 
 def scratch_files(xml: str) -> list[str]:
     """The paths under the generator's directory a corpus file names (disks, kernels, logs, shares)."""
-    return sorted(set(re.findall(re.escape(GENERATED_UNDER) + r"[^\"'<>\s]+", xml)))
+    return sorted(set(re.findall(GENERATED, xml)))
 
 
 def pointed(xml: str, scratch: Path, kernel: str = "", initrd: str = "") -> str:
-    """The file with its paths moved into ``scratch`` (kernel and initrd to the test guest's when given)."""
+    """The file with its paths moved into ``scratch`` by base name, short for unix sockets (kernel and initrd
+    to the test guest's when given)."""
     def repl(m: re.Match[str]) -> str:
         path = m.group(0)
         base = path.rsplit("/", 1)[-1]
@@ -78,5 +91,5 @@ def pointed(xml: str, scratch: Path, kernel: str = "", initrd: str = "") -> str:
             return kernel
         if initrd and base.endswith("initrd.img"):
             return initrd
-        return str(scratch / path[len(GENERATED_UNDER):].replace("/", "_"))
-    return re.sub(re.escape(GENERATED_UNDER) + r"[^\"'<>\s]+", repl, xml)
+        return str(scratch / base)
+    return re.sub(GENERATED, repl, xml)
