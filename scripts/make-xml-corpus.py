@@ -384,7 +384,8 @@ def _census_line(err: str) -> str:
     """'ok', or the step and libvirt's last error line."""
     if not err:
         return "ok"
-    return f"{err.split(':', 1)[0]}: {err.splitlines()[-1].removeprefix('error: ')}"
+    stage, last = err.split(":", 1)[0], err.splitlines()[-1].removeprefix("error: ")
+    return last if last.startswith(f"{stage}: ") else f"{stage}: {last}"
 
 
 def census(names: list[str]) -> None:
@@ -395,8 +396,7 @@ def census(names: list[str]) -> None:
     if census_file.exists():  # a partial run updates the stored lines of the files it ran
         for line in census_file.read_text().splitlines()[2:]:
             name, _, rest = line.partition(": ")
-            results[name] = "" if rest == "ok" else (
-                ("define: " if rest.startswith("define: ") else "start: ") + rest.removeprefix("define: "))
+            results[name] = "" if rest == "ok" else rest  # "define: ..." or "start: ..."
     results.update({name: through_libvirt(name, False, log) for name in names})
     results = {name: err for name, err in results.items() if (OUT / f"{name}.xml").exists()}
     defined = sum(1 for err in results.values() if not err.startswith("define"))
