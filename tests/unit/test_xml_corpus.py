@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvirt.daemon.native import with_planned_files
+from pyvirt.daemon.native import SPICE_PORT, with_planned_files
 from pyvirt.errors import PyvirtError
 from pyvirt.model.domain import Domain
 from pyvirt.model.domain_xml import format_domain_xml, parse_domain_xml
@@ -98,7 +98,8 @@ def golden_argv(domain: Domain) -> str:
     from pyvirt.cli.libvirt_cmds import argv_lines
 
     try:  # a QEMU with SPICE, as Debian's; what the builder refuses is golden too (the start refuses it)
-        command = build_argv(domain, with_planned_files(base_ctx(has_spice=True), domain))
+        ctx = base_ctx(has_spice=True, spice_port=SPICE_PORT)  # the port a start picks for a listening SPICE
+        command = build_argv(domain, with_planned_files(ctx, domain))
     except PyvirtError as exc:
         return f"# refused: {exc}\n"
     return argv_lines({}, command.argv) + "".join(f"# note: {n}\n" for n in command.notes)
