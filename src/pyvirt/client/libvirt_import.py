@@ -104,9 +104,10 @@ def run_import(conn: Connection, root: Path, *, dry_run: bool = False) -> list[O
     """Import every object of ``root``; one outcome per file, refusals with pyvirt's reason."""
     from ..errors import PyvirtError
 
+    objects = scan(root)  # a wrong --dir is said before the daemon is asked anything
     existing = _existing(conn)
     out: list[Outcome] = []
-    for found in scan(root):
+    for found in objects:
         try:
             text = found.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
