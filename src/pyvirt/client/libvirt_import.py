@@ -104,7 +104,7 @@ def run_import(conn: Connection, root: Path, *, dry_run: bool = False) -> list[O
     """Import every object of ``root``; one outcome per file, refusals with pyvirt's reason."""
     from ..errors import PyvirtError
 
-    objects = scan(root)  # a wrong --dir is said before the daemon is asked anything
+    objects = scan(root)  # a wrong --dir fails before the daemon is asked for its objects
     existing = _existing(conn)
     out: list[Outcome] = []
     for found in objects:
