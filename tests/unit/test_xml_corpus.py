@@ -28,6 +28,7 @@ from tests.xml_corpus import (
     argv_golden,
     corpus_files,
     key,
+    known_reason,
     load_refusals,
     write_refusals,
 )
@@ -142,8 +143,8 @@ def test_define_rate(record_property: pytest.RecordProperty) -> None:
             old = refusals.get(name)
             if old is not None and old.stage == "define" and old.error == error:
                 kept[name] = old
-            else:  # a new refusal, or another error than the reviewed one: a person says why
-                kept[name] = Refusal(name, "define", error, f"{UNREVIEWED}: say why", "")
+            else:  # a new refusal, or another error than the reviewed one: a known reason, or a person says why
+                kept[name] = Refusal(name, "define", error, *known_reason(error))
         write_refusals(kept)
     ok = sum(1 for e in errors.values() if e is None)
     rate = 100.0 * ok / len(FILES)
