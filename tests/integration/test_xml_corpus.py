@@ -133,17 +133,40 @@ WARNING: THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE
 OVERWRITTEN AND LOST. Changes to this xml configuration should be made using:
   virsh net-edit {name}
 -->
+
 <network>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
+  <forward mode='nat'/>
   <bridge name='pvimp{n}' stp='on' delay='0'/>
-  <ip address='192.168.{n}.1' netmask='255.255.255.0'/>
+  <mac address='52:54:00:ae:3b:{n:02x}'/>
+  <ip address='192.168.{n}.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='192.168.{n}.2' end='192.168.{n}.254'/>
+    </dhcp>
+  </ip>
 </network>
 """
-POOL = """<pool type='dir'>
+POOL = """<!--
+WARNING: THIS IS AN AUTO-GENERATED FILE.
+-->
+
+<pool type='dir'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
-  <target><path>{path}</path></target>
+  <capacity unit='bytes'>0</capacity>
+  <allocation unit='bytes'>0</allocation>
+  <available unit='bytes'>0</available>
+  <source>
+  </source>
+  <target>
+    <path>{path}</path>
+    <permissions>
+      <mode>0711</mode>
+      <owner>0</owner>
+      <group>0</group>
+    </permissions>
+  </target>
 </pool>
 """
 
@@ -200,6 +223,9 @@ def test_import_libvirt(daemon: DaemonHandle, tmp_path: Path) -> None:
             for mac in re.findall(r'<mac address="([0-9a-f:]+)"/>', xml):
                 assert mac in dumped
         assert "enable" in ok(daemon, "dominfo", good[0]).split("Autostart:")[1].split("\n")[0]
+        assert ok(daemon, "net-uuid", "pvimpnet").strip() == "4c0a2a0e-1b43-4f43-9a4e-0d1e7f3d8a11"
+        assert "52:54:00:ae:3b:d5" in ok(daemon, "net-dumpxml", "pvimpnet")
+        assert re.search(r"^Autostart: +yes", ok(daemon, "pool-info", "pvimppool"), re.M)
         for name in bad:
             assert name not in ok(daemon, "list", "--all", "--name")
         assert digest(etc) == before  # libvirt's files untouched
