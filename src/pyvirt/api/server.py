@@ -85,6 +85,9 @@ class Api:
         r.add_get("/v1/domains", self.list_domains)
         r.add_post("/v1/domains", self.define)
         r.add_post("/v1/domains/create", self.create)
+        from .native_routes import add_native_routes  # issue 10: domxml-to-native (before /v1/domains/{ref})
+
+        add_native_routes(r, self.s)
         r.add_get("/v1/domains/{ref}", self.info)
         r.add_delete("/v1/domains/{ref}", self.undefine)
         r.add_get("/v1/domains/{ref}/state", self.state)

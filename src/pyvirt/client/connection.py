@@ -71,6 +71,10 @@ class Connection(HostCalls):
         summary = DomainSummary(self.request("POST", "/v1/domains/create", {"xml": xml, "paused": paused}))
         return Domain(self, summary.name, summary)
 
+    def domain_xml_to_native(self, fmt: str, xml: str) -> dict[str, Any]:
+        """domxml-to-native: {format, env, argv, notes} of a start of ``xml``; nothing is defined or started."""
+        return dict(self.request("POST", "/v1/domains/native", {"format": fmt, "xml": xml}))
+
     # --- networks -------------------------------------------------------------------------
     def list_networks(self) -> list[dict[str, Any]]:
         """All networks by name: name, uuid, active, persistent, autostart, bridge, mode."""

@@ -173,12 +173,57 @@ def _chardevs(domain: Domain) -> list[CharDev]:
     return [*d.serials, *d.consoles, *d.channels]
 
 
-def open_host_files(domain: Domain, serial_log: str, sealed: SealedImages | None = None) -> HostFiles:
+class PlannedFiles(HostFiles):
+    """The same plan with nothing opened (domxml-to-native): fd numbers counted from ``first_fd``, so the
+    printed argv is stable from one run to the next."""
+
+    def __init__(self, first_fd: int) -> None:
+        super().__init__()
+        self._next_fd = first_fd
+
+    def _fd(self) -> int:
+        self._next_fd += 1
+        self.fds.append(self._next_fd - 1)
+        return self._next_fd - 1
+
+    def close(self) -> None:
+        self.fds = []
+
+    def fd_set(self, path: str, writable: bool, opaque_path: str | None = None) -> str:
+        if path not in self.paths:
+            set_id = self.next_set
+            self.next_set += 1
+            for how in ("rw", "ro") if writable else ("ro",):
+                self.add_fds.append(AddFd(self._fd(), set_id, f"{how}:{opaque_path or path}"))
+            self.paths[path] = f"/dev/fdset/{set_id}"
+        return self.paths[path]
+
+    def log_set(self, path: str) -> str:
+        if path not in self.paths:
+            set_id = self.next_set
+            self.next_set += 1
+            self.add_fds.append(AddFd(self._fd(), set_id, f"wo:{path}"))
+            self.paths[path] = f"/dev/fdset/{set_id}"
+        return self.paths[path]
+
+    def listen(self, path: str) -> int:
+        if path not in self.sockets:
+            self.sockets[path] = self._fd()
+        return self.sockets[path]
+
+    def sealed_copy(self, path: str) -> str:
+        if path not in self.paths:
+            self.paths[path] = f"/proc/self/fd/{self._fd()}"
+        return self.paths[path]
+
+
+def open_host_files(domain: Domain, serial_log: str, files: HostFiles | None = None) -> HostFiles:
     """Open everything ``domain`` makes QEMU read or write on the host (all or nothing).
 
-    ``serial_log`` is the daemon's per-VM log of the first serial port; ``sealed`` the daemon's kept
-    copies of kernels and initrds."""
-    files = HostFiles(sealed=sealed)
+    ``serial_log`` is the daemon's per-VM log of the first serial port; ``files`` a HostFiles with the
+    daemon's kept copies of kernels and initrds (``sealed``), or a PlannedFiles to only plan the opens
+    (domxml-to-native)."""
+    files = HostFiles() if files is None else files
     try:
         for disk in domain.devices.disks:
             if disk.source is not None:

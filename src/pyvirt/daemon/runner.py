@@ -190,7 +190,7 @@ class QemuLauncher:
         check_sandbox(config, caps, domain.name)
         who = await asyncio.to_thread(self.identity)
         files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)),
-                                        self.sealed)
+                                        HostFiles(sealed=self.sealed))
         undo.callback(files.close)
         tpm = swtpm.Swtpm.prepare(config, domain)
         if tpm is not None:

@@ -22,6 +22,7 @@ from .format_book import StoreFormatBook
 from .hostinfo import HostService
 from .ksm import KsmManager
 from .memory_devices import MemoryDeviceManager
+from .native import NativeArgv
 from .networks import NetworkManager
 from .nics import NicManager
 from .node import NodeManager
@@ -56,6 +57,7 @@ class Services:
     ksm: KsmManager
     stats: StatsManager
     tuning: TuningManager
+    native: NativeArgv  # issue 10: domxml-to-native
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -100,6 +102,7 @@ def build(config: Config, uri: str) -> Services:
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
+        native=NativeArgv(config, host),
     )
 
 

@@ -243,11 +243,11 @@ def _memory_devices(c: _Check, d: Domain) -> None:
             c.fail(path + "/<target>/<node>", f"node {m.node} does not exist",
                    f"use a node of <cpu><numa> (0 to {max(cells, 1) - 1})")
         if m.model == "virtio-mem":
-            if m.block_kib is None or m.requested_kib is None:
-                c.fail(path + "/<target>", "virtio-mem needs <block> and <requested>",
-                       "add <block unit='KiB'>2048</block><requested unit='KiB'>0</requested>")
-            if m.requested_kib > m.size_kib or m.requested_kib % m.block_kib or m.size_kib % m.block_kib:
-                c.fail(path + "/<target>", f"size {m.size_kib} and requested {m.requested_kib} KiB must be multiples "
+            requested = m.requested_kib or 0  # absent: nothing plugged yet (virt-install writes none)
+            if m.block_kib is None:
+                c.fail(path + "/<target>", "virtio-mem needs <block>", "add <block unit='KiB'>2048</block>")
+            elif requested > m.size_kib or requested % m.block_kib or m.size_kib % m.block_kib:
+                c.fail(path + "/<target>", f"size {m.size_kib} and requested {requested} KiB must be multiples "
                        f"of the block {m.block_kib} KiB, requested at most size", "fix the sizes")
         elif m.block_kib is not None or m.requested_kib is not None:
             c.fail(path + "/<target>", "<block> and <requested> belong to virtio-mem", "remove them")

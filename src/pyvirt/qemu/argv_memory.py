@@ -139,10 +139,10 @@ def memory_device_parts(b: Build, m: MemoryDevice, alias: str) -> tuple[Json, An
         return backend(d, mem_id, m.size_kib, shared=shared), dev
     if m.model == "virtio-mem":
         b.need_pci(alias)
-        if m.block_kib is None or m.requested_kib is None:
-            raise InvalidArgument(f"{alias}: virtio-mem needs <block> and <requested>")
+        if m.block_kib is None:
+            raise InvalidArgument(f"{alias}: virtio-mem needs <block>")
         dev = kv(b.virtio("mem"), ("node", m.node), ("block-size", m.block_kib * 1024),
-                 ("requested-size", m.requested_kib * 1024), ("memdev", mem_id), ("id", alias),
+                 ("requested-size", (m.requested_kib or 0) * 1024), ("memdev", mem_id), ("id", alias),
                  *pci_placement(b, m.address, alias))
         return backend(d, mem_id, m.size_kib, shared=shared, extra={"reserve": False}), dev
     raise UnsupportedConfig(f"{alias}: memory model '{m.model}' is not supported; use dimm or virtio-mem")

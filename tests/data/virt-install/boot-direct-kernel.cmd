@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name boot-direct-kernel --memory 512 --osinfo debian11 --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --boot 'kernel=/tmp/pyvirt-corpus/vmlinuz,initrd=/tmp/pyvirt-corpus/initrd.img,kernel_args=console=ttyS0 root=/dev/vda1'

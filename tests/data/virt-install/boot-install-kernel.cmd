@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name boot-install-kernel --memory 512 --osinfo debian11 --disk size=4 --install kernel=/tmp/pyvirt-corpus/vmlinuz,initrd=/tmp/pyvirt-corpus/initrd.img,kernel_args=console=ttyS0

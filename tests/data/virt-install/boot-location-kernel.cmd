@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name boot-location-kernel --memory 512 --osinfo debian11 --disk size=8 --location /tmp/pyvirt-corpus/tree,kernel=vmlinuz,initrd=initrd.img

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name boot-uefi-secure --memory 512 --osinfo win11 --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --boot uefi,firmware.feature0.name=secure-boot,firmware.feature0.enabled=yes

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name channel-spicevmc-agent --memory 512 --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --graphics spice --channel spicevmc --channel unix,target.type=virtio,name=org.qemu.guest_agent.0

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name cloud-init --memory 512 --osinfo debian11 --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --cloud-init root-password-generate=on,disable=on

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name cpu-topology --memory 512 --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --vcpus 4,maxvcpus=8,sockets=2,cores=2,threads=2

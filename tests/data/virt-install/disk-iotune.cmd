@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name disk-iotune --memory 512 --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --disk size=2,bus=virtio,iotune.total_iops_sec=500,iotune.total_bytes_sec=10485760

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name disk-serial-readonly --memory 512 --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --disk path=/tmp/pyvirt-corpus/ro.raw,format=raw,readonly=on,serial=RO123

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name mem-hotplug-dimm --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --memory 1024,hotplugmemorymax=4096,hotplugmemoryslots=8 --cpu cell0.cpus=0,cell0.memory=1048576 --memdev dimm,target.size=512,target.node=0

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name mem-nvdimm --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --memory 1024,hotplugmemorymax=4096,hotplugmemoryslots=4 --machine q35 --cpu cell0.cpus=0,cell0.memory=1048576 --memdev nvdimm,source.path=/tmp/pyvirt-corpus/nvdimm.img,target.size=512,target.node=0

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name mem-virtio-mem --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --memory 1024,hotplugmemorymax=8192,hotplugmemoryslots=4 --machine q35 --cpu cell0.cpus=0,cell0.memory=1048576 --memdev virtio-mem,target.node=0,target.block=2048,target.size=1024

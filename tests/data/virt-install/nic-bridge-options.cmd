@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name nic-bridge-options --memory 512 --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --network bridge=br0,model=virtio,driver.queues=4,link.state=down,rom.bar=off

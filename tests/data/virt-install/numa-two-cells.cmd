@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name numa-two-cells --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --vcpus 4 --memory 2048 --cpu cell0.cpus=0-1,cell0.memory=1048576,cell1.cpus=2-3,cell1.memory=1048576

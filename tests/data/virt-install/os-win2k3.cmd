@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name os-win2k3 --memory 512 --osinfo win2k3 --cdrom /tmp/pyvirt-corpus/install.iso --disk size=8

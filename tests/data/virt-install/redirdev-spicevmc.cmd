@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name redirdev-spicevmc --memory 512 --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --graphics spice --redirdev usb,type=spicevmc --redirdev usb,type=spicevmc

@@ -1,0 +1,1 @@
+virt-install --connect qemu:///session --print-xml 1 --dry-run --name usb-xhci-ports --memory 512 --osinfo generic --import --disk path=/tmp/pyvirt-corpus/disk.qcow2,format=qcow2 --controller type=usb,model=qemu-xhci --xml './devices/controller[@model='"'"'qemu-xhci'"'"']/@ports=15'
