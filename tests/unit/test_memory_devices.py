@@ -86,7 +86,7 @@ def test_memory_without_cells_is_still_required() -> None:
     (DIMM, "", "", "maxMemory"),
     (DIMM, CELLS.replace("<node>0</node>", ""), MAX.replace("16", "0"), "slots"),
     (DIMM.replace("<node>0</node>", "<node>5</node>"), CELLS, MAX, "node 5 does not exist"),
-    (VMEM.replace("<block unit='KiB'>2048</block>", ""), CELLS, MAX, "<block> and <requested>"),
+    (VMEM.replace("<block unit='KiB'>2048</block>", ""), CELLS, MAX, "virtio-mem needs <block>"),
     (VMEM.replace("512</requested>", "2048</requested>"), CELLS, MAX, "multiples"),
     (DIMM.replace("model='dimm'", "model='sparse'"), CELLS, MAX, "model 'sparse'"),
     (DIMM.replace("<node>0</node>", "<node>0</node><block>2048</block>"), CELLS, MAX, "belong to virtio-mem"),
