@@ -143,7 +143,10 @@ class TuningManager:
             changes[field] = value
 
         def change(d: Domain) -> Domain:
-            return replace(d, cputune=replace(d.cputune or CpuTune(), **changes))
+            tune = d.cputune or CpuTune()
+            return replace(d, cputune=replace(tune, shares=changes.get("shares", tune.shares),
+                                              period=changes.get("period", tune.period),
+                                              quota=changes.get("quota", tune.quota)))
 
         await self._change(entry, live, config, "set the scheduler parameters of", change)
         return self.schedinfo(ref, inactive=not live and config)
