@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..config import Config
 from ..host.cgroup import CgroupV2
 from ..host.node import NodeFs
+from ..host.threads import Threads
 from ..state.store import Store
 from .consoles import ConsoleService
 from .devices import DeviceManager
@@ -20,6 +21,7 @@ from .domains import DomainManager
 from .eventbus import EventBus
 from .hostinfo import HostService
 from .ksm import KsmManager
+from .memory import MemoryManager
 from .networks import NetworkManager
 from .nics import NicManager
 from .node import NodeManager
@@ -30,6 +32,7 @@ from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
 from .stats import StatsManager
 from .tuning import TuningManager
+from .vcpus import VcpuManager
 from .volumes import VolumeManager
 
 
@@ -54,6 +57,8 @@ class Services:
     ksm: KsmManager
     stats: StatsManager
     tuning: TuningManager
+    memory: MemoryManager
+    vcpus: VcpuManager
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -87,8 +92,10 @@ def build(config: Config, uri: str) -> Services:
     launcher = QemuLauncher(config)
     node_fs = NodeFs()
     tuning = TuningManager(table, CgroupV2(cgroup_parent(config)))
+    threads = Threads()
+    vcpus = VcpuManager(table, threads)
     domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher,
-                            snapshots=catalog, resources=tuning)
+                            snapshots=catalog, resources=tuning, pinner=vcpus)
     ksm = KsmManager(store, config.settings.ksm, node=node_fs, events=bus.subscribe,
                      guests=lambda: [(e.name, run.process.pid) for e, run in table.running()])
     return Services(
@@ -96,7 +103,8 @@ def build(config: Config, uri: str) -> Services:
         disks=disks, devices=DeviceManager(disks, nics), pools=pools, volumes=volumes,
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
-        node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
+        node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table, threads), tuning=tuning,
+        memory=MemoryManager(table), vcpus=vcpus,
     )
 
 
