@@ -72,7 +72,7 @@ class CpuRoutes:
                                                         **_scope(body)))
 
     async def vcpu_count(self, request: web.Request) -> web.Response:
-        return reply(self.s.vcpus.count(request.match_info["ref"]))
+        return reply(await self.s.vcpus.count(request.match_info["ref"]))
 
     async def set_vcpus(self, request: web.Request) -> web.Response:
         body = await json_body(request)

@@ -13,6 +13,7 @@ every host CPU) instead of inheriting the emulator's.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 
@@ -31,7 +32,7 @@ from .vcpu_states import THREAD_STATES
 
 log = logging.getLogger(__name__)
 
-UNPLUG_TIMEOUT = 15.0  # seconds the guest gets to release a vCPU (ACPI eject)
+UNPLUG_TIMEOUT = 30.0  # seconds the guest gets to release a vCPU (ACPI eject; ~10 s for the tiny guest under TCG)
 
 
 def current(d: Domain) -> int:
@@ -75,9 +76,18 @@ class VcpuManager:
         return resolve(entry, live, config)[0]
 
     # ---------------------------------------------------------------- counts
-    def count(self, ref: str) -> VcpuCount:
-        """vcpucount: maximum and current, of the definition and of the running guest."""
+    def _sync(self, entry: DomainEntry, run: Running, present: int) -> None:
+        """The live count follows what QEMU has (an unplug the guest finished after its timeout)."""
+        if present and present != current(run.live):
+            run.live = with_count(run.live, present)
+            self.table.record_runtime(entry)
+
+    async def count(self, ref: str) -> VcpuCount:
+        """vcpucount: maximum and current, of the definition and of the running guest (as QEMU has it)."""
         entry = self.table.lookup(ref)
+        if entry.running is not None:
+            with contextlib.suppress(QemuError):
+                self._sync(entry, entry.running, len(await entry.running.monitor.query_vcpus()))
         conf = entry.config if entry.persistent else None
         live = entry.running.live if entry.running else None
         return VcpuCount(conf.vcpus if conf else None, live.vcpus if live else None,
@@ -112,7 +122,7 @@ class VcpuManager:
                 await self._hotplug(entry, run, count)
             if new_config is not None:
                 self.table.set_config(entry, new_config)
-        return self.count(entry.uuid)
+        return await self.count(entry.uuid)
 
     @staticmethod
     def _config_count(entry: DomainEntry, count: int, maximum: bool) -> Domain:
@@ -139,6 +149,8 @@ class VcpuManager:
         """Add or remove vCPUs one at a time; the live definition follows each step, so a step that fails
         leaves the record true to what the guest has."""
         if machine_of(run.live) == "microvm":
+            if count == current(run.live):
+                return
             raise OperationInvalid(f"cannot change the vCPUs of running domain '{entry.name}': machine 'microvm' "
                                    "has no CPU hot-plug; use --config and restart it, or use machine type q35")
         slots = await run.monitor.query_hotpluggable_cpus()
@@ -146,6 +158,7 @@ class VcpuManager:
             raise OperationInvalid(f"cannot change the vCPUs of running domain '{entry.name}': its CPUs are "
                                    "hot-plugged in groups, which pyvirt does not do; use --config")
         present = [s for s in slots if s.qom_path]
+        run.live = with_count(run.live, len(present))  # an unplug that timed out earlier may have ended since
         try:
             if count > len(present):
                 for slot in [s for s in slots if not s.qom_path][:count - len(present)]:
@@ -167,8 +180,9 @@ class VcpuManager:
                     if not await run.monitor.unplug(device, UNPLUG_TIMEOUT):
                         raise OperationInvalid(
                             f"the guest of domain '{entry.name}' did not release vCPU {device} within "
-                            f"{UNPLUG_TIMEOUT:g} s (does its kernel handle ACPI CPU hot-unplug?); it keeps "
-                            f"{current(run.live)} vCPUs")
+                            f"{UNPLUG_TIMEOUT:g} s (does its kernel handle ACPI CPU hot-unplug?); it has "
+                            f"{current(run.live)} vCPUs now, and the request stays with it: see `pyvirt vcpucount "
+                            f"{entry.name}` later")
                     run.live = with_count(run.live, current(run.live) - 1)
                     log.info("domain %s: vCPU %s unplugged", entry.name, device)
         finally:
@@ -192,7 +206,9 @@ class VcpuManager:
             return VcpuInfo(host, tuple(VcpuRow(i, None, "N/A", None, pins.get(i) or self._all_cpus())
                                         for i in range(current(entry.config))))
         rows = []
-        for v in await run.monitor.query_vcpus():
+        vcpus = await run.monitor.query_vcpus()
+        self._sync(entry, run, len(vcpus))
+        for v in vcpus:
             stat = self.threads.stat(run.process.pid, v.thread_id)
             state = THREAD_STATES.get(stat.state, "no state") if stat else "offline"
             rows.append(VcpuRow(v.index, stat.cpu if stat else None, state, stat.cpu_time_ns if stat else None,
