@@ -236,3 +236,19 @@ def test_setmem_and_setmaxmem_config() -> None:
     change = asyncio.run(mem.set_max_memory("web1", 65536, live=False, config=False))
     assert (change.config.maximum_kib, change.config.current_kib) == (65536, 65536)  # current follows down
     assert len(table.saved) == 2
+
+
+def test_cpu_quota_follows_a_live_vcpu_change(tmp_path: Any) -> None:
+    """<period>/<quota> are per vCPU: after hot-plug the guest's cgroup cpu.max is the quota of all of them."""
+    from pyvirt.daemon.tuning import TuningManager
+    from pyvirt.host.cgroup import CgroupV2
+
+    mount = tmp_path / "cg"
+    mount.mkdir()
+    (mount / "cgroup.controllers").write_text("cpu io memory\n")
+    (mount / "cgroup.subtree_control").write_text("\n")
+    (mount / "pyvirt-t/web1").mkdir(parents=True)
+    live = dom(vcpus=4, vcpu_current=3, cputune=CpuTune(period=100000, quota=50000))
+    entry = SimpleNamespace(name="web1", running=SimpleNamespace(live=live))
+    TuningManager(None, CgroupV2("pyvirt-t", mount=mount)).refresh(entry)  # type: ignore[arg-type]
+    assert (mount / "pyvirt-t/web1/cpu.max").read_text() == "150000 100000\n"

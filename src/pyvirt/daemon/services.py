@@ -93,7 +93,7 @@ def build(config: Config, uri: str) -> Services:
     node_fs = NodeFs()
     tuning = TuningManager(table, CgroupV2(cgroup_parent(config)))
     threads = Threads()
-    vcpus = VcpuManager(table, threads)
+    vcpus = VcpuManager(table, threads, limits=tuning)
     domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher,
                             snapshots=catalog, resources=tuning, pinner=vcpus)
     ksm = KsmManager(store, config.settings.ksm, node=node_fs, events=bus.subscribe,

@@ -62,6 +62,16 @@ class TuningManager:
         if _tuning(live) and self.cgroups.support().usable:
             self.cgroups.remove(self.cgroups.path(live.name))
 
+    def refresh(self, entry: DomainEntry) -> None:
+        """After the running guest's vCPUs changed: <period>/<quota> are per vCPU, so cpu.max follows the count."""
+        run = entry.running
+        files = _tuning(run.live) if run is not None else {}
+        if "cpu.max" not in files or not self.cgroups.support().usable:
+            return
+        group = self.cgroups.path(entry.name)
+        if group.exists():
+            self.cgroups.write(group, {"cpu.max": files["cpu.max"]})
+
     def _applied(self, entry: DomainEntry) -> tuple[bool, str]:
         run = entry.running
         if run is None:

@@ -18,8 +18,9 @@ import contextlib
 import logging
 import time
 from dataclasses import replace
+from typing import Protocol
 
-from ..errors import InvalidArgument, OperationInvalid, QemuError, UnsupportedConfig
+from ..errors import HostError, InvalidArgument, OperationInvalid, QemuError, UnsupportedConfig
 from ..host.threads import Threads
 from ..model.cpuset import parse_cpuset
 from ..model.domain import CpuTune, Domain, VcpuPin
@@ -61,10 +62,16 @@ def with_emulator_pin(d: Domain, cpus: tuple[int, ...]) -> Domain:
     return replace(d, cputune=replace(d.cputune or CpuTune(), emulatorpin=cpus))
 
 
+class LimitRefresher(Protocol):
+    def refresh(self, entry: DomainEntry) -> None:
+        """Rewrite the running domain's per-vCPU CPU limits (cgroup cpu.max) for its vCPU count now."""
+
+
 class VcpuManager:
-    def __init__(self, table: DomainTable, threads: Threads) -> None:
+    def __init__(self, table: DomainTable, threads: Threads, limits: LimitRefresher | None = None) -> None:
         self.table = table
         self.threads = threads
+        self.limits = limits
 
     def _all_cpus(self) -> tuple[int, ...]:
         return tuple(range(self.threads.host_cpus()))
@@ -191,6 +198,12 @@ class VcpuManager:
                     log.info("domain %s: vCPU %s unplugged", entry.name, device)
         finally:
             self.table.record_runtime(entry)
+            if self.limits is not None:
+                try:
+                    self.limits.refresh(entry)
+                except HostError as exc:  # the vCPUs did change: say so in the log, not as the request's error
+                    log.warning("domain %s: CPU limits not updated for %d vCPUs: %s", entry.name,
+                                current(run.live), exc)
 
     @staticmethod
     async def _unplug(run: Running, device: str, qom_path: str) -> bool:
