@@ -252,3 +252,16 @@ def test_cpu_quota_follows_a_live_vcpu_change(tmp_path: Any) -> None:
     entry = SimpleNamespace(name="web1", running=SimpleNamespace(live=live))
     TuningManager(None, CgroupV2("pyvirt-t", mount=mount)).refresh(entry)  # type: ignore[arg-type]
     assert (mount / "pyvirt-t/web1/cpu.max").read_text() == "150000 100000\n"
+
+
+@pytest.mark.parametrize("name", ["setmem", "setmaxmem", "setvcpus", "vcpucount", "vcpuinfo", "vcpupin", "emulatorpin"])
+def test_help_is_virshs_byte_for_byte(name: str) -> None:
+    """tests/unit/data/virsh_help/NAME.txt is `virsh help NAME` of libvirt 9.0 (Debian 12), captured as is."""
+    import io
+    from pathlib import Path
+
+    from pyvirt.cli.main import main
+
+    out = io.StringIO()
+    assert main(["help", name], stdout=out, stderr=io.StringIO()) == 0
+    assert out.getvalue() == (Path(__file__).parent / "data/virsh_help" / f"{name}.txt").read_text()

@@ -8,7 +8,7 @@ its definition, which the daemon picks when neither --live nor --config comes.
 from __future__ import annotations
 
 from ..errors import InvalidArgument
-from .spec import BOOL, DOMAIN, INT, STRING, Command, Opt
+from .spec import BOOL, DOMAIN, INT, SCALED, STRING, Command, Opt
 from .table import render
 
 TYPE_CHECKING = False
@@ -170,21 +170,19 @@ SCOPE = (Opt("config", BOOL, "affect next boot"), Opt("live", BOOL, "affect runn
 CPULIST = Opt("cpulist", STRING, "host cpu number(s) to set, or omit option to query", positional=True)
 COMMANDS = (
     Command("setmem", "domain", "change memory allocation", cmd_setmem,
-            (DOMAIN, Opt("size", STRING, "new memory size, as scaled integer (default KiB)", required=True,
+            (DOMAIN, Opt("size", SCALED, "new memory size, as scaled integer (default KiB)", required=True,
                          positional=True), *SCOPE),
-            "Change the current memory allocation in the guest domain (its virtio balloon; at most the\n"
-            "maximum, <memory>)."),
+            "Change the current memory allocation in the guest domain."),
     Command("setmaxmem", "domain", "change maximum memory limit", cmd_setmaxmem,
-            (DOMAIN, Opt("size", STRING, "new maximum memory size, as scaled integer (default KiB)", required=True,
+            (DOMAIN, Opt("size", SCALED, "new maximum memory size, as scaled integer (default KiB)", required=True,
                          positional=True), *SCOPE),
-            "Change the maximum memory allocation limit in the guest domain (--config: QEMU fixes it at start)."),
+            "Change the maximum memory allocation limit in the guest domain."),
     Command("setvcpus", "domain", "change number of virtual CPUs", cmd_setvcpus,
             (DOMAIN, Opt("count", INT, "number of virtual CPUs", required=True, positional=True),
              Opt("maximum", BOOL, "set maximum limit on next boot"), *SCOPE,
              Opt("guest", BOOL, "modify cpu state in the guest"),
              Opt("hotpluggable", BOOL, "make added vcpus hot(un)pluggable")),
-            "Change the number of virtual CPUs in the guest domain (live: CPU hot-plug on q35 and pc, up to\n"
-            "the maximum; the guest onlines new CPUs)."),
+            "Change the number of virtual CPUs in the guest domain."),
     Command("vcpucount", "domain", "domain vcpu counts", cmd_vcpucount,
             (DOMAIN, Opt("maximum", BOOL, "get maximum count of vcpus"),
              Opt("active", BOOL, "get number of currently active vcpus"),
