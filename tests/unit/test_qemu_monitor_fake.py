@@ -313,3 +313,36 @@ def test_second_events_reader_is_refused() -> None:
             await first.aclose()
 
     run(body)
+
+
+def test_vcpu_commands_are_typed_and_in_topology_order() -> None:
+    """QEMU lists hot-pluggable CPU slots highest first; the monitor gives them socket, core, thread order."""
+    slot = {"type": "qemu64-x86_64-cpu", "vcpus-count": 1}
+    replies: dict[str, Reply] = {
+        "query-hotpluggable-cpus": {"return": [
+            {**slot, "props": {"core-id": 0, "thread-id": 0, "socket-id": 1}},
+            {**slot, "props": {"core-id": 1, "thread-id": 0, "socket-id": 0}},
+            {**slot, "props": {"core-id": 0, "thread-id": 0, "socket-id": 0},
+             "qom-path": "/machine/unattached/device[0]"},
+        ]},
+        "query-cpus-fast": {"return": [
+            {"thread-id": 4002, "cpu-index": 1, "qom-path": "/machine/peripheral/vcpu1", "props": {}},
+            {"thread-id": 4001, "cpu-index": 0, "qom-path": "/machine/unattached/device[0]", "props": {}},
+        ]},
+    }
+
+    async def body(path: Path) -> None:
+        async with FakeQmp(path, replies) as fake:
+            mon = await connected(fake)
+            try:
+                slots = await mon.query_hotpluggable_cpus()
+                assert [(s.props["socket-id"], s.props["core-id"]) for s in slots] == [(0, 0), (0, 1), (1, 0)]
+                assert [s.qom_path for s in slots] == ["/machine/unattached/device[0]", None, None]
+                assert slots[1].type == "qemu64-x86_64-cpu" and slots[1].vcpus_count == 1
+                vcpus = await mon.query_vcpus()
+                assert [(v.index, v.thread_id, v.qom_path) for v in vcpus] == [
+                    (0, 4001, "/machine/unattached/device[0]"), (1, 4002, "/machine/peripheral/vcpu1")]
+            finally:
+                await mon.close()
+
+    run(body)

@@ -119,6 +119,7 @@ class Api:
         r.add_get("/v1/events", self.events)
         r.add_get("/v1/events/history", self.history)
         from .audit import audit_middleware
+        from .cpu_routes import add_cpu_routes
         from .disk_routes import add_disk_routes
         from .host_routes import add_host_routes
         from .openapi import serve_openapi
@@ -131,6 +132,7 @@ class Api:
         add_snapshot_routes(r, self.s)
         add_host_routes(r, self.s)
         add_stats_routes(r, self.s)
+        add_cpu_routes(r, self.s)
         r.add_get("/openapi.json", serve_openapi)  # the contract of every route above: docs/openapi.yaml
         app.middlewares.insert(0, audit_middleware)  # outermost: it sees the final reply, errors included
         return app

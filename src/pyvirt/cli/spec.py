@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 BOOL, STRING, INT, NUMBER = "bool", "string", "int", "number"
+SCALED = "scaled"  # virsh's scaled integer ('512M', default unit KiB): shown as <number>, kept as text to parse
 MANY = "many"  # a positional option that takes every data argument left (virsh's `[<domain>]...`), a list
 
 
@@ -41,7 +42,7 @@ class Opt:
 
     @property
     def metavar(self) -> str:
-        return "<number>" if self.kind in (INT, NUMBER) else "<string>"
+        return "<number>" if self.kind in (INT, NUMBER, SCALED) else "<string>"
 
     def synopsis(self) -> str:
         if self.kind == BOOL:
@@ -58,7 +59,7 @@ class Opt:
         """The left column of `help COMMAND`'s OPTIONS."""
         if self.kind == BOOL:
             return f"--{self.name}"
-        if self.positional:
+        if self.positional and (self.required or self.kind == MANY):  # virsh brackets the name of required data
             return f"[--{self.name}] {self.metavar}"
         return f"--{self.name} {self.metavar}"
 

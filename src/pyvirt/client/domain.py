@@ -294,6 +294,57 @@ class Domain:
                                                   {"weight": weight, "live": live, "config": config})
         return data
 
+    # --- memory size and vCPUs (vcpu11) ----------------------------------------------------
+    def set_memory(self, size_kib: int, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        """setmem: the balloon target (live) and/or <currentMemory> (config); neither: --current."""
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/memory"),
+                                                  {"size_kib": size_kib, "live": live, "config": config})
+        return data
+
+    def set_max_memory(self, size_kib: int, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        """setmaxmem: <memory> of the definition (a running guest's maximum cannot change)."""
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/max-memory"),
+                                                  {"size_kib": size_kib, "live": live, "config": config})
+        return data
+
+    def vcpu_count(self) -> dict[str, Any]:
+        """vcpucount: maximum_config, maximum_live, current_config, current_live (None where there is none)."""
+        data: dict[str, Any] = self._conn.request("GET", self._path("/vcpus"))
+        return data
+
+    def set_vcpus(self, count: int, *, live: bool = False, config: bool = False, maximum: bool = False,
+                  guest: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/vcpus"), {
+            "count": count, "live": live, "config": config, "maximum": maximum, "guest": guest})
+        return data
+
+    def vcpu_info(self) -> dict[str, Any]:
+        """vcpuinfo: host_cpus and one row per vCPU (vcpu, cpu, state, cpu_time_ns, affinity)."""
+        data: dict[str, Any] = self._conn.request("GET", self._path("/vcpus/info"))
+        return data
+
+    def _scoped(self, what: str, live: bool, config: bool) -> dict[str, Any]:
+        flags = "&".join(name + "=1" for name, on in (("live", live), ("config", config)) if on)
+        data: dict[str, Any] = self._conn.request("GET", self._path(f"/{what}" + (f"?{flags}" if flags else "")))
+        return data
+
+    def vcpu_pinning(self, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        """vcpupin's query: host_cpus and {vcpu, cpus} per vCPU."""
+        return self._scoped("vcpupin", live, config)
+
+    def pin_vcpu(self, vcpu: int, cpulist: str, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/vcpupin"), {
+            "vcpu": vcpu, "cpulist": cpulist, "live": live, "config": config})
+        return data
+
+    def emulator_pinning(self, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        return self._scoped("emulatorpin", live, config)
+
+    def pin_emulator(self, cpulist: str, *, live: bool = False, config: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = self._conn.request("PUT", self._path("/emulatorpin"),
+                                                  {"cpulist": cpulist, "live": live, "config": config})
+        return data
+
     # --- snapshots ------------------------------------------------------------------------
     def snapshots(self) -> list[dict[str, Any]]:
         """snapshot-list rows, by name: name, state, parent, creation_time, current, location, children..."""

@@ -22,6 +22,7 @@ from ..model.domain_xml import LiveInfo, format_domain_xml, parse_domain_xml
 from ..model.domain_xml_format import without_passwords
 from ..model.ids import normalize
 from ..qemu.argv import NicFds
+from ..qemu.monitor import Monitor
 from . import prechecks
 from .domain_table import STARTING, DomainEntry, DomainTable, Job
 from .hostinfo import HostService
@@ -76,10 +77,15 @@ class ResourcePlacer(Protocol):
         """After QEMU is gone: remove its cgroup."""
 
 
+class ThreadPinner(Protocol):
+    async def apply(self, name: str, domain: Domain, pid: int, monitor: Monitor) -> list[str]:
+        """Put the domain's <vcpupin>/<emulatorpin> in force on the launched QEMU's threads."""
+
+
 class DomainManager:
     def __init__(self, config: Config, table: DomainTable, host: HostService, *, disks: DiskPreparer,
                  nics: NicPreparer, launcher: QemuLauncher, snapshots: SnapshotCatalog,
-                 resources: ResourcePlacer | None = None) -> None:
+                 resources: ResourcePlacer | None = None, pinner: ThreadPinner | None = None) -> None:
         self.config = config
         self.table = table
         self.host = host
@@ -88,6 +94,7 @@ class DomainManager:
         self.launcher = launcher
         self.snapshots = snapshots
         self.resources = resources
+        self.pinner = pinner
         self.supervisor = Supervisor(table, launcher, release=self._release, restart=self._restart)
 
     def _release(self, live: Domain) -> None:
@@ -305,6 +312,9 @@ class DomainManager:
                 nics.close_fds()  # QEMU holds its own copies now (or never started)
             if self.resources is not None:
                 running.notes += await self.resources.place(entry.name, running.live, running.process.pid, undo)
+            if self.pinner is not None:
+                running.notes += await self.pinner.apply(entry.name, running.live, running.process.pid,
+                                                         running.monitor)
             faults.point("start:running")
             undo.pop_all()
         entry.running = running

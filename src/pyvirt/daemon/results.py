@@ -230,6 +230,9 @@ class GuestSample:
     guest_memory: dict[str, int]
     blocks: tuple[BlockSample, ...]
     nets: tuple[NetSample, ...]
+    vcpu_states: tuple[int, ...] = ()  # virVcpuState per vCPU (0 offline, 1 running, 2 blocked)
+    vcpu_waits_ns: tuple[int, ...] = ()  # time waiting to run (/proc .../sched wait_sum; 0 without schedstats)
+    vcpu_delays_ns: tuple[int, ...] = ()  # time runnable but not running (/proc .../schedstat)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..config import Config
 from ..host.cgroup import CgroupV2
 from ..host.node import NodeFs
+from ..host.threads import Threads
 from ..state.store import Store
 from .consoles import ConsoleService
 from .devices import DeviceManager
@@ -21,6 +22,7 @@ from .eventbus import EventBus
 from .format_book import StoreFormatBook
 from .hostinfo import HostService
 from .ksm import KsmManager
+from .memory import MemoryManager
 from .memory_devices import MemoryDeviceManager
 from .native import NativeArgv
 from .networks import NetworkManager
@@ -33,6 +35,7 @@ from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
 from .stats import StatsManager
 from .tuning import TuningManager
+from .vcpus import VcpuManager
 from .volumes import VolumeManager
 
 
@@ -58,6 +61,8 @@ class Services:
     stats: StatsManager
     tuning: TuningManager
     native: NativeArgv  # issue 10: domxml-to-native
+    memory: MemoryManager
+    vcpus: VcpuManager
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -92,8 +97,10 @@ def build(config: Config, uri: str) -> Services:
     launcher = QemuLauncher(config)
     node_fs = NodeFs()
     tuning = TuningManager(table, CgroupV2(cgroup_parent(config)))
+    threads = Threads()
+    vcpus = VcpuManager(table, threads, limits=tuning)
     domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher,
-                            snapshots=catalog, resources=tuning)
+                            snapshots=catalog, resources=tuning, pinner=vcpus)
     ksm = KsmManager(store, config.settings.ksm, node=node_fs, events=bus.subscribe,
                      guests=lambda: [(e.name, run.process.pid) for e, run in table.running()])
     return Services(
@@ -101,8 +108,8 @@ def build(config: Config, uri: str) -> Services:
         disks=disks, devices=DeviceManager(disks, nics, MemoryDeviceManager(table)), pools=pools, volumes=volumes,
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
-        node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
-        native=NativeArgv(config, host),
+        node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table, threads), tuning=tuning,
+        native=NativeArgv(config, host), memory=MemoryManager(table), vcpus=vcpus,
     )
 
 

@@ -19,12 +19,14 @@ from typing import Any
 
 from ..errors import InvalidArgument, OperationInvalid, QemuError
 from ..host.node import net_dev, process_rss_kib, thread_cpu_ns
+from ..host.threads import Threads
 from ..qemu.argv import disk_names
 from ..qemu.media import matches_qdev
 from ..qemu.monitor import BalloonGuestStats
 from .domain_table import DomainEntry, DomainTable
 from .results import BlockSample, GuestSample, MemoryStats, NetSample, StatsRecord
 from .stats_fields import GROUPS, LISTS, flatten, pick
+from .vcpu_states import STATE_CODES, THREAD_STATES
 
 BALLOON_PATH = "/machine/peripheral/balloon0"  # qemu/argv_devices.py names the balloon device balloon0
 # QEMU's guest-stats names -> dommemstat's (bytes become KiB, counts stay counts)
@@ -42,8 +44,9 @@ def has_balloon(entry: DomainEntry) -> bool:
 
 
 class StatsManager:
-    def __init__(self, table: DomainTable) -> None:
+    def __init__(self, table: DomainTable, threads: Threads | None = None) -> None:
         self.table = table
+        self.threads = threads or Threads()
         self._periods_set: set[int] = set()  # ids of running domains whose balloon polling we turned on
 
     # ------------------------------------------------------------- samples
@@ -93,8 +96,14 @@ class StatsManager:
             sample = replace(sample, balloon_kib=actual // 1024 if actual is not None else dom.effective_memory_kib,
                              rss_kib=process_rss_kib(pid), guest_memory=_guest_memory(guest))
         if "vcpus" in answers:
-            times = [thread_cpu_ns(pid, tid) for tid in answers["vcpus"]]
-            sample = replace(sample, vcpu_times_ns=tuple(sum(t) if t else 0 for t in times))
+            tids = answers["vcpus"]
+            times = [thread_cpu_ns(pid, tid) for tid in tids]
+            stats = [self.threads.stat(pid, tid) for tid in tids]
+            sample = replace(sample, vcpu_times_ns=tuple(sum(t) if t else 0 for t in times),
+                             vcpu_states=tuple(STATE_CODES.get(THREAD_STATES.get(st.state, ""), 1) if st else 0
+                                               for st in stats),
+                             vcpu_waits_ns=tuple(self.threads.wait_ns(pid, tid) for tid in tids),
+                             vcpu_delays_ns=tuple(self.threads.delay_ns(pid, tid) for tid in tids))
         if "blockstats" in answers:
             sample = replace(sample, blocks=_blocks(dom, answers["blockstats"], answers.get("block", [])))
         if "interface" in groups:

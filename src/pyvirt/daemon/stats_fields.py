@@ -80,8 +80,12 @@ def flatten(s: GuestSample, groups: Iterable[str]) -> dict[str, int | str]:
         out["vcpu.current"] = s.vcpus_current
         out["vcpu.maximum"] = s.vcpus_max
         for i, ns in enumerate(s.vcpu_times_ns):
-            out[f"vcpu.{i}.state"] = 1  # VIR_VCPU_RUNNING
+            out[f"vcpu.{i}.state"] = s.vcpu_states[i] if i < len(s.vcpu_states) else 1  # VIR_VCPU_RUNNING
             out[f"vcpu.{i}.time"] = ns
+            if i < len(s.vcpu_waits_ns):
+                out[f"vcpu.{i}.wait"] = s.vcpu_waits_ns[i]
+            if i < len(s.vcpu_delays_ns):
+                out[f"vcpu.{i}.delay"] = s.vcpu_delays_ns[i]
     if "interface" in wanted and running:
         out["net.count"] = len(s.nets)
         for i, n in enumerate(s.nets):

@@ -77,6 +77,16 @@ class TuningManager:
         if _placed(live) and self.cgroups.support().usable:
             self.cgroups.remove(self.cgroups.path(live.name, _parent(live)))
 
+    def refresh(self, entry: DomainEntry) -> None:
+        """After the running guest's vCPUs changed: <period>/<quota> are per vCPU, so cpu.max follows the count."""
+        run = entry.running
+        files = _tuning(run.live) if run is not None else {}
+        if "cpu.max" not in files or not self.cgroups.support().usable:
+            return
+        group = self.cgroups.path(entry.name)
+        if group.exists():
+            self.cgroups.write(group, {"cpu.max": files["cpu.max"]})
+
     def _applied(self, entry: DomainEntry) -> tuple[bool, str]:
         run = entry.running
         if run is None:
@@ -159,7 +169,10 @@ class TuningManager:
             changes[field] = value
 
         def change(d: Domain) -> Domain:
-            return replace(d, cputune=replace(d.cputune or CpuTune(), **changes))
+            tune = d.cputune or CpuTune()
+            return replace(d, cputune=replace(tune, shares=changes.get("shares", tune.shares),
+                                              period=changes.get("period", tune.period),
+                                              quota=changes.get("quota", tune.quota)))
 
         await self._change(entry, live, config, "set the scheduler parameters of", change)
         return self.schedinfo(ref, inactive=not live and config)

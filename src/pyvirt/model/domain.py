@@ -396,12 +396,23 @@ class MemoryBacking:
 
 
 @dataclass(frozen=True)
+class VcpuPin:
+    """<vcpupin vcpu='N' cpuset='...'/>: the host CPUs vCPU N's thread may run on."""
+
+    vcpu: int
+    cpuset: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class CpuTune:
-    """<cputune>: CPU weight (cgroup v1 shares) and bandwidth per vCPU (period/quota, microseconds)."""
+    """<cputune>: CPU weight (cgroup v1 shares), bandwidth per vCPU (period/quota, microseconds), and the
+    host CPUs of the vCPU threads (vcpupin) and of QEMU's other threads (emulatorpin)."""
 
     shares: int | None = None
     period: int | None = None
     quota: int | None = None  # -1: no limit
+    vcpupins: tuple[VcpuPin, ...] = ()
+    emulatorpin: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

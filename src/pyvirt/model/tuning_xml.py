@@ -1,14 +1,16 @@
 """<memoryBacking>, <cputune>, <memtune> and <blkiotune>: their XML, ranges and XML again.
 
 The subset pyvirt applies: huge pages and nosharepages (QEMU's memory backend
-and mem-merge), CPU shares/period/quota, memory hard/soft limits and the block
-I/O weight (cgroup v2 files, host/cgroup.py). Anything else inside these
+and mem-merge), CPU shares/period/quota, vCPU and emulator pinning (thread
+affinity, daemon/vcpus.py), memory hard/soft limits and the block I/O weight
+(cgroup v2 files, host/cgroup.py). Anything else inside these
 elements is refused by name, as everywhere in the codec. Ranges are libvirt's.
 """
 from __future__ import annotations
 
 from ..errors import InvalidArgument
-from .domain import BlkioTune, CpuTune, MemoryBacking, MemTune
+from .cpuset import format_cpuset, parse_cpuset
+from .domain import BlkioTune, CpuTune, MemoryBacking, MemTune, VcpuPin
 from .units import parse_xml_size_kib
 from .xml_doc import with_path
 from .xml_util import Hint, Node, Reader, node
@@ -19,7 +21,8 @@ QUOTA = (1000, 17592186044415)
 BLKIO_WEIGHT = (100, 1000)
 _MEMTUNE_LATER = Hint("only <hard_limit> and <soft_limit> are supported in <memtune>; remove it")
 _BACKING_LATER = Hint("only <hugepages/> and <nosharepages/> are supported in <memoryBacking>; remove it")
-_CPUTUNE_LATER = Hint("only <shares>, <period> and <quota> are supported in <cputune>; remove it")
+_CPUTUNE_LATER = Hint("only <shares>, <period>, <quota>, <vcpupin> and <emulatorpin> are supported in <cputune>; "
+                      "remove it")
 _BLKIO_LATER = Hint("only <weight> is supported in <blkiotune>; remove it")
 
 
@@ -55,11 +58,39 @@ def parse_memory_backing(r: Reader) -> MemoryBacking:
     return backing
 
 
+def _cpuset(r: Reader) -> tuple[int, ...]:
+    try:
+        return parse_cpuset(r.req_attr("cpuset"), what="cpuset")
+    except InvalidArgument as exc:
+        raise with_path(r, exc) from None
+
+
+def _vcpupin(r: Reader) -> VcpuPin:
+    vcpu = r.int_attr("vcpu", minimum=0)
+    if vcpu is None:
+        raise r.error("<vcpupin> names no vCPU", "give vcpu='N' (counting from 0)")
+    pin = VcpuPin(vcpu, _cpuset(r))
+    r.done()
+    return pin
+
+
+def _emulatorpin(r: Reader) -> tuple[int, ...]:
+    cpus = _cpuset(r)
+    r.done()
+    return cpus
+
+
 def parse_cputune(r: Reader) -> CpuTune:
+    pins = tuple(_vcpupin(c) for c in r.children("vcpupin"))
+    emulator = r.children("emulatorpin")
+    if len(emulator) > 1:
+        raise emulator[1].error("<cputune> has more than one <emulatorpin>", "keep one")
     tune = CpuTune(shares=_ranged(r, "shares", SHARES), period=_ranged(r, "period", PERIOD),
-                   quota=_ranged(r, "quota", QUOTA, allow=(-1,)))
-    r.done({tag: _CPUTUNE_LATER for tag in ("vcpupin", "emulatorpin", "iothreadpin", "global_period",
-                                            "global_quota", "emulator_period", "emulator_quota", "vcpusched")})
+                   quota=_ranged(r, "quota", QUOTA, allow=(-1,)), vcpupins=pins,
+                   emulatorpin=_emulatorpin(emulator[0]) if emulator else None)
+    r.done({tag: _CPUTUNE_LATER for tag in ("iothreadpin", "global_period", "global_quota", "emulator_period",
+                                            "emulator_quota", "vcpusched", "emulatorsched", "iothreadsched",
+                                            "cachetune", "memorytune", "iothread_period", "iothread_quota")})
     return tune
 
 
@@ -122,7 +153,8 @@ def format_memory_backing(b: MemoryBacking | None) -> Node | None:
 def format_cputune(t: CpuTune | None) -> Node | None:
     if t is None:
         return None
-    return node("cputune", children=[
-        node(tag, text=str(value)) for tag, value in (("shares", t.shares), ("period", t.period), ("quota", t.quota))
-        if value is not None
-    ])
+    values = [node(tag, text=str(value)) for tag, value in (("shares", t.shares), ("period", t.period),
+                                                             ("quota", t.quota)) if value is not None]
+    pins = [node("vcpupin", ("vcpu", p.vcpu), ("cpuset", format_cpuset(p.cpuset))) for p in t.vcpupins]
+    emulator = node("emulatorpin", ("cpuset", format_cpuset(t.emulatorpin))) if t.emulatorpin else None
+    return node("cputune", children=[*values, *pins, emulator])

@@ -272,6 +272,14 @@ def _vcpus(c: _Check, d: Domain) -> None:
         c.fail("<vcpu>", "placement 'auto' needs numad, which pyvirt does not use", "use 'static'",
                UnsupportedConfig)
     c.one_of("<vcpu>", "placement", d.vcpu_placement, ("static",))
+    seen: set[int] = set()
+    for pin in d.cputune.vcpupins if d.cputune else ():
+        if pin.vcpu >= d.vcpus:
+            c.fail("<cputune>/<vcpupin>", f"vCPU {pin.vcpu} does not exist (the domain has at most {d.vcpus})",
+                   f"use vcpu='0' to vcpu='{d.vcpus - 1}', or raise <vcpu>")
+        if pin.vcpu in seen:
+            c.fail("<cputune>/<vcpupin>", f"vCPU {pin.vcpu} is pinned twice", "keep one <vcpupin> per vCPU")
+        seen.add(pin.vcpu)
 
 
 def _os(c: _Check, d: Domain) -> None:

@@ -69,6 +69,38 @@ class BalloonGuestStats:
     last_update: int  # seconds since the epoch of the guest's last report; 0: none yet
 
 
+# -- vCPUs (vcpu11) --------------------------------------------------------------------------------------
+TOPOLOGY_KEYS = ("drawer-id", "book-id", "socket-id", "die-id", "cluster-id", "core-id", "thread-id")
+
+
+@dataclass(frozen=True)
+class HotpluggableCpu:
+    """One CPU slot of query-hotpluggable-cpus: the device type and topology properties device_add takes,
+    and the QOM path of the CPU in it (None: empty)."""
+
+    type: str
+    vcpus_count: int
+    props: Mapping[str, int]
+    qom_path: str | None
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        """Where the slot sits in the topology: QEMU counts CPU indexes socket first, thread last."""
+        return tuple(int(self.props.get(k, 0)) for k in TOPOLOGY_KEYS)
+
+
+@dataclass(frozen=True)
+class VcpuThread:
+    """One present vCPU of query-cpus-fast: its index, host thread and QOM path."""
+
+    index: int
+    thread_id: int
+    qom_path: str
+
+
+# -- end vCPUs (vcpu11) ----------------------------------------------------------------------------------
+
+
 class Monitor:
     """One QMP connection to one QEMU process."""
 
@@ -243,6 +275,25 @@ class Monitor:
         """Host thread id of each vCPU, in CPU index order (for pinning)."""
         ret = await self.execute("query-cpus-fast")
         return [int(cpu["thread-id"]) for cpu in sorted(ret, key=lambda c: c.get("cpu-index", 0))]
+
+    # -- vCPUs (vcpu11) -----------------------------------------------------
+
+    async def query_vcpus(self) -> list[VcpuThread]:
+        """Every present vCPU with its host thread, in CPU index order (query-cpus-fast)."""
+        ret = await self.execute("query-cpus-fast")
+        return sorted((VcpuThread(int(c.get("cpu-index", 0)), int(c["thread-id"]), str(c.get("qom-path", "")))
+                       for c in ret), key=lambda v: v.index)
+
+    async def query_hotpluggable_cpus(self) -> list[HotpluggableCpu]:
+        """Every CPU slot of the machine, filled or not, in topology order; QemuError on a machine without
+        CPU hot-plug (microvm)."""
+        ret = await self.execute("query-hotpluggable-cpus")
+        slots = [HotpluggableCpu(str(c["type"]), int(c.get("vcpus-count", 1)),
+                                 {str(k): int(v) for k, v in (c.get("props") or {}).items()},
+                                 str(c["qom-path"]) if c.get("qom-path") else None) for c in ret]
+        return sorted(slots, key=lambda c: c.order)
+
+    # -- end vCPUs (vcpu11) -------------------------------------------------
 
     async def query_balloon(self) -> int:
         """Guest memory as the balloon sees it now, in bytes."""
