@@ -27,7 +27,7 @@ from .domain_table import STARTING, DomainEntry, DomainTable, Job
 from .hostinfo import HostService
 from .objects import autostart_once
 from .results import DomainInfo, DomainState, DomainSummary, ShutdownResult, Undefined
-from .runner import QemuLauncher, Running
+from .runner import Incoming, QemuLauncher, Running
 from .states import State
 from .supervisor import Supervisor
 
@@ -270,13 +270,17 @@ class DomainManager:
     async def _restart(self, entry: DomainEntry) -> None:
         await self.start(entry.uuid)
 
-    async def start_held(self, job: Job, paused: bool) -> None:
-        """Start the domain whose job lock the caller holds (``job``); undone whole if any step fails."""
+    async def start_held(self, job: Job, paused: bool, incoming: Incoming | None = None) -> None:
+        """Start the domain whose job lock the caller holds (``job``); undone whole if any step fails.
+
+        ``incoming``: QEMU waits for the guest's state (``-incoming defer``), launched from ``incoming.domain``
+        when given, and ``incoming.receive`` hands the state over before the start counts as done; then the
+        guest continues (``cont``) unless ``paused``."""
         entry = job.entry
         if entry.active:
             raise OperationInvalid(f"domain '{entry.name}' is already active; stop it first with "
                                    f"`pyvirt destroy {entry.name}`")
-        domain = entry.config
+        domain = incoming.domain if incoming is not None and incoming.domain is not None else entry.config
         caps = await self.host.capabilities()
         accel = self.host.accel_for(domain, caps, check=True)
         prechecks.check_emulator(domain, self._allowed_emulators(), self.config.paths.settings_file)
@@ -295,7 +299,8 @@ class DomainManager:
             try:
                 running = await self.launcher.launch(
                     live, dom_id=dom_id, accel=accel, caps=caps, paused=paused, nic_fds=nics.fds, undo=undo,
-                    on_spawned=lambda pid: self.table.record_starting(entry, dom_id, live, accel, pid))
+                    on_spawned=lambda pid: self.table.record_starting(entry, dom_id, live, accel, pid),
+                    incoming=incoming is not None)
             except PyvirtError:
                 self.table.emit(entry, "stopped", "failed")
                 raise
@@ -303,12 +308,25 @@ class DomainManager:
                 nics.close_fds()  # QEMU holds its own copies now (or never started)
             if self.resources is not None:
                 running.notes += await self.resources.place(entry.name, running.live, running.process.pid, undo)
+            if incoming is not None:
+                await self._receive(entry, running, incoming, paused)
             faults.point("start:running")
             undo.pop_all()
         entry.running = running
-        self.table.set_state(entry, State.PAUSED if paused else State.RUNNING, "user" if paused else "booted",
-                             "started", "booted")
+        how = incoming.reason if incoming is not None else "booted"
+        self.table.set_state(entry, State.PAUSED if paused else State.RUNNING, "user" if paused else how,
+                             "started", how)
         self.supervisor.watch(entry)
+
+    async def _receive(self, entry: DomainEntry, running: Running, incoming: Incoming, paused: bool) -> None:
+        """The guest's state into the waiting QEMU, then its CPUs on (unless it stays paused)."""
+        try:
+            await incoming.receive(running)
+            if not paused:
+                await running.monitor.cont()
+        except PyvirtError:
+            self.table.emit(entry, "stopped", "failed")
+            raise
 
     async def stop_held(self, job: Job) -> None:
         """Destroy the running domain whose job lock the caller holds; returns once its end is recorded."""

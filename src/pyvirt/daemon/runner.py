@@ -16,7 +16,7 @@ import shutil
 import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,23 @@ from .prechecks import check_socket_paths
 log = logging.getLogger(__name__)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A start that receives the guest's state instead of booting it (QEMU ``-incoming defer``).
+
+    ``receive`` is awaited with the launched QEMU (paused, waiting) inside the start, before its undo stack
+    is popped: it hands QEMU the stream (migrate-incoming) and returns once as much of it is in as the
+    caller needs; raising unwinds the whole start (no QEMU, tap or file left). ``reason`` is the domain's
+    state reason and event detail afterwards (virsh's ``running (restored)``, ``running (migrated)``).
+    ``domain``: the definition to launch instead of the domain's own, i.e. the guest as its first QEMU was
+    launched (same devices, same addresses: the incoming state only fits those).
+    """
+
+    receive: Callable[[Running], Awaitable[None]]
+    reason: str
+    domain: Domain | None = None
 
 
 @dataclass(eq=False)
@@ -75,7 +92,8 @@ def _free_tcp_port() -> int:
 
 
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
-                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None) -> LaunchContext:
+                   nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None,
+                   incoming: bool = False) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
     # a TCP port only for a SPICE display that listens on an address (the default is a unix socket)
@@ -100,6 +118,7 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         host_paths=dict(files.paths) if files else {},
         add_fds=tuple(files.add_fds) if files else (),
         socket_fds=dict(files.sockets) if files else {},
+        incoming=incoming,
     )
 
 
@@ -163,12 +182,14 @@ class QemuLauncher:
 
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities, paused: bool,
                      nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
-                     on_spawned: Callable[[int], None] = lambda pid: None) -> Running:
+                     on_spawned: Callable[[int], None] = lambda pid: None, incoming: bool = False) -> Running:
         """Start QEMU for ``domain``; every step that made something pushes its undo onto ``undo``.
 
         ``undo`` is the start's one stack (the disk and NIC preparers' steps are on it already): the
         caller unwinds it when anything fails and pops it when the start succeeds. ``nic_fds`` are
         the taps the daemon opened; QEMU inherits them (the caller closes its own copies).
+        ``incoming``: QEMU starts with ``-incoming defer`` and is left paused whatever ``paused`` says;
+        the caller hands it the guest's state (migrate-incoming) and sends ``cont`` itself.
         """
         config = self.config
         check_socket_paths(domain, config.paths)  # QEMU would fail on a long one only after binding its monitor
@@ -176,7 +197,7 @@ class QemuLauncher:
         who = await asyncio.to_thread(self.identity)
         files = await asyncio.to_thread(open_host_files, domain, str(config.paths.serial_log(domain.name)))
         undo.callback(files.close)
-        ctx = launch_context(config, domain, accel, caps, nic_fds, files)
+        ctx = launch_context(config, domain, accel, caps, nic_fds, files, incoming=incoming)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
         command = build_argv(domain, ctx)
         argv, notes = command.argv, list(command.notes)
@@ -213,7 +234,7 @@ class QemuLauncher:
             step = "while setting the display passwords"
             await apply_passwords(monitor, domain)  # <graphics passwd>, over QMP before the guest runs
             step = "at cont (starting the guest's CPUs)"
-            if not paused:
+            if not paused and not incoming:
                 await monitor.cont()
         except QemuError as exc:
             raise await qproc.start_failed(proc, step, exc, domain) from exc
