@@ -76,10 +76,21 @@ class ResourcePlacer(Protocol):
         """After QEMU is gone: remove its cgroup."""
 
 
+class ManagedImages(Protocol):
+    def exists(self, uuid: str) -> bool:
+        """Whether the domain has a managed save image."""
+
+    def restore_of(self, uuid: str) -> tuple[Incoming, bool] | None:
+        """The start that continues the domain's managed image, and whether its guest ran; None: no image."""
+
+    def remove(self, uuid: str) -> bool:
+        """Drop the domain's managed image."""
+
+
 class DomainManager:
     def __init__(self, config: Config, table: DomainTable, host: HostService, *, disks: DiskPreparer,
                  nics: NicPreparer, launcher: QemuLauncher, snapshots: SnapshotCatalog,
-                 resources: ResourcePlacer | None = None) -> None:
+                 resources: ResourcePlacer | None = None, images: ManagedImages | None = None) -> None:
         self.config = config
         self.table = table
         self.host = host
@@ -88,6 +99,7 @@ class DomainManager:
         self.launcher = launcher
         self.snapshots = snapshots
         self.resources = resources
+        self.images = images
         self.supervisor = Supervisor(table, launcher, release=self._release, restart=self._restart)
 
     def _release(self, live: Domain) -> None:
@@ -158,7 +170,8 @@ class DomainManager:
         return DomainInfo(
             **vars(entry.summary()), os_type=dom.os.type, vcpus=dom.vcpu_current or dom.vcpus, cpu_time_ns=cpu_ns,
             max_memory_kib=dom.memory_kib, used_memory_kib=used if run else dom.effective_memory_kib,
-            managed_save=False, security_model="none", security_doi="0", accel=accel,
+            managed_save=self.images is not None and self.images.exists(entry.uuid), security_model="none",
+            security_doi="0", accel=accel,
             cpu_note="; ".join(run.notes) if run else "",
         )
 
@@ -229,11 +242,17 @@ class DomainManager:
             raise
         return entry.summary()
 
-    async def undefine(self, ref: str, snapshots_metadata: bool = False) -> Undefined:
+    async def undefine(self, ref: str, snapshots_metadata: bool = False, managed_save: bool = False) -> Undefined:
         entry = self.table.lookup(ref)
         async with self.table.job(entry, "undefine"):
             if not entry.persistent:
                 raise OperationInvalid(f"cannot undefine transient domain '{entry.name}'; destroy it instead")
+            if self.images is not None and self.images.exists(entry.uuid):
+                if not managed_save:
+                    raise OperationInvalid(
+                        f"Refusing to undefine while domain managed save image exists: domain '{entry.name}' has "
+                        f"one; pass --managed-save to remove it too, or `pyvirt start {entry.name}` to resume it")
+                self.images.remove(entry.uuid)
             snapshots = self.snapshots.count(entry.uuid)
             if snapshots and not entry.active and not snapshots_metadata:
                 raise OperationInvalid(
@@ -261,11 +280,35 @@ class DomainManager:
         return entry.summary()
 
     # ------------------------------------------------------------- lifecycle
-    async def start(self, ref: str, paused: bool = False) -> DomainSummary:
+    async def start(self, ref: str, paused: bool = False, force_boot: bool = False) -> DomainSummary:
+        """Boot the domain, or continue it from its managed save image (removed once the guest is back);
+        ``force_boot``: discard that image and boot."""
         entry = self.table.lookup(ref)
         async with self.table.job(entry, "start") as job:
+            if self.images is not None and not entry.active and self.images.exists(entry.uuid):
+                if force_boot:
+                    self.images.remove(entry.uuid)
+                else:
+                    await self._start_managed(job, self.images, paused)
+                    return entry.summary()
             await self.start_held(job, paused)
         return entry.summary()
+
+    async def _start_managed(self, job: Job, images: ManagedImages, paused: bool) -> None:
+        """Continue the guest from its managed image; a failure keeps the image and says how to boot instead."""
+        try:
+            managed = images.restore_of(job.entry.uuid)
+            if managed is None:  # removed meanwhile
+                await self.start_held(job, paused)
+                return
+            incoming, ran = managed
+            await self.start_held(job, paused or not ran, incoming)
+        except PyvirtError as exc:
+            name = job.entry.name
+            raise type(exc)(f"{exc.message}; the managed save image stays: `pyvirt start --force-boot {name}` "
+                            f"boots afresh (discarding it), `pyvirt managedsave-remove {name}` removes it",
+                            detail=exc.detail) from exc
+        images.remove(job.entry.uuid)
 
     async def _restart(self, entry: DomainEntry) -> None:
         await self.start(entry.uuid)
@@ -328,10 +371,11 @@ class DomainManager:
             self.table.emit(entry, "stopped", "failed")
             raise
 
-    async def stop_held(self, job: Job) -> None:
-        """Destroy the running domain whose job lock the caller holds; returns once its end is recorded."""
+    async def stop_held(self, job: Job, reason: str = "destroyed") -> None:
+        """Destroy the running domain whose job lock the caller holds; returns once its end is recorded
+        (shut off with ``reason``: destroyed, or saved after a save)."""
         if job.entry.running is not None:
-            await self.supervisor.stop(job.entry.running)
+            await self.supervisor.stop(job.entry.running, reason)
 
     async def shutdown(self, ref: str, timeout: float | None = None) -> ShutdownResult:
         entry = self.table.lookup(ref)

@@ -69,6 +69,7 @@ class Running:
     notes: list[str] = field(default_factory=list)
     # intents set by the daemon, read when QEMU reports back
     destroying: bool = False
+    end_reason: str = "destroyed"  # what a stop the daemon asked for is recorded as (destroyed, saved)
     rebooting: bool = False
     shutdown_seen: bool = False
     panicked: bool = False

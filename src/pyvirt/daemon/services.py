@@ -25,6 +25,8 @@ from .nics import NicManager
 from .node import NodeManager
 from .pools import PoolManager
 from .runner import QemuLauncher
+from .save_images import SaveImages
+from .saves import SaveManager
 from .serial_logs import SerialLogs
 from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
@@ -54,6 +56,7 @@ class Services:
     ksm: KsmManager
     stats: StatsManager
     tuning: TuningManager
+    saves: SaveManager
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -61,6 +64,7 @@ class Services:
         await self.networks.load()
         await self.pools.load()
         await self.domains.load()
+        await self.saves.reconcile()
 
     async def start(self) -> None:
         """What runs beside the guests: KSM in its configured mode (the tuner in mode auto)."""
@@ -87,8 +91,9 @@ def build(config: Config, uri: str) -> Services:
     launcher = QemuLauncher(config)
     node_fs = NodeFs()
     tuning = TuningManager(table, CgroupV2(cgroup_parent(config)))
+    images = SaveImages(config)
     domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher,
-                            snapshots=catalog, resources=tuning)
+                            snapshots=catalog, resources=tuning, images=images)
     ksm = KsmManager(store, config.settings.ksm, node=node_fs, events=bus.subscribe,
                      guests=lambda: [(e.name, run.process.pid) for e, run in table.running()])
     return Services(
@@ -97,6 +102,7 @@ def build(config: Config, uri: str) -> Services:
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
+        saves=SaveManager(table, domains, images, store),
     )
 
 
