@@ -6,7 +6,8 @@ numbers. Nothing here is asserted: targets are in the issue notes.
 Rows: bare qemu-system (same argv) vs `pyvirt start` to the guest's ready
 line; start/destroy/dominfo/define latency; `list --all` with 1, 100, 1000
 domains; kill -9 of QEMU to the state change; daemon restart to the first
-answered `list`; pyvirtd RSS idle, with 1000 defined and with 5 running.
+answered `list`; pyvirtd RSS idle, with 1000 defined and with 5 running;
+save and restore of an idle 256 MiB guest against QEMU's migration to a file by hand (bench/save.py).
 `--only xml` (bench/xml.py, issue 10): define/dumpxml of the largest corpus file against the small
 test XML, import-libvirt of 200 domains.
 `--only host` (bench/host.py, not in the default run: it changes KSM for minutes):
@@ -211,7 +212,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net", "storage", "copies", "host", "xml"),
+    parser.add_argument("--only", choices=("domains", "net", "storage", "copies", "host", "xml", "save"),
                         help="run one group of rows")
     args = parser.parse_args()
     guest = build()
@@ -230,6 +231,7 @@ def main() -> int:
         from bench.copies import bench_copies
         from bench.host import bench_host
         from bench.net import bench_net
+        from bench.save import bench_save
         from bench.storage import bench_storage
         from bench.xml import bench_xml
 
@@ -237,7 +239,7 @@ def main() -> int:
             bench_host(caps, guest, rows)
 
         steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
-                 "storage": (bench_storage,), "copies": (bench_copies,), "xml": (bench_xml,)}
+                 "storage": (bench_storage,), "copies": (bench_copies,), "xml": (bench_xml,), "save": (bench_save,)}
         chosen = () if args.only == "host" else steps[args.only] if args.only else tuple(
             s for group in steps.values() for s in group)
         for step in chosen:
@@ -246,7 +248,7 @@ def main() -> int:
             try:
                 if step is bench_start:
                     step(d, guest, tmp, rows, args.runs)
-                elif step in (bench_net, bench_storage, bench_xml):
+                elif step in (bench_net, bench_storage, bench_xml, bench_save):
                     step(d, guest, rows, args.runs)
                 elif step is bench_copies:
                     bench_copies(d, rows, args.runs)

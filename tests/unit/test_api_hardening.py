@@ -52,7 +52,8 @@ def test_a_string_false_on_autostart_no_longer_turns_it_on(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("method", "path", "body", "message"), [
     ("POST", "/v1/domains/u1/start", {"pausd": True},
-     "unknown field 'pausd' in the body of POST /v1/domains/{ref}/start; it takes paused (see /openapi.json)"),
+     ("unknown field 'pausd' in the body of POST /v1/domains/{ref}/start; it takes force_boot, paused "
+      "(see /openapi.json)")),
     ("POST", "/v1/domains", {"xml": DOMAIN.format("u1"), "force": True},
      "unknown field 'force' in the body of POST /v1/domains; it takes xml (see /openapi.json)"),
     ("POST", "/v1/networks/n1/destroy", {"forse": True},

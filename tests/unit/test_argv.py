@@ -669,3 +669,12 @@ def test_every_model_field_is_used_or_explained() -> None:
             if key not in NOT_IN_ARGV and not re.search(rf"\.{f.name}\b", source):
                 missing.append(key)
     assert missing == [], "model fields the argv builder neither uses nor lists in NOT_IN_ARGV"
+
+
+def test_incoming_waits_for_the_state_last() -> None:
+    """A restore or a migration's destination: `-incoming defer` after everything else, and only then."""
+    domain, over = CASES[sorted(CASES)[0]](golden_img)
+    plain = build_argv(domain, base_ctx(**over)).argv
+    waiting = build_argv(domain, base_ctx(**over, incoming=True)).argv
+    assert "-incoming" not in plain
+    assert waiting == [*plain, "-incoming", "defer"]

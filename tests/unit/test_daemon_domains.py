@@ -25,7 +25,7 @@ from pyvirt.config import Config
 from pyvirt.daemon.domain_table import DomainTable
 from pyvirt.daemon.domains import DomainManager
 from pyvirt.daemon.eventbus import EventBus
-from pyvirt.daemon.runner import Running
+from pyvirt.daemon.runner import Incoming, Running
 from pyvirt.daemon.snapshot_catalog import SnapshotCatalog
 from pyvirt.errors import NotFound, OperationBusy, OperationInvalid, QemuError
 from pyvirt.model.domain import OS, Devices, Domain
@@ -107,6 +107,7 @@ class FakeLauncher:
     ended: list[int] = field(default_factory=list)
     kept_dirs: list[set[str]] = field(default_factory=list)  # the owned uuids of each remove_stray_dirs
     forgotten: list[str] = field(default_factory=list)
+    incoming: list[bool] = field(default_factory=list)  # per launch: did QEMU wait for a state
 
     def running_qemus(self) -> dict[str, int]:
         return dict(self.orphans)
@@ -134,7 +135,8 @@ class FakeLauncher:
 
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: Any, paused: bool,
                      nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
-                     on_spawned: Callable[[int], None]) -> Running:
+                     on_spawned: Callable[[int], None], incoming: bool = False) -> Running:
+        self.incoming.append(incoming)
         for n, step in enumerate(("runtime files", "process", "monitor")):
             if n == self.fail_at:
                 raise QemuError(f"QEMU failed at {step}")
@@ -578,5 +580,52 @@ def test_restart_backs_off_when_a_guest_keeps_crashing(tmp_path: Path, monkeypat
         await w.manager.start("d")  # started by hand meanwhile: the pending restart does nothing
         await asyncio.sleep(0.3)
         assert len(w.launcher.launched) == 4 and w.manager.state("d").state == "running"
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_an_incoming_start_takes_the_state_before_it_counts(tmp_path: Path, paused: bool) -> None:
+    """Restore and a migration's destination: QEMU waits, receive() hands it the state, then cont (unless
+    paused); the domain runs from the given definition, and the state says where it came from."""
+    async def scenario() -> None:
+        w = world(tmp_path)
+        await w.manager.define(format_domain_xml(domain()))
+        received: list[list[str]] = []
+
+        async def receive(running: Running) -> None:
+            received.append(list(running.monitor.sent))  # type: ignore[attr-defined]
+
+        saved = replace(domain(), vcpus=2)
+        entry = w.table.lookup("d")
+        async with w.table.job(entry, "restore") as job:
+            await w.manager.start_held(job, paused, Incoming(receive, "restored", saved))
+        mon = w.launcher.launched[0].monitor
+        assert w.launcher.incoming == [True] and received == [[]]  # nothing sent before the state is in
+        assert mon.sent == ([] if paused else ["cont"])
+        assert w.launcher.launched[0].live.vcpus == 2 and entry.config.vcpus == 1
+        state = ("paused", "user") if paused else ("running", "restored")
+        assert w.events()[-1] == ("started", *state)
+
+    run(scenario)
+
+
+def test_an_incoming_start_whose_state_fails_is_undone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        w = world(tmp_path)
+        await w.manager.define(format_domain_xml(domain()))
+
+        async def receive(running: Running) -> None:
+            raise QemuError("the stream ended early")
+
+        entry = w.table.lookup("d")
+        with pytest.raises(QemuError, match="ended early"):
+            async with w.table.job(entry, "restore") as job:
+                await w.manager.start_held(job, False, Incoming(receive, "restored"))
+        assert w.launcher.undone == ["monitor", "process", "runtime files"]
+        assert len(w.nics.released) == 2 and w.disks.undone
+        assert w.manager.state("d").state == "shut off" and UUID not in w.store.runtimes()
+        assert "cont" not in w.launcher.launched[0].monitor.sent  # type: ignore[attr-defined]
+        assert w.events()[-1][0] == "stopped"
 
     run(scenario)

@@ -103,6 +103,9 @@ class Api:
         r.add_get("/v1/domains/{ref}/interfaces/{dev}/link", self.get_link)
         r.add_put("/v1/domains/{ref}/interfaces/{dev}/link", self.set_link)
         r.add_get("/v1/domains/{ref}/console", self.console.handle)
+        from .save_routes import add_save_routes
+
+        add_save_routes(r, self.s)  # before the catch-all below: POST /v1/domains/{ref}/save is not an action
         r.add_post("/v1/domains/{ref}/{action}", self.action)
         r.add_get("/v1/networks", self.list_networks)
         r.add_post("/v1/networks", self.define_network)
@@ -167,7 +170,8 @@ class Api:
 
     async def undefine(self, request: web.Request) -> web.Response:
         return reply(await self.domains.undefine(
-            request.match_info["ref"], snapshots_metadata=_flag(request, "snapshots_metadata")))
+            request.match_info["ref"], snapshots_metadata=_flag(request, "snapshots_metadata"),
+            managed_save=_flag(request, "managed_save")))
 
     async def state(self, request: web.Request) -> web.Response:
         return reply(self.domains.state(request.match_info["ref"]))
@@ -192,7 +196,7 @@ class Api:
         d = self.domains
         summary: DomainSummary
         if action == "start":
-            summary = await d.start(ref, paused=body_flag(body, "paused"))
+            summary = await d.start(ref, paused=body_flag(body, "paused"), force_boot=body_flag(body, "force_boot"))
         elif action == "shutdown":
             timeout = body.get("timeout")
             if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):

@@ -56,7 +56,7 @@ def cmd_create(ctx: Ctx, a: dict[str, Any]) -> int | None:
 
 
 def cmd_start(ctx: Ctx, a: dict[str, Any]) -> int | None:
-    dom = ctx.domain(a["domain"]).start(paused=a["paused"])
+    dom = ctx.domain(a["domain"]).start(paused=a["paused"], force_boot=a["force_boot"])
     _done(ctx, f"Domain '{dom.name}' started", dom.last)
     return _console(ctx, dom.name) if a["console"] else None
 
@@ -84,7 +84,8 @@ def _simple(action: str, template: str) -> Any:
 
 
 def cmd_undefine(ctx: Ctx, a: dict[str, Any]) -> None:
-    result = ctx.domain(a["domain"]).undefine(snapshots_metadata=a["snapshots_metadata"])
+    result = ctx.domain(a["domain"]).undefine(snapshots_metadata=a["snapshots_metadata"],
+                                              managed_save=a["managed_save"])
     text = f"Domain '{a['domain']}' has been undefined"
     ctx.out.message(text, {"result": text, **result})
 
@@ -160,11 +161,13 @@ COMMANDS = (
             (DOMAIN, Opt("timeout", NUMBER, "wait up to this many seconds, then destroy the domain")),
             "Run shutdown in the target domain."),
     Command("start", "domain", "start a (previously defined) inactive domain", cmd_start,
-            (Opt("domain", "string", "name of the inactive domain", required=True, positional=True), CONSOLE, PAUSED),
+            (Opt("domain", "string", "name of the inactive domain", required=True, positional=True), CONSOLE, PAUSED,
+             Opt("force-boot", BOOL, "force fresh boot by discarding any managed save")),
             "Start a domain."),
     Command("suspend", "domain", "suspend a domain", _simple("suspend", "Domain '{}' suspended"),
             (DOMAIN,), "Suspend a running domain."),
     Command("undefine", "domain", "undefine a domain", cmd_undefine,
-            (DOMAIN, Opt("snapshots-metadata", BOOL, "remove all domain snapshot metadata (vm must be inactive)")),
+            (DOMAIN, Opt("managed-save", BOOL, "remove domain managed state file"),
+             Opt("snapshots-metadata", BOOL, "remove all domain snapshot metadata (vm must be inactive)")),
             "Undefine an inactive domain, or convert persistent to transient."),
 )

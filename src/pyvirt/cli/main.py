@@ -24,18 +24,19 @@ if TYPE_CHECKING:
 
 # Command modules in the order `help` shows their groups' commands. Only the module a
 # command lives in is imported when it runs (each costs ~2 ms): `pyvirt list` stays light.
-MODULES = ("domain_cmds", "disk_cmds", "iface_cmds", "monitor_cmds", "stats_cmds", "vcpu_cmds", "top_cmds",
-           "net_cmds", "pool_cmds", "vol_cmds", "host_cmds", "node_cmds", "ksm_cmds", "snapshot_cmds", "img_cmds",
-           "libvirt_cmds", "help")
+MODULES = ("domain_cmds", "save_cmds", "disk_cmds", "iface_cmds", "monitor_cmds", "stats_cmds", "vcpu_cmds",
+           "top_cmds", "net_cmds", "pool_cmds", "vol_cmds", "host_cmds", "node_cmds", "ksm_cmds", "snapshot_cmds",
+           "img_cmds", "libvirt_cmds", "help")
 CORE = ("domain_cmds", "monitor_cmds", "host_cmds", "help")
 PREFIXES = (("net-", "net_cmds"), ("pool-", "pool_cmds"), ("vol-", "vol_cmds"), ("snapshot-", "snapshot_cmds"),
-            ("img", "img_cmds"), ("domif", "iface_cmds"), ("domblk", "disk_cmds"), ("node", "node_cmds"))
+            ("img", "img_cmds"), ("domif", "iface_cmds"), ("domblk", "disk_cmds"), ("node", "node_cmds"),
+            ("save-image-", "save_cmds"), ("managedsave", "save_cmds"))
 NAMED = {"attach-interface": "iface_cmds", "detach-interface": "iface_cmds", "attach-disk": "disk_cmds",
          "detach-disk": "disk_cmds", "attach-device": "disk_cmds", "detach-device": "disk_cmds",
          "change-media": "disk_cmds", "blockresize": "disk_cmds", "freecell": "node_cmds", "freepages": "node_cmds",
          "allocpages": "node_cmds", "domcapabilities": "node_cmds", "ksm": "ksm_cmds", "domstats": "stats_cmds",
          "dommemstat": "stats_cmds", "schedinfo": "stats_cmds", "memtune": "stats_cmds", "blkiotune": "stats_cmds",
-         "top": "top_cmds",
+         "top": "top_cmds", "save": "save_cmds", "restore": "save_cmds",
          "domxml-to-native": "libvirt_cmds", "import-libvirt": "libvirt_cmds",  # issue 10
          # vcpu11: memory size and vCPUs
          "setmem": "vcpu_cmds", "setmaxmem": "vcpu_cmds", "setvcpus": "vcpu_cmds", "vcpucount": "vcpu_cmds",

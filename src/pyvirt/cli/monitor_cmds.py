@@ -30,6 +30,11 @@ FILTERS: dict[str, dict[str, Any]] = {
         "autostart": lambda s: s.autostart,
         "no_autostart": lambda s: not s.autostart,
     },
+    # a summary has no managed-save field: cmd_list asks the daemon once and marks the summaries
+    "managed_save": {
+        "with_managed_save": lambda s: s.extra.get("managed_save", False),
+        "without_managed_save": lambda s: not s.extra.get("managed_save", False),
+    },
 }
 
 
@@ -49,7 +54,12 @@ def select(domains: list[DomainSummary], a: dict[str, Any]) -> list[DomainSummar
 
 
 def cmd_list(ctx: Ctx, a: dict[str, Any]) -> None:
-    domains = select(ctx.conn.list_domains(), a)
+    domains = ctx.conn.list_domains()
+    if a["managed_save"] or a["with_managed_save"] or a["without_managed_save"]:
+        saved = ctx.conn.managed_saves()
+        for d in domains:
+            d.extra["managed_save"] = d.uuid in saved
+    domains = select(domains, a)
     if ctx.out.json:
         ctx.out.dump([d.to_dict() for d in domains])
         return
@@ -64,8 +74,14 @@ def cmd_list(ctx: Ctx, a: dict[str, Any]) -> None:
         ctx.out.text("".join(lines))
         return
     header = ["Id", "Name", "State"] + (["Title"] if a["title"] else [])
-    rows = [["-" if d.id is None else str(d.id), d.name, d.state] + ([d.title] if a["title"] else []) for d in domains]
+    rows = [["-" if d.id is None else str(d.id), d.name, _shown_state(d, a["managed_save"])]
+            + ([d.title] if a["title"] else []) for d in domains]
     ctx.out.text(render(header, rows, quiet=ctx.out.quiet))
+
+
+def _shown_state(d: DomainSummary, mark_saved: bool) -> str:
+    """--managed-save: a shut-off domain with a managed save image shows as `saved` (as virsh does)."""
+    return "saved" if mark_saved and d.extra.get("managed_save") and not d.active else d.state
 
 
 def dominfo_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
@@ -119,10 +135,13 @@ LIST_OPTS = (
     Opt("state-other", BOOL, "list domains in other states"),
     Opt("autostart", BOOL, "list domains with autostart enabled"),
     Opt("no-autostart", BOOL, "list domains with autostart disabled"),
+    Opt("with-managed-save", BOOL, "list domains with managed save state"),
+    Opt("without-managed-save", BOOL, "list domains without managed save"),
     Opt("uuid", BOOL, "list uuid's only"),
     Opt("name", BOOL, "list domain names only"),
     Opt("id", BOOL, "list domain IDs only"),
     Opt("table", BOOL, "list table (default)"),
+    Opt("managed-save", BOOL, "mark inactive domains with managed save state"),
     Opt("title", BOOL, "show domain title"),
 )
 

@@ -75,6 +75,26 @@ class Connection(HostCalls):
         """domxml-to-native: {format, env, argv, notes} of a start of ``xml``; nothing is defined or started."""
         return dict(self.request("POST", "/v1/domains/native", {"format": fmt, "xml": xml}))
 
+    # --- save images ----------------------------------------------------------------------
+    def restore(self, file: str, *, xml: str | None = None, running: bool = False, paused: bool = False,
+                bypass_cache: bool = False) -> Domain:
+        """Continue the guest saved in ``file`` (a path on the daemon's host)."""
+        body = {"file": file, "running": running, "paused": paused, "bypass_cache": bypass_cache,
+                **({"xml": xml} if xml is not None else {})}
+        summary = DomainSummary(self.request("POST", "/v1/domains/restore", body))
+        return Domain(self, summary.name, summary)
+
+    def save_image_xml(self, file: str, security_info: bool = False) -> str:
+        query = f"?file={quote(file)}" + ("&security_info=1" if security_info else "")
+        return str(self.request("GET", "/v1/save-image/xml" + query)["xml"])
+
+    def save_image_define(self, file: str, xml: str, *, running: bool = False, paused: bool = False) -> None:
+        self.request("PUT", "/v1/save-image/xml", {"file": file, "xml": xml, "running": running, "paused": paused})
+
+    def managed_saves(self) -> set[str]:
+        """The uuids of the domains with a managed save image."""
+        return set(self.request("GET", "/v1/managed-saves")["domains"])
+
     # --- networks -------------------------------------------------------------------------
     def list_networks(self) -> list[dict[str, Any]]:
         """All networks by name: name, uuid, active, persistent, autostart, bridge, mode."""

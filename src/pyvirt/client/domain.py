@@ -89,8 +89,9 @@ class Domain:
         return self._summary_call("POST", f"/{action}", payload if payload is not None else {})
 
     # --- lifecycle ------------------------------------------------------------------------
-    def start(self, paused: bool = False) -> Domain:
-        return self._action("start", {"paused": paused})
+    def start(self, paused: bool = False, force_boot: bool = False) -> Domain:
+        """Boot it, or continue it from its managed save image (``force_boot``: discard the image, boot)."""
+        return self._action("start", {"paused": paused, **({"force_boot": True} if force_boot else {})})
 
     def shutdown(self, timeout: float | None = None) -> dict[str, Any]:
         """ACPI power-off. With ``timeout``, wait that long, then destroy; the answer says which."""
@@ -112,17 +113,40 @@ class Domain:
     def resume(self) -> Domain:
         return self._action("resume")
 
-    def undefine(self, snapshots_metadata: bool = False) -> dict[str, Any]:
+    def undefine(self, snapshots_metadata: bool = False, managed_save: bool = False) -> dict[str, Any]:
         """Remove the definition; a running domain goes on as a transient one.
 
-        A shut-off domain with snapshots is refused unless ``snapshots_metadata`` (their metadata goes too).
+        A shut-off domain with snapshots is refused unless ``snapshots_metadata`` (their metadata goes too),
+        one with a managed save image unless ``managed_save`` (the image goes too).
         """
-        tail = "?snapshots_metadata=1" if snapshots_metadata else ""
+        flags = [n for n, on in (("snapshots_metadata", snapshots_metadata), ("managed_save", managed_save)) if on]
+        tail = "?" + "&".join(f"{n}=1" for n in flags) if flags else ""
         result: dict[str, Any] = self._conn.request("DELETE", self._path(tail))
         return result
 
     def set_autostart(self, enabled: bool) -> Domain:
         return self._summary_call("PUT", "/autostart", {"enabled": bool(enabled)})
+
+    # --- save -----------------------------------------------------------------------------
+    def save(self, file: str, *, xml: str | None = None, running: bool = False, paused: bool = False,
+             bypass_cache: bool = False) -> dict[str, Any]:
+        """Its state into ``file`` (a path on the daemon's host); the domain ends shut off. Answers the image's
+        size and the time taken."""
+        body = {"file": file, "running": running, "paused": paused, "bypass_cache": bypass_cache,
+                **({"xml": xml} if xml is not None else {})}
+        result: dict[str, Any] = self._conn.request("POST", self._path("/save"), body)
+        return result
+
+    def managed_save(self, *, running: bool = False, paused: bool = False,
+                     bypass_cache: bool = False) -> dict[str, Any]:
+        """Save into the daemon's image of the domain; ``start`` continues from it."""
+        body = {"running": running, "paused": paused, "bypass_cache": bypass_cache}
+        result: dict[str, Any] = self._conn.request("PUT", self._path("/managed-save"), body)
+        return result
+
+    def managed_save_remove(self) -> bool:
+        """Drop the managed save image; False when there was none."""
+        return bool(self._conn.request("DELETE", self._path("/managed-save"))["removed"])
 
     # --- information ----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

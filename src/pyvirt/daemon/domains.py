@@ -28,7 +28,7 @@ from .domain_table import STARTING, DomainEntry, DomainTable, Job
 from .hostinfo import HostService
 from .objects import autostart_once
 from .results import DomainInfo, DomainState, DomainSummary, ShutdownResult, Undefined
-from .runner import QemuLauncher, Running
+from .runner import Incoming, QemuLauncher, Running
 from .states import State
 from .supervisor import Supervisor
 
@@ -82,10 +82,22 @@ class ThreadPinner(Protocol):
         """Put the domain's <vcpupin>/<emulatorpin> in force on the launched QEMU's threads."""
 
 
+class ManagedImages(Protocol):
+    def exists(self, uuid: str) -> bool:
+        """Whether the domain has a managed save image."""
+
+    def restore_of(self, uuid: str) -> tuple[Incoming, bool] | None:
+        """The start that continues the domain's managed image, and whether its guest ran; None: no image."""
+
+    def remove(self, uuid: str) -> bool:
+        """Drop the domain's managed image."""
+
+
 class DomainManager:
     def __init__(self, config: Config, table: DomainTable, host: HostService, *, disks: DiskPreparer,
                  nics: NicPreparer, launcher: QemuLauncher, snapshots: SnapshotCatalog,
-                 resources: ResourcePlacer | None = None, pinner: ThreadPinner | None = None) -> None:
+                 resources: ResourcePlacer | None = None, pinner: ThreadPinner | None = None,
+                 images: ManagedImages | None = None) -> None:
         self.config = config
         self.table = table
         self.host = host
@@ -95,6 +107,7 @@ class DomainManager:
         self.snapshots = snapshots
         self.resources = resources
         self.pinner = pinner
+        self.images = images
         self.supervisor = Supervisor(table, launcher, release=self._release, restart=self._restart)
 
     def _release(self, live: Domain) -> None:
@@ -165,7 +178,8 @@ class DomainManager:
         return DomainInfo(
             **vars(entry.summary()), os_type=dom.os.type, vcpus=dom.vcpu_current or dom.vcpus, cpu_time_ns=cpu_ns,
             max_memory_kib=dom.memory_kib, used_memory_kib=used if run else dom.effective_memory_kib,
-            managed_save=False, security_model="none", security_doi="0", accel=accel,
+            managed_save=self.images is not None and self.images.exists(entry.uuid), security_model="none",
+            security_doi="0", accel=accel,
             cpu_note="; ".join(run.notes) if run else "",
         )
 
@@ -236,11 +250,17 @@ class DomainManager:
             raise
         return entry.summary()
 
-    async def undefine(self, ref: str, snapshots_metadata: bool = False) -> Undefined:
+    async def undefine(self, ref: str, snapshots_metadata: bool = False, managed_save: bool = False) -> Undefined:
         entry = self.table.lookup(ref)
         async with self.table.job(entry, "undefine"):
             if not entry.persistent:
                 raise OperationInvalid(f"cannot undefine transient domain '{entry.name}'; destroy it instead")
+            if self.images is not None and self.images.exists(entry.uuid):
+                if not managed_save:
+                    raise OperationInvalid(
+                        f"Refusing to undefine while domain managed save image exists: domain '{entry.name}' has "
+                        f"one; pass --managed-save to remove it too, or `pyvirt start {entry.name}` to resume it")
+                self.images.remove(entry.uuid)
             snapshots = self.snapshots.count(entry.uuid)
             if snapshots and not entry.active and not snapshots_metadata:
                 raise OperationInvalid(
@@ -269,22 +289,50 @@ class DomainManager:
         return entry.summary()
 
     # ------------------------------------------------------------- lifecycle
-    async def start(self, ref: str, paused: bool = False) -> DomainSummary:
+    async def start(self, ref: str, paused: bool = False, force_boot: bool = False) -> DomainSummary:
+        """Boot the domain, or continue it from its managed save image (removed once the guest is back);
+        ``force_boot``: discard that image and boot."""
         entry = self.table.lookup(ref)
         async with self.table.job(entry, "start") as job:
+            if self.images is not None and not entry.active and self.images.exists(entry.uuid):
+                if force_boot:
+                    self.images.remove(entry.uuid)
+                else:
+                    await self._start_managed(job, self.images, paused)
+                    return entry.summary()
             await self.start_held(job, paused)
         return entry.summary()
+
+    async def _start_managed(self, job: Job, images: ManagedImages, paused: bool) -> None:
+        """Continue the guest from its managed image; a failure keeps the image and says how to boot instead."""
+        try:
+            managed = images.restore_of(job.entry.uuid)
+            if managed is None:  # removed meanwhile
+                await self.start_held(job, paused)
+                return
+            incoming, ran = managed
+            await self.start_held(job, paused or not ran, incoming)
+        except PyvirtError as exc:
+            name = job.entry.name
+            raise type(exc)(f"{exc.message}; the managed save image stays: `pyvirt start --force-boot {name}` "
+                            f"boots afresh (discarding it), `pyvirt managedsave-remove {name}` removes it",
+                            detail=exc.detail) from exc
+        images.remove(job.entry.uuid)
 
     async def _restart(self, entry: DomainEntry) -> None:
         await self.start(entry.uuid)
 
-    async def start_held(self, job: Job, paused: bool) -> None:
-        """Start the domain whose job lock the caller holds (``job``); undone whole if any step fails."""
+    async def start_held(self, job: Job, paused: bool, incoming: Incoming | None = None) -> None:
+        """Start the domain whose job lock the caller holds (``job``); undone whole if any step fails.
+
+        ``incoming``: QEMU waits for the guest's state (``-incoming defer``), launched from ``incoming.domain``
+        when given, and ``incoming.receive`` hands the state over before the start counts as done; then the
+        guest continues (``cont``) unless ``paused``."""
         entry = job.entry
         if entry.active:
             raise OperationInvalid(f"domain '{entry.name}' is already active; stop it first with "
                                    f"`pyvirt destroy {entry.name}`")
-        domain = entry.config
+        domain = incoming.domain if incoming is not None and incoming.domain is not None else entry.config
         caps = await self.host.capabilities()
         accel = self.host.accel_for(domain, caps, check=True)
         prechecks.check_emulator(domain, self._allowed_emulators(), self.config.paths.settings_file)
@@ -304,7 +352,8 @@ class DomainManager:
             try:
                 running = await self.launcher.launch(
                     live, dom_id=dom_id, accel=accel, caps=caps, paused=paused, nic_fds=nics.fds, undo=undo,
-                    on_spawned=lambda pid: self.table.record_starting(entry, dom_id, live, accel, pid))
+                    on_spawned=lambda pid: self.table.record_starting(entry, dom_id, live, accel, pid),
+                    incoming=incoming is not None)
             except PyvirtError:
                 self.table.emit(entry, "stopped", "failed")
                 raise
@@ -315,17 +364,31 @@ class DomainManager:
             if self.pinner is not None:
                 running.notes += await self.pinner.apply(entry.name, running.live, running.process.pid,
                                                          running.monitor)
+            if incoming is not None:
+                await self._receive(entry, running, incoming, paused)
             faults.point("start:running")
             undo.pop_all()
         entry.running = running
-        self.table.set_state(entry, State.PAUSED if paused else State.RUNNING, "user" if paused else "booted",
-                             "started", "booted")
+        how = incoming.reason if incoming is not None else "booted"
+        self.table.set_state(entry, State.PAUSED if paused else State.RUNNING, "user" if paused else how,
+                             "started", how)
         self.supervisor.watch(entry)
 
-    async def stop_held(self, job: Job) -> None:
-        """Destroy the running domain whose job lock the caller holds; returns once its end is recorded."""
+    async def _receive(self, entry: DomainEntry, running: Running, incoming: Incoming, paused: bool) -> None:
+        """The guest's state into the waiting QEMU, then its CPUs on (unless it stays paused)."""
+        try:
+            await incoming.receive(running)
+            if not paused:
+                await running.monitor.cont()
+        except PyvirtError:
+            self.table.emit(entry, "stopped", "failed")
+            raise
+
+    async def stop_held(self, job: Job, reason: str = "destroyed") -> None:
+        """Destroy the running domain whose job lock the caller holds; returns once its end is recorded
+        (shut off with ``reason``: destroyed, or saved after a save)."""
         if job.entry.running is not None:
-            await self.supervisor.stop(job.entry.running)
+            await self.supervisor.stop(job.entry.running, reason)
 
     async def shutdown(self, ref: str, timeout: float | None = None) -> ShutdownResult:
         entry = self.table.lookup(ref)

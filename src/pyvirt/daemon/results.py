@@ -586,3 +586,15 @@ class Uploaded:
     volume: str
     offset: int
     bytes: int
+
+
+# ------------------------------------------------------------ save/restore
+@dataclass(frozen=True)
+class SaveResult:
+    """A save (or managed save): the image and what it took, the daemon's figure beside QEMU's."""
+
+    domain: str
+    file: str
+    bytes: int  # the image's size
+    seconds: float  # the whole save, header to the guest's end
+    stream_ms: int | None  # QEMU's migration total-time

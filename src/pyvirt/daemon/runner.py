@@ -15,7 +15,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,23 @@ log = logging.getLogger(__name__)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """A start that receives the guest's state instead of booting it (QEMU ``-incoming defer``).
+
+    ``receive`` is awaited with the launched QEMU (paused, waiting) inside the start, before its undo stack
+    is popped: it hands QEMU the stream (migrate-incoming) and returns once as much of it is in as the
+    caller needs; raising unwinds the whole start (no QEMU, tap or file left). ``reason`` is the domain's
+    state reason and event detail afterwards (virsh's ``running (restored)``, ``running (migrated)``).
+    ``domain``: the definition to launch instead of the domain's own, i.e. the guest as its first QEMU was
+    launched (same devices, same addresses: the incoming state only fits those).
+    """
+
+    receive: Callable[[Running], Awaitable[None]]
+    reason: str
+    domain: Domain | None = None
+
+
 @dataclass(eq=False)
 class Running:
     """A live QEMU process of one domain, and what it was launched with."""
@@ -54,6 +71,7 @@ class Running:
     notes: list[str] = field(default_factory=list)
     # intents set by the daemon, read when QEMU reports back
     destroying: bool = False
+    end_reason: str = "destroyed"  # what a stop the daemon asked for is recorded as (destroyed, saved)
     rebooting: bool = False
     shutdown_seen: bool = False
     panicked: bool = False
@@ -72,7 +90,8 @@ class Running:
 
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
                    nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None,
-                   tpm_fd: int | None = None, vsock: tuple[int, int] | None = None) -> LaunchContext:
+                   tpm_fd: int | None = None, vsock: tuple[int, int] | None = None,
+                   incoming: bool = False) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
     # TCP ports only for a SPICE display that listens on an address (the default is a unix socket)
@@ -102,6 +121,7 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         socket_fds=dict(files.sockets) if files else {},
         tpm_fd=tpm_fd,
         vsock=vsock,
+        incoming=incoming,
     )
 
 
@@ -178,12 +198,14 @@ class QemuLauncher:
 
     async def launch(self, domain: Domain, *, dom_id: int, accel: str, caps: HostCapabilities, paused: bool,
                      nic_fds: dict[int, NicFds], undo: contextlib.AsyncExitStack,
-                     on_spawned: Callable[[int], None] = lambda pid: None) -> Running:
+                     on_spawned: Callable[[int], None] = lambda pid: None, incoming: bool = False) -> Running:
         """Start QEMU for ``domain``; every step that made something pushes its undo onto ``undo``.
 
         ``undo`` is the start's one stack (the disk and NIC preparers' steps are on it already): the
         caller unwinds it when anything fails and pops it when the start succeeds. ``nic_fds`` are
         the taps the daemon opened; QEMU inherits them (the caller closes its own copies).
+        ``incoming``: QEMU starts with ``-incoming defer`` and is left paused whatever ``paused`` says;
+        the caller hands it the guest's state (migrate-incoming) and sends ``cont`` itself.
         """
         config = self.config
         check_socket_paths(domain, config.paths)  # QEMU would fail on a long one only after binding its monitor
@@ -199,7 +221,7 @@ class QemuLauncher:
         if vhost_vsock is not None:
             files.fds.append(vhost_vsock[0])  # QEMU inherits it; closed with the other files
         ctx = launch_context(config, domain, accel, caps, nic_fds, files, tpm_fd=tpm.qemu_fd if tpm else None,
-                             vsock=vhost_vsock)
+                             vsock=vhost_vsock, incoming=incoming)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
         if tpm is not None:
             inherited.append(tpm.qemu_fd)
@@ -249,7 +271,7 @@ class QemuLauncher:
             step = "while setting the display passwords"
             await apply_passwords(monitor, domain)  # <graphics passwd>, over QMP before the guest runs
             step = "at cont (starting the guest's CPUs)"
-            if not paused:
+            if not paused and not incoming:
                 await monitor.cont()
         except QemuError as exc:
             raise await qproc.start_failed(proc, step, exc, domain) from exc

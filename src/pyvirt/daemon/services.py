@@ -30,6 +30,8 @@ from .nics import NicManager
 from .node import NodeManager
 from .pools import PoolManager
 from .runner import QemuLauncher
+from .save_images import SaveImages
+from .saves import SaveManager
 from .serial_logs import SerialLogs
 from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
@@ -63,6 +65,7 @@ class Services:
     native: NativeArgv  # issue 10: domxml-to-native
     memory: MemoryManager
     vcpus: VcpuManager
+    saves: SaveManager
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -70,6 +73,7 @@ class Services:
         await self.networks.load()
         await self.pools.load()
         await self.domains.load()
+        await self.saves.reconcile()
 
     async def start(self) -> None:
         """What runs beside the guests: KSM in its configured mode (the tuner in mode auto)."""
@@ -99,8 +103,9 @@ def build(config: Config, uri: str) -> Services:
     tuning = TuningManager(table, CgroupV2(cgroup_parent(config)))
     threads = Threads()
     vcpus = VcpuManager(table, threads, limits=tuning)
+    images = SaveImages(config)
     domains = DomainManager(config, table, host, disks=disks, nics=nics, launcher=launcher,
-                            snapshots=catalog, resources=tuning, pinner=vcpus)
+                            snapshots=catalog, resources=tuning, pinner=vcpus, images=images)
     ksm = KsmManager(store, config.settings.ksm, node=node_fs, events=bus.subscribe,
                      guests=lambda: [(e.name, run.process.pid) for e, run in table.running()])
     return Services(
@@ -110,6 +115,7 @@ def build(config: Config, uri: str) -> Services:
         launcher=launcher, serial_logs=SerialLogs(config, table),
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table, threads), tuning=tuning,
         native=NativeArgv(config, host), memory=MemoryManager(table), vcpus=vcpus,
+        saves=SaveManager(table, domains, images, store),
     )
 
 

@@ -70,9 +70,10 @@ class Supervisor:
         self._spawn(self._watch_events(entry, run))
         self._spawn(self._watch_exit(entry, run))
 
-    async def stop(self, run: Running) -> None:
-        """Destroy a domain's QEMU and return once its end is recorded (state, files, host side)."""
-        run.destroying = True
+    async def stop(self, run: Running, reason: str = "destroyed") -> None:
+        """Destroy a domain's QEMU and return once its end is recorded (state, files, host side); ``reason``:
+        the shut-off reason (``saved`` after a save)."""
+        run.destroying, run.end_reason = True, reason
         await run.process.terminate(DESTROY_GRACE_SECONDS)
         faults.point("destroy:killed")
         await run.ended.wait()
@@ -205,6 +206,8 @@ class Supervisor:
             return
         transition = ev.exit_transition(shutdown_seen=run.shutdown_seen, destroyed=run.destroying,
                                         panicked=run.panicked)
+        if run.destroying:
+            transition = ev.Transition(transition.state, run.end_reason)
         await run.monitor.close()
         entry.running = None
         self.table.drop_runtime(entry)

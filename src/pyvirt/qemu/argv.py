@@ -9,7 +9,9 @@ Taps, fds, files and spawning belong to the caller.
 The guest starts paused (``-S``): the daemon connects to QMP at
 ``ctx.qmp_socket``, finishes setup (set_link for links that start down,
 set_password for graphics with a password, balloon target for
-currentMemory, balloon stats period) and sends ``cont``.
+currentMemory, balloon stats period) and sends ``cont``. A restore or a
+migration's destination adds ``-incoming defer``: ``cont`` waits until the
+daemon has handed QEMU the guest's state.
 
 Lifecycle mapping (on_poweroff / on_reboot / on_crash and the watchdog):
 
@@ -337,6 +339,12 @@ def _sandbox(b: Build) -> list[Option]:
     return [Option("-sandbox", SANDBOX)] if b.ctx.has_sandbox else []
 
 
+def _incoming(b: Build) -> list[Option]:
+    """A guest that continues from a saved or migrating state: QEMU stays paused until the daemon hands it
+    the stream (migrate-incoming) and sends ``cont``."""
+    return [Option("-incoming", "defer")] if b.ctx.incoming else []
+
+
 def _passed_fds(b: Build) -> list[Option]:
     """The daemon's open files, each put into its fd set before any option names /dev/fdset/N."""
     return [Option("-add-fd", kv(None, ("fd", a.fd), ("set", a.set), ("opaque", a.opaque))) for a in b.ctx.add_fds]
@@ -384,4 +392,5 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     tpm_options,
     vsock_options,
     _sandbox,
+    _incoming,
 )

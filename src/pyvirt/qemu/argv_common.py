@@ -65,6 +65,9 @@ class LaunchContext:
     vsock: tuple[int, int] | None = None  # (fd of /dev/vhost-vsock, the guest CID reserved on it)
     # socket path -> listening fd the daemon bound there (server chardevs outside the guest's directory)
     socket_fds: dict[str, int] = field(default_factory=dict)
+    # QEMU waits for the guest's state instead of booting it (``-incoming defer``): a restore, or the
+    # destination of a live migration; the daemon names the stream later (migrate-incoming)
+    incoming: bool = False
 
 
 @dataclass(frozen=True)

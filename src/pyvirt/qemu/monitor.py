@@ -101,6 +101,25 @@ class VcpuThread:
 # -- end vCPUs (vcpu11) ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MigrationInfo:
+    """query-migrate: ``status`` (none, setup, active, completed, failed, cancelled, ...) and RAM figures."""
+
+    status: str
+    transferred: int = 0  # RAM bytes sent so far
+    remaining: int = 0
+    total: int = 0
+    total_time_ms: int | None = None
+    downtime_ms: int | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_reply(cls, ret: Mapping[str, Any]) -> MigrationInfo:
+        ram = ret.get("ram") or {}
+        return cls(str(ret.get("status", "none")), int(ram.get("transferred", 0)), int(ram.get("remaining", 0)),
+                   int(ram.get("total", 0)), ret.get("total-time"), ret.get("downtime"), ret.get("error-desc"))
+
+
 class Monitor:
     """One QMP connection to one QEMU process."""
 
@@ -467,6 +486,32 @@ class Monitor:
     async def snapshot_delete(self, job_id: str, tag: str, devices: list[str]) -> None:
         """Start a job deleting internal snapshot ``tag`` from ``devices``."""
         await self.execute("snapshot-delete", {"job-id": job_id, "tag": tag, "devices": devices})
+
+    # -- migration (save/restore; a live migration's source and destination) --
+
+    async def migrate_set_capabilities(self, capabilities: Mapping[str, bool]) -> None:
+        """Turn migration capabilities on or off (e.g. ``events``: MIGRATION events on each status change)."""
+        await self.execute("migrate-set-capabilities", {"capabilities": [
+            {"capability": name, "state": state} for name, state in capabilities.items()]})
+
+    async def migrate_set_parameters(self, **params: Any) -> None:
+        """Set migration parameters by QMP name with ``_`` for ``-`` (``max_bandwidth`` in bytes/s, ...)."""
+        await self.execute("migrate-set-parameters", {k.replace("_", "-"): v for k, v in params.items()})
+
+    async def migrate(self, uri: str) -> None:
+        """Start sending the VM's state to ``uri`` (``fd:NAME`` of an fd passed with ``send_fd``); returns at once."""
+        await self.execute("migrate", {"uri": uri})
+
+    async def migrate_incoming(self, uri: str) -> None:
+        """Start receiving the state of a QEMU started with ``-incoming defer`` from ``uri``; returns at once."""
+        await self.execute("migrate-incoming", {"uri": uri})
+
+    async def migrate_cancel(self) -> None:
+        await self.execute("migrate_cancel")
+
+    async def query_migrate(self) -> MigrationInfo:
+        """Where the outgoing (or incoming) migration stands."""
+        return MigrationInfo.from_reply(await self.execute("query-migrate"))
 
     async def __aenter__(self) -> Monitor:
         return self
