@@ -28,7 +28,7 @@ class ConsoleStream:
         target = f"ws://localhost{self._target}"
         where = endpoint.where
         sock = endpoint.open(timeout)  # ConnectionFailed names the endpoint and what to do
-        headers = [tuple(line.split(": ", 1)) for line in endpoint.headers.split("\r\n") if ": " in line]
+        headers = dict(line.split(": ", 1) for line in endpoint.headers.split("\r\n") if ": " in line)
         try:
             # Entered at once: the stream outlives this call (closed by close()), and
             # websockets >= 17.1 warns about a connection never entered.
