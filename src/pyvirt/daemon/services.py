@@ -29,6 +29,7 @@ from .serial_logs import SerialLogs
 from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
 from .stats import StatsManager
+from .tokens import TokenManager
 from .tuning import TuningManager
 from .volumes import VolumeManager
 
@@ -54,6 +55,7 @@ class Services:
     ksm: KsmManager
     stats: StatsManager
     tuning: TuningManager
+    tokens: TokenManager  # remote access: API tokens (daemon/tokens.py)
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -97,6 +99,7 @@ def build(config: Config, uri: str) -> Services:
         snapshots=SnapshotManager(table, catalog, lifecycle=domains), consoles=ConsoleService(config, table),
         launcher=launcher, serial_logs=SerialLogs(config, table),
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table), tuning=tuning,
+        tokens=TokenManager(store),
     )
 
 

@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS object_runtime (
     data TEXT NOT NULL,
     PRIMARY KEY (kind, uuid)
 );
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL,
@@ -78,6 +85,17 @@ class ObjectRow:
     xml: str
     persistent: bool
     autostart: bool
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """An API token for TCP clients: only the SHA-256 of its secret is kept."""
+
+    id: str
+    name: str
+    scope: str
+    hash: str
+    created: float
 
 
 @dataclass(frozen=True)
@@ -198,6 +216,19 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- API tokens (remote access) -----------------------------------------
+    def tokens(self) -> list[TokenRow]:
+        rows = self._db.execute("SELECT id, name, scope, hash, created FROM tokens ORDER BY created, name")
+        return [TokenRow(*row) for row in rows]
+
+    def put_token(self, row: TokenRow) -> None:
+        """Insert a new token; sqlite3.IntegrityError when its id or name is taken."""
+        self._db.execute("INSERT INTO tokens (id, name, scope, hash, created) VALUES (?,?,?,?,?)",
+                         (row.id, row.name, row.scope, row.hash, row.created))
+
+    def delete_token(self, token_id: str) -> None:
+        self._db.execute("DELETE FROM tokens WHERE id=?", (token_id,))
 
     # --- counters ----------------------------------------------------------
     def next_domain_id(self) -> int:
