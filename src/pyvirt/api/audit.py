@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .auth import token_of
+
 log = logging.getLogger("pyvirt.audit")
 
 MUTATING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -37,8 +39,8 @@ def caller(request: web.Request) -> str:
             return "uid=? pid=?"
         return f"uid={uid} pid={pid}"
     peer = transport.get_extra_info("peername") if transport is not None else None
-    token = request.get("pyvirt.token")  # set by api/auth.py on the TCP listener
-    name = getattr(token, "name", None)
+    token = token_of(request)  # the TCP listener's requests carry one (api/auth.py)
+    name = token.name if token is not None else None
     return f"peer={json.dumps(str(peer))}" + (f" token={json.dumps(name)}" if name else "")
 
 

@@ -29,6 +29,8 @@ MAX_FAILURES = 10
 WINDOW = 60.0
 MAX_PEERS = 4096  # peers remembered at once; the oldest are forgotten first
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Where a TCP request keeps the token it was let in with (aiohttp >= 3.12 wants typed keys).
+TOKEN_KEY: Any = web.RequestKey("pyvirt.token", TokenInfo) if hasattr(web, "RequestKey") else "pyvirt.token"
 
 
 class TokenChecker(Protocol):
@@ -93,7 +95,7 @@ def _refuse(err: PyvirtError, headers: dict[str, str] | None = None) -> web.Resp
 
 def token_of(request: web.Request) -> TokenInfo | None:
     """The token a TCP request was let in with (None over the unix socket)."""
-    info = request.get("pyvirt.token")
+    info = request.get(TOKEN_KEY)
     return info if isinstance(info, TokenInfo) else None
 
 
@@ -107,7 +109,7 @@ def auth_middleware(tokens: TokenChecker, limiter: FailureLimiter | None = None)
         peer = request.remote or "?"
         wait = limits.wait(peer)
         if wait > 0:
-            return _refuse(RateLimited(f"too many failed authentications from {peer} (over {limits.max_failures} in "
+            return _refuse(RateLimited(f"too many failed authentications from {peer} ({limits.max_failures} in "
                                        f"{limits.window:.0f} s); try again in {wait:.0f} s"),
                            {"Retry-After": str(max(1, round(wait)))})
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -121,7 +123,7 @@ def auth_middleware(tokens: TokenChecker, limiter: FailureLimiter | None = None)
             limits.failed(peer)
             return _refuse(Unauthorized("the token was refused: no such token (mistyped, or revoked); "
                                         "`pyvirt token-list` on the daemon's host lists the valid ones"))
-        request["pyvirt.token"] = info
+        request[TOKEN_KEY] = info
         why = needs_admin(request) if info.scope != "admin" else None
         if why is not None:
             return _refuse(Forbidden(f"token '{info.name}' is read-only and {request.method} {request.path} needs an "

@@ -14,6 +14,7 @@ even when the client is killed. Imported only for ssh URIs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -103,7 +104,8 @@ class SSHTunnel(UnixEndpoint):
                 lines = [line.strip() for line in f if line.strip() and not line.startswith("Warning: Permanently")]
         except OSError:
             return ""
-        return "; ".join(lines[-3:])
+        seen = [re.sub(r"^channel \d+: ", "", line) for line in lines[-10:]]  # one stream is one channel
+        return "; ".join(dict.fromkeys(seen))
 
     def open(self, timeout: float | None = None) -> socket.socket:
         if self._proc.poll() is not None:
