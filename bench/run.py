@@ -7,6 +7,7 @@ Rows: bare qemu-system (same argv) vs `pyvirt start` to the guest's ready
 line; start/destroy/dominfo/define latency; `list --all` with 1, 100, 1000
 domains; kill -9 of QEMU to the state change; daemon restart to the first
 answered `list`; pyvirtd RSS idle, with 1000 defined and with 5 running.
+`--only remote` (bench/remote.py): `pyvirt list` over pyvirt+tls:// and pyvirt+ssh:// vs the unix socket.
 `--only host` (bench/host.py, not in the default run: it changes KSM for minutes):
 KSM by hand vs the tuner, the tuner's CPU, /metrics and domstats times.
 """
@@ -184,7 +185,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net", "storage", "host"), help="run one group of rows")
+    parser.add_argument("--only", choices=("domains", "net", "storage", "host", "remote"), help="run one group of rows")
     args = parser.parse_args()
     guest = build()
     rows: list[Row] = []
@@ -205,10 +206,14 @@ def main() -> int:
 
         if args.only == "host":  # its daemons have settings of their own (KSM, --metrics-listen)
             bench_host(caps, guest, rows)
+        if args.only == "remote":  # two hosts in network namespaces and an sshd (bench/remote.py)
+            from bench.remote import bench_remote
+
+            bench_remote(caps, rows, args.runs)
 
         steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
                  "storage": (bench_storage,)}
-        chosen = () if args.only == "host" else steps[args.only] if args.only else tuple(
+        chosen = () if args.only in ("host", "remote") else steps[args.only] if args.only else tuple(
             s for group in steps.values() for s in group)
         for step in chosen:
             d = make_daemon(caps)
