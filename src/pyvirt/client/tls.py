@@ -185,9 +185,13 @@ _CONTEXTS: dict[bool, ssl.SSLContext] = {}
 
 
 def _context(verify: bool) -> ssl.SSLContext:
+    """With ``verify``, the system's CAs; without, none: the pin is checked on the certificate itself
+    after the handshake, and not loading the CA bundle saves ~50 ms of every pinned `pyvirt` command."""
     if verify not in _CONTEXTS:
-        ctx = ssl.create_default_context()
-        if not verify:  # the pin is checked on the certificate itself, after the handshake
+        if verify:
+            ctx = ssl.create_default_context()
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
