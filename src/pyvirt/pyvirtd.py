@@ -99,6 +99,7 @@ class Daemon:
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         s = self.services
+        remote, tls = self._remote()  # a bad certificate setting stops the daemon before anything starts
         await asyncio.to_thread(s.launcher.identity)  # the QEMU user exists (created at the first start)
         s.host.start_probe()
         await s.load()
@@ -109,7 +110,6 @@ class Daemon:
         await s.pools.autostart()
         s.serial_logs.start()
         await s.start()
-        remote, tls = self._remote()
         app = Api(s, remote).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

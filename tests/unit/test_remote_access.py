@@ -108,8 +108,13 @@ def test_an_admin_token_does_everything_over_tls(world: World, monkeypatch: pyte
     pin(world)
     monkeypatch.setenv("PYVIRT_TOKEN", world.admin)
     with pyvirt.connect(world.tls_uri) as conn:
+        events = conn.events()  # a stream of its own: a second TLS connection with the token
         conn.define_xml(DOMAIN.format("far1"))
+        assert next(events)["event"] == "defined"
+        events.close()
         assert [d.name for d in conn.list_domains()] == ["far1"]
+        with pytest.raises(NotFound):  # the websocket upgrade goes through; the greeting says no such domain
+            conn.domain("nosuch").console()
         assert conn.remote_info() == {"listen": world.tls_uri[13:-1], "fingerprint": world.fingerprint}
         conn.domain("far1").undefine()
         assert conn.list_domains() == []
