@@ -263,3 +263,20 @@ def test_every_operation_documents_the_refusals_of_the_tls_listener() -> None:
         if lacking := want - set(op.spec["responses"]):
             missing.append(f"{op.method} {op.template}: {', '.join(sorted(lacking))}")
     assert missing == []
+
+
+def test_listener_settings_that_cannot_work_are_refused_by_name(tmp_path: Path) -> None:
+    from pyvirt.errors import PyvirtError
+    from pyvirt.pyvirtd import parse_listen
+
+    assert parse_listen("10.0.0.1:16514", "--listen") == ("10.0.0.1", 16514)
+    assert parse_listen(":16514", "--listen") == ("0.0.0.0", 16514)
+    with pytest.raises(PyvirtError, match="--listen '16514' is not ADDRESS:PORT"):
+        parse_listen("16514", "--listen", "0.0.0.0:16514")
+    (tmp_path / "etc/pyvirt").mkdir(parents=True)
+    (tmp_path / "etc/pyvirt/pyvirt.toml").write_text('tls_cert = "/nonexistent.pem"\n')
+    with pytest.raises(InvalidArgument, match="only one of tls_cert and tls_key"):
+        server_certificate(Config.for_root(tmp_path), "0.0.0.0")
+    (tmp_path / "etc/pyvirt/pyvirt.toml").write_text('tls_cert = "/nonexistent.pem"\ntls_key = "/k.pem"\n')
+    with pytest.raises(InvalidArgument, match="cannot read the TLS certificate /nonexistent.pem"):
+        server_certificate(Config.for_root(tmp_path), "0.0.0.0")
