@@ -40,6 +40,12 @@ def bench_remote(caps: Path, rows: list[Row], runs: int) -> None:
             for _ in range(max(runs, 10)):
                 times.append(_elapsed(hosts, a, uri))
             rows.append({"what": f"pyvirt list, {what}", "ms": round(statistics.median(times), 1)})
+        ssh = hosts.workdir / "ssh"
+        bare = ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={ssh / 'known_hosts'}", "-i",
+                str(ssh / "client_key"), "-p", "2222", f"root@{b.address}", "true"]
+        times = [_timed(hosts, a, bare) for _ in range(max(runs, 10))]
+        rows.append({"what": "for scale: bare `ssh root@b true` (OpenSSH's own handshake)",
+                     "ms": round(statistics.median(times), 1)})
         for what, uri in uris.items():
             r = subprocess.run(["ip", "netns", "exec", a.netns, sys.executable, "-c", PER_REQUEST, uri, str(REQUESTS)],
                                capture_output=True, text=True, env={**hosts.env, "PATH": "/usr/bin:/bin"}, check=True)
@@ -48,12 +54,17 @@ def bench_remote(caps: Path, rows: list[Row], runs: int) -> None:
 
 
 def _elapsed(hosts, host, uri: str) -> float:  # type: ignore[no-untyped-def]
-    """Wall time of one `pyvirt -c URI list --all` in ``host``'s namespace, without `ip netns exec`'s own cost."""
+    """Wall time of one `pyvirt -c URI list --all` in ``host``'s namespace."""
+    from tests.integration.conftest import PYVIRT
+
+    return _timed(hosts, host, [PYVIRT, "-c", uri, "list", "--all"])
+
+
+def _timed(hosts, host, command: list[str]) -> float:  # type: ignore[no-untyped-def]
+    """Wall time of ``command`` in ``host``'s namespace, without `ip netns exec`'s own cost."""
     script = ("import subprocess, sys, time; t0 = time.perf_counter(); "
               "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
               "print((time.perf_counter() - t0) * 1000)")
-    from tests.integration.conftest import PYVIRT
-
-    argv = ["ip", "netns", "exec", host.netns, sys.executable, "-c", script, PYVIRT, "-c", uri, "list", "--all"]
+    argv = ["ip", "netns", "exec", host.netns, sys.executable, "-c", script, *command]
     r = subprocess.run(argv, capture_output=True, text=True, env={**hosts.env, "PATH": "/usr/bin:/bin"}, check=True)
     return float(r.stdout)
