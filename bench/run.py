@@ -10,6 +10,7 @@ answered `list`; pyvirtd RSS idle, with 1000 defined and with 5 running;
 save and restore of an idle 256 MiB guest against QEMU's migration to a file by hand (bench/save.py).
 `--only xml` (bench/xml.py, issue 10): define/dumpxml of the largest corpus file against the small
 test XML, import-libvirt of 200 domains.
+`--only remote` (bench/remote.py): `pyvirt list` over pyvirt+tls:// and pyvirt+ssh:// vs the unix socket.
 `--only host` (bench/host.py, not in the default run: it changes KSM for minutes):
 KSM by hand vs the tuner, the tuner's CPU, /metrics and domstats times.
 """
@@ -212,7 +213,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net", "storage", "copies", "host", "xml", "save"),
+    parser.add_argument("--only", choices=("domains", "net", "storage", "copies", "host", "xml", "save", "remote"),
                         help="run one group of rows")
     args = parser.parse_args()
     guest = build()
@@ -237,10 +238,14 @@ def main() -> int:
 
         if args.only == "host":  # its daemons have settings of their own (KSM, --metrics-listen)
             bench_host(caps, guest, rows)
+        if args.only == "remote":  # two hosts in network namespaces and an sshd (bench/remote.py)
+            from bench.remote import bench_remote
+
+            bench_remote(caps, rows, args.runs)
 
         steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
                  "storage": (bench_storage,), "copies": (bench_copies,), "xml": (bench_xml,), "save": (bench_save,)}
-        chosen = () if args.only == "host" else steps[args.only] if args.only else tuple(
+        chosen = () if args.only in ("host", "remote") else steps[args.only] if args.only else tuple(
             s for group in steps.values() for s in group)
         for step in chosen:
             d = make_daemon(caps)

@@ -107,6 +107,11 @@ class Paths:
     def qemu_log(self) -> Path:
         return self.log / "qemu"
 
+    @property
+    def tls(self) -> Path:
+        """The TLS listener's CA and server certificate, made at its first start (daemon/tlscert.py)."""
+        return self.etc / "tls"
+
     def vm_dir(self, uuid: str) -> Path:
         """A running guest's own directory (0700, owned by the QEMU user): the only place QEMU may create
         files (its QMP, serial and VNC sockets, pidfile, channels); everything else it gets as fds."""
@@ -218,6 +223,12 @@ class Settings:
     spice_tls_x509_cert_dir: str | None = None
     # helper programs some devices need; a missing one fails the start naming its Debian package
     swtpm_binary: str = "/usr/bin/swtpm"
+    # remote access (pyvirt+tls://): a TCP listener, off unless set here or with `pyvirtd --listen`;
+    # ADDR:PORT, e.g. "0.0.0.0:16514". Without tls_cert/tls_key (PEM files), a CA and a server
+    # certificate are made under etc/pyvirt/tls at the first start; clients pin its fingerprint.
+    listen: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
     # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
     ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)

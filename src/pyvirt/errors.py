@@ -19,6 +19,9 @@ or path, the cause in words and what to do::
      +-- HostError              the host cannot do it (KVM, memory)    (422)
      +-- QemuError              QEMU failed; carries QEMU's own words  (500)
      +-- ConnectionFailed       client cannot reach the daemon         (-)
+     +-- Unauthorized           no or a wrong token over TCP           (401)
+     +-- Forbidden              the token's scope does not allow it    (403)
+     +-- RateLimited            too many failed logins from one peer   (429)
      +-- InternalError          a bug: please report                   (500)
 """
 from __future__ import annotations
@@ -106,6 +109,28 @@ class QemuError(PyvirtError):
 class ConnectionFailed(PyvirtError):
     code = "connection-failed"
     http_status = 503
+
+
+# --- remote access (pyvirt+tls://): tokens and their scopes ---------------------------------
+class Unauthorized(PyvirtError):
+    """A request over TCP without a token, or with one the daemon does not know (revoked, mistyped)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(PyvirtError):
+    """The token is valid but its scope (read-only) does not allow this request."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimited(PyvirtError):
+    """Too many failed authentications from one peer: refused until the window passes."""
+
+    code = "rate-limited"
+    http_status = 429
 
 
 class InternalError(PyvirtError):

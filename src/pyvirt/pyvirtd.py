@@ -18,12 +18,14 @@ import logging
 import logging.handlers
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
 from . import __version__
+from .api.remote_routes import RemoteInfo
 from .api.server import Api
 from .config import Config
 from .daemon import services
@@ -32,19 +34,21 @@ from .errors import PyvirtError
 log = logging.getLogger("pyvirtd")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, option: str = "--metrics-listen", example: str = "127.0.0.1:9177") -> tuple[str, int]:
     """``127.0.0.1:9177``, ``[::1]:9177`` or ``:9177`` (every address) -> (host, port)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise PyvirtError(f"--metrics-listen {text!r} is not ADDRESS:PORT; write e.g. 127.0.0.1:9177")
+        raise PyvirtError(f"{option} {text!r} is not ADDRESS:PORT; write e.g. {example}")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     return host or "0.0.0.0", int(port)  # an empty address: every one
 
 
 class Daemon:
-    def __init__(self, config: Config, metrics_listen: tuple[str, int] | None = None) -> None:
+    def __init__(self, config: Config, metrics_listen: tuple[str, int] | None = None,
+                 listen: tuple[str, int] | None = None) -> None:
         self.config = config
         self.metrics_listen = metrics_listen
+        self.listen = listen
         uri = "qemu:///system" if config.paths.root == Path("/") else f"unix://{config.paths.socket}"
         self.services = services.build(config, uri)
 
@@ -68,8 +72,34 @@ class Daemon:
         log.info("metrics: Prometheus metrics on http://%s:%d/metrics", host, port)
         return runner
 
+    def _remote(self) -> tuple[RemoteInfo | None, ssl.SSLContext | None]:
+        """The TLS listener's identity and context (its certificate made at the first start), or none."""
+        if self.listen is None:
+            return None, None
+        from .daemon.tlscert import server_certificate, server_context
+
+        host, port = self.listen
+        cert = server_certificate(self.config, host)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        log.info("remote: TLS certificate %s (%s), SHA-256 fingerprint %s", cert.cert,
+                 "made now" if cert.made else "as it was", cert.fingerprint)
+        return RemoteInfo(listen=where, fingerprint=cert.fingerprint), server_context(cert)
+
+    async def _start_listener(self, runner: web.AppRunner, ctx: ssl.SSLContext | None) -> None:
+        """The TCP+TLS site beside the unix socket; a port that cannot be had stops the daemon (it was asked for)."""
+        if self.listen is None:
+            return
+        host, port = self.listen
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=ctx, backlog=128).start()
+        except OSError as exc:
+            raise PyvirtError(f"cannot listen on {host}:{port} for pyvirt+tls:// clients: {exc.strerror or exc}; "
+                              "pick another --listen address, or stop what holds this one") from exc
+        log.info("remote: listening for pyvirt+tls:// clients on %s:%d (tokens required)", host, port)
+
     async def run(self, ready: asyncio.Event | None = None) -> None:
         s = self.services
+        remote, tls = self._remote()  # a bad certificate setting stops the daemon before anything starts
         await asyncio.to_thread(s.launcher.identity)  # the QEMU user exists (created at the first start)
         s.host.start_probe()
         await s.load()
@@ -80,9 +110,15 @@ class Daemon:
         await s.pools.autostart()
         s.serial_logs.start()
         await s.start()
-        app = Api(s).app()
+        app = Api(s, remote).app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
+        try:
+            await self._start_listener(runner, tls)
+        except PyvirtError:
+            await runner.cleanup()
+            await s.close()
+            raise
         sock_path = self.config.paths.socket
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
@@ -167,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--metrics-listen", metavar="ADDR:PORT",
                         help="serve Prometheus metrics (read-only) on this TCP address, e.g. 127.0.0.1:9177")
+    parser.add_argument("--listen", metavar="ADDR:PORT",
+                        help="also serve the API over TLS on this TCP address for pyvirt+tls:// clients, with tokens "
+                             "(e.g. 0.0.0.0:16514; default: the `listen` setting, else off)")
     parser.add_argument("--version", action="version", version=f"pyvirtd {__version__}")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -176,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics = parse_listen(args.metrics_listen) if args.metrics_listen else None
         config = Config.for_root(args.root)
+        listen_text = args.listen or config.settings.listen
+        listen = parse_listen(listen_text, "--listen" if args.listen else "listen (pyvirt.toml)",
+                              "0.0.0.0:16514") if listen_text else None
         config.paths.check_socket_lengths()  # before anything is made under the root
         config.paths.make_dirs()
         if args.detach:
@@ -186,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _setup_logging(config, args.verbose, foreground=not args.detach)
     try:
-        asyncio.run(Daemon(config, metrics).run())
+        asyncio.run(Daemon(config, metrics, listen).run())
     except PyvirtError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

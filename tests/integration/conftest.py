@@ -229,8 +229,9 @@ def remove_network_leftovers(root: Path) -> None:
 class DaemonHandle:
     """One pyvirtd process and helpers to talk to it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, netns: str | None = None) -> None:
         self.root = root
+        self.netns = netns  # run in this network namespace (tests/integration/two_hosts.py)
         self.baseline = leftovers.snapshot()  # the host before this daemon ran: see host_leftovers()
         leftovers.register_root(root)
         self.socket = root / "run/pyvirt/pyvirtd.sock"
@@ -241,8 +242,9 @@ class DaemonHandle:
     def start(self, timeout: float = 20.0, env: dict[str, str] | None = None) -> None:
         """``env``: extra environment for the daemon (e.g. a fault point, see pyvirt/faults.py)."""
         with open(self.root / "pyvirtd.stderr", "ab") as log:  # the daemon keeps its own copy of the fd
-            self.proc = subprocess.Popen([PYVIRTD, "--root", str(self.root), *self.args], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+            prefix = ["ip", "netns", "exec", self.netns] if self.netns else []  # ip execs pyvirtd: same pid
+            self.proc = subprocess.Popen([*prefix, PYVIRTD, "--root", str(self.root), *self.args], stdout=log,
+                                         stderr=log, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():
@@ -376,7 +378,10 @@ def fails(d: DaemonHandle, *args: str) -> str:
     return r.stderr
 
 
-def make_daemon(caps_cache: Path, default_network: bool = False) -> DaemonHandle:
+def make_daemon(caps_cache: Path, default_network: bool = False, *, netns: str | None = None, settings: str = "",
+                env: dict[str, str] | None = None) -> DaemonHandle:
+    """A started daemon in a fresh root; ``settings``: more lines of its pyvirt.toml; ``netns``: its
+    network namespace; ``env``: more of its environment."""
     # Short root (in the run's short temp dir): unix socket paths (QMP, serial) must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="pv"))
     root.chmod(0o755)  # dnsmasq reads its hosts files as `nobody`
@@ -387,9 +392,13 @@ def make_daemon(caps_cache: Path, default_network: bool = False) -> DaemonHandle
     etc.mkdir(parents=True)
     # Every test daemon would otherwise bring up its own `default` network (virbr0): tests
     # that want networks define their own, on bridges and subnets of their own.
-    (etc / "pyvirt.toml").write_text(f"default_network = {'true' if default_network else 'false'}\n")
-    handle = DaemonHandle(root)
-    handle.start()
+    (etc / "pyvirt.toml").write_text(f"default_network = {'true' if default_network else 'false'}\n{settings}")
+    handle = DaemonHandle(root, netns)
+    try:
+        handle.start(env=env)
+    except BaseException:
+        handle.cleanup()
+        raise
     return handle
 
 

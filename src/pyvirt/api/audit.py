@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .auth import token_of
+
 log = logging.getLogger("pyvirt.audit")
 
 MUTATING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -27,7 +29,7 @@ _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 def caller(request: web.Request) -> str:
-    """'uid=0 pid=1234' for a unix socket peer; 'peer=ADDR' otherwise (TCP carries no credentials)."""
+    """'uid=0 pid=1234' for a unix socket peer; 'peer=ADDR token=NAME' over TCP (the token it was let in with)."""
     transport = request.transport
     sock: Any = transport.get_extra_info("socket") if transport is not None else None
     if sock is not None and sock.family == socket.AF_UNIX:
@@ -37,7 +39,9 @@ def caller(request: web.Request) -> str:
             return "uid=? pid=?"
         return f"uid={uid} pid={pid}"
     peer = transport.get_extra_info("peername") if transport is not None else None
-    return f"peer={json.dumps(str(peer))}"
+    token = token_of(request)  # the TCP listener's requests carry one (api/auth.py)
+    name = token.name if token is not None else None
+    return f"peer={json.dumps(str(peer))}" + (f" token={json.dumps(name)}" if name else "")
 
 
 def objects(raw_path: str, reply: Any) -> str:

@@ -20,6 +20,7 @@ from .http import json_body as _body
 from .http import query_flag as _flag
 from .http import scope as _scope
 from .http import xml_field as _xml_field
+from .remote_routes import RemoteInfo, add_remote_routes
 from .views import dumps, reply
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 class Api:
-    """Binds HTTP routes to the daemon's managers."""
+    """Binds HTTP routes to the daemon's managers.
 
-    def __init__(self, services: Services) -> None:
+    ``remote``: the daemon also serves this app on its TLS listener; every request that did not come
+    over the unix socket then needs a token (api/auth.py). Without it the app is only ever served on
+    the root-only unix socket, and no token is asked for."""
+
+    def __init__(self, services: Services, remote: RemoteInfo | None = None) -> None:
         self.s = services
+        self.remote = remote
         self.domains = services.domains
         self.console = ConsoleRoute(services.consoles)
 
@@ -136,8 +142,13 @@ class Api:
         add_host_routes(r, self.s)
         add_stats_routes(r, self.s)
         add_cpu_routes(r, self.s)
+        add_remote_routes(r, self.s, self.remote or RemoteInfo())
         r.add_get("/openapi.json", serve_openapi)  # the contract of every route above: docs/openapi.yaml
         app.middlewares.insert(0, audit_middleware)  # outermost: it sees the final reply, errors included
+        if self.remote is not None:  # served over TCP too: tokens, scopes, failure limit (innermost)
+            from .auth import auth_middleware
+
+            app.middlewares.append(auth_middleware(self.s.tokens))
         return app
 
     # ------------------------------------------------------------------ host

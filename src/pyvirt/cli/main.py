@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 # command lives in is imported when it runs (each costs ~2 ms): `pyvirt list` stays light.
 MODULES = ("domain_cmds", "save_cmds", "disk_cmds", "iface_cmds", "monitor_cmds", "stats_cmds", "vcpu_cmds",
            "top_cmds", "net_cmds", "pool_cmds", "vol_cmds", "host_cmds", "node_cmds", "ksm_cmds", "snapshot_cmds",
-           "img_cmds", "libvirt_cmds", "help")
+           "img_cmds", "libvirt_cmds", "remote_cmds", "help")
 CORE = ("domain_cmds", "monitor_cmds", "host_cmds", "help")
 PREFIXES = (("net-", "net_cmds"), ("pool-", "pool_cmds"), ("vol-", "vol_cmds"), ("snapshot-", "snapshot_cmds"),
             ("img", "img_cmds"), ("domif", "iface_cmds"), ("domblk", "disk_cmds"), ("node", "node_cmds"),
-            ("save-image-", "save_cmds"), ("managedsave", "save_cmds"))
+            ("save-image-", "save_cmds"), ("managedsave", "save_cmds"), ("token-", "remote_cmds"),
+            ("tls-", "remote_cmds"))
 NAMED = {"attach-interface": "iface_cmds", "detach-interface": "iface_cmds", "attach-disk": "disk_cmds",
          "detach-disk": "disk_cmds", "attach-device": "disk_cmds", "detach-device": "disk_cmds",
          "change-media": "disk_cmds", "blockresize": "disk_cmds", "freecell": "node_cmds", "freepages": "node_cmds",

@@ -16,8 +16,8 @@ from .domain import Domain, DomainSummary
 from .host import HostCalls
 from .network import Network
 from .storage import StoragePool, StorageVolume
-from .transport import UnixHTTP, open_socket
-from .uri import default_uri, is_system, quote, socket_path
+from .transport import DaemonHTTP, UnixEndpoint, open_socket
+from .uri import default_uri, is_system, quote, remote, socket_path
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
@@ -163,8 +163,21 @@ def connect(uri: str | None = None, *, autostart: bool = True, timeout: float | 
     bounds each socket operation (None: wait, e.g. for a long shutdown).
     """
     uri = uri or default_uri()
+    far = remote(uri)
+    if far is not None:
+        from .remote import open_endpoint
+
+        endpoint = open_endpoint(far)
+        http = DaemonHTTP(endpoint, timeout)
+        try:
+            http.connect()  # TLS: the handshake and the pin check happen here, before any command runs
+        except BaseException:
+            endpoint.close()
+            raise
+        return Connection(uri, endpoint, http)
     path = socket_path(uri)
-    http = UnixHTTP(path, timeout)
+    local = UnixEndpoint(path)
+    http = DaemonHTTP(local, timeout)
     try:
         http.connect()
     except ConnectionFailed:
@@ -172,7 +185,7 @@ def connect(uri: str | None = None, *, autostart: bool = True, timeout: float | 
             raise
         start_system_daemon(path)
         http.connect()
-    return Connection(uri, path, http)
+    return Connection(uri, local, http)
 
 
 def daemon_command() -> list[str]:

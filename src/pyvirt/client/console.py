@@ -12,30 +12,34 @@ import json
 import os
 
 from ..errors import ConnectionFailed, InternalError, from_dict
-from .transport import TRACE_ENV, trace
+from .transport import TRACE_ENV, Endpoint, trace
 from .uri import quote
 
 
 class ConsoleStream:
     """read()/write()/close() on one console session."""
 
-    def __init__(self, socket_path: str, ref: str, *, force: bool = False, timeout: float = 10.0) -> None:
-        from websockets.exceptions import InvalidHandshake, WebSocketException
-        from websockets.sync.client import unix_connect
+    def __init__(self, endpoint: Endpoint, ref: str, *, force: bool = False, timeout: float = 10.0) -> None:
+        from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
+        from websockets.sync.client import connect
 
         self._closed_exc: tuple[type[Exception], ...] = (WebSocketException,)
         self._target = f"/v1/domains/{quote(ref)}/console" + ("?force=1" if force else "")
         target = f"ws://localhost{self._target}"
+        where = endpoint.where
+        sock = endpoint.open(timeout)  # ConnectionFailed names the endpoint and what to do
+        headers = dict(line.split(": ", 1) for line in endpoint.headers.split("\r\n") if ": " in line)
         try:
             # Entered at once: the stream outlives this call (closed by close()), and
             # websockets >= 17.1 warns about a connection never entered.
-            self._ws = unix_connect(socket_path, uri=target, open_timeout=timeout, max_size=None,
-                                    compression=None).__enter__()
-        except FileNotFoundError as exc:
-            raise ConnectionFailed(f"failed to connect to the daemon at unix://{socket_path}: no such file") from exc
+            self._ws = connect(target, sock=sock, open_timeout=timeout, max_size=None, compression=None,
+                               additional_headers=headers).__enter__()
+        except InvalidStatus as exc:
+            sock.close()
+            raise _refusal(exc, ref, where) from exc
         except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise ConnectionFailed(
-                f"failed to open the console of domain '{ref}' at unix://{socket_path}: {exc}") from exc
+            sock.close()
+            raise ConnectionFailed(f"failed to open the console of domain '{ref}' at {where}: {exc}") from exc
         self._pending = b""
         self.name = ref
         self.close_reason = ""
@@ -120,6 +124,19 @@ class ConsoleStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _refusal(exc: Exception, ref: str, where: str) -> Exception:
+    """The daemon's JSON error when it refused the upgrade (401/403 over TLS, 400), else a ConnectionFailed."""
+    response = getattr(exc, "response", None)
+    body = getattr(response, "body", b"") or b""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        return from_dict(doc["error"])
+    return ConnectionFailed(f"failed to open the console of domain '{ref}' at {where}: {exc}")
 
 
 def _reason(exc: Exception) -> str:

@@ -398,7 +398,7 @@ class Domain:
         """The guest's serial console over a websocket; ``force`` takes over another session."""
         from .console import ConsoleStream
 
-        return ConsoleStream(self._conn.socket_path, self.ref, force=force, timeout=timeout)
+        return ConsoleStream(self._conn.endpoint, self.ref, force=force, timeout=timeout)
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Lifecycle events of this domain as they happen (blocks; stop by closing the iterator)."""

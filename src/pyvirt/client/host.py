@@ -86,3 +86,22 @@ class HostCalls(Session):
         """domstats: [{name, uuid, stats: {virsh field: value}}]."""
         path = "/v1/stats" + _query(domain=domains or [], group=groups or [], list=lists or [])
         return list(self.request("GET", path)["domains"])
+
+    # --- remote access: the TLS listener and API tokens --------------------------------------
+    def remote_info(self) -> dict[str, Any]:
+        """{"listen": "ADDR:PORT" | None, "fingerprint": the TLS certificate's SHA-256 | None}."""
+        data: dict[str, Any] = self.request("GET", "/v1/remote")
+        return data
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """[{"id", "name", "scope", "created"}]: never a secret."""
+        return list(self.request("GET", "/v1/tokens")["tokens"])
+
+    def create_token(self, name: str, scope: str = "admin") -> dict[str, Any]:
+        """A new token; its secret ("token") is in this answer only."""
+        data: dict[str, Any] = self.request("POST", "/v1/tokens", {"name": name, "scope": scope})
+        return data
+
+    def revoke_token(self, ref: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.request("DELETE", f"/v1/tokens/{quote(ref)}")
+        return data

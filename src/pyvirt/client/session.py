@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Iterator
 
-from .transport import TRACE_ENV, UnixHTTP, decode_answer, trace
+from .transport import TRACE_ENV, DaemonHTTP, Endpoint, decode_answer, trace
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
@@ -20,10 +20,15 @@ if TYPE_CHECKING:
 class Session:
     """A session with one pyvirtd. Use as a context manager or call close()."""
 
-    def __init__(self, uri: str, path: str, http: UnixHTTP) -> None:
+    def __init__(self, uri: str, endpoint: Endpoint, http: DaemonHTTP) -> None:
         self._uri = uri
-        self.socket_path = path
+        self.endpoint = endpoint
         self._http = http
+
+    @property
+    def socket_path(self) -> str | None:
+        """The daemon's unix socket (a local ssh tunnel's for pyvirt+ssh://); None over TLS."""
+        return self.endpoint.socket_path
 
     def __enter__(self) -> Self:
         return self
@@ -33,6 +38,7 @@ class Session:
 
     def close(self) -> None:
         self._http.close()
+        self.endpoint.close()
 
     def uri(self) -> str:
         """The URI this connection was opened with (canonical: qemu:///system by default)."""
@@ -44,7 +50,7 @@ class Session:
 
     def stream_events(self, path: str) -> Iterator[dict[str, Any]]:
         """Subscribe now (not at the first next()), so no event after this call is missed."""
-        http = UnixHTTP(self.socket_path)
+        http = DaemonHTTP(self.endpoint)
         dest = os.environ.get(TRACE_ENV)
         try:
             resp = http.send("GET", path)

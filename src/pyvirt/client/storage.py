@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConnectionFailed, InvalidArgument
-from .transport import TRACE_ENV, UnixHTTP, decode_answer, trace
+from .transport import TRACE_ENV, DaemonHTTP, Endpoint, decode_answer, trace
 from .uri import quote
 
 TYPE_CHECKING = False  # typing costs import time on the CLI path
@@ -174,7 +174,7 @@ class StorageVolume:
         if length < 0 or offset < 0:
             raise InvalidArgument(f"offset {offset} and length {length} must not be negative")
         target = self._target(f"/data?offset={offset}")
-        answer = send_stream(self._conn.socket_path, "PUT", target, source, length, progress)
+        answer = send_stream(self._conn.endpoint, "PUT", target, source, length, progress)
         return int(answer["bytes"])
 
     def download(self, sink: BinaryIO, offset: int = 0, length: int | None = None,
@@ -183,21 +183,21 @@ class StorageVolume:
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgument(f"offset {offset} and length {length} must not be negative")
         query = f"?offset={offset}" + (f"&length={length}" if length else "")
-        return receive_stream(self._conn.socket_path, self._target(f"/data{query}"), sink, progress)
+        return receive_stream(self._conn.endpoint, self._target(f"/data{query}"), sink, progress)
 
 
 # ---------------------------------------------------------------- streaming HTTP
-# transport.UnixHTTP sends whole bodies; these two use its socket, head parsing and body reader
+# transport.DaemonHTTP sends whole bodies; these two use its socket, head parsing and body reader
 # to move a body in pieces, each on a connection of its own (closed afterwards).
 
-def send_stream(path: str, method: str, target: str, source: BinaryIO, length: int,
+def send_stream(endpoint: Endpoint, method: str, target: str, source: BinaryIO, length: int,
                 progress: Progress | None = None) -> Any:
     """Send ``length`` bytes of ``source`` as the raw request body; the decoded JSON answer is returned."""
-    http = UnixHTTP(path)
+    http = DaemonHTTP(endpoint)
     try:
         sock = http.connect()
-        head = (f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-                f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n")
+        head = (http.head(method, target)
+                + f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n")
         sent = 0
         try:
             sock.sendall(head.encode())
@@ -229,9 +229,9 @@ def send_stream(path: str, method: str, target: str, source: BinaryIO, length: i
         http.close()
 
 
-def receive_stream(path: str, target: str, sink: BinaryIO, progress: Progress | None = None) -> int:
+def receive_stream(endpoint: Endpoint, target: str, sink: BinaryIO, progress: Progress | None = None) -> int:
     """GET ``target`` and copy its body to ``sink`` as it arrives; returns the bytes written."""
-    http = UnixHTTP(path)
+    http = DaemonHTTP(endpoint)
     try:
         resp = http.send("GET", target)
         dest = os.environ.get(TRACE_ENV)

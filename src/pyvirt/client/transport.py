@@ -10,6 +10,9 @@ share it): method, path, query, status, content_type, the request's JSON body
 (``request``) and the reply's (``response``), or for an event stream one line
 per record (``record``). The tests validate each line against the REST contract
 (docs/openapi.yaml). Unset, it costs one environment lookup per request.
+
+An ``Endpoint`` says how to reach the daemon: a unix socket here (``UnixEndpoint``);
+client/remote.py adds TLS over TCP and an ssh tunnel, imported only for those URIs.
 """
 from __future__ import annotations
 
@@ -63,6 +66,38 @@ def open_socket(path: str, timeout: float | None = None) -> socket.socket:
         sock.close()
         raise ConnectionFailed(f"failed to connect to the daemon at {where}: {exc.strerror or exc}") from exc
     return sock
+
+
+class Endpoint:
+    """How to open one stream to the daemon; one HTTP connection runs over each stream.
+
+    ``where`` names it in messages; ``socket_path`` is the unix socket when there is one;
+    ``headers`` are extra request header lines (a token); ``diagnose`` explains a stream that
+    ended without an answer (an ssh tunnel's own words); ``close`` ends what the endpoint runs."""
+
+    where = ""
+    socket_path: str | None = None
+    headers = ""
+
+    def open(self, timeout: float | None = None) -> socket.socket:
+        raise NotImplementedError
+
+    def diagnose(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        pass
+
+
+class UnixEndpoint(Endpoint):
+    """The daemon's unix socket (root only: the kernel's file mode is the authentication)."""
+
+    def __init__(self, path: str) -> None:
+        self.socket_path = path
+        self.where = f"unix://{path}"
+
+    def open(self, timeout: float | None = None) -> socket.socket:
+        return open_socket(self.socket_path or "", timeout)
 
 
 class Response:
@@ -132,11 +167,11 @@ def _lost(what: str) -> ConnectionFailed:
     return ConnectionFailed(f"lost the connection to the daemon: {what}; check that pyvirtd is still running")
 
 
-class UnixHTTP:
+class DaemonHTTP:
     """One keep-alive HTTP/1.1 connection to the daemon (reopened when the daemon closed it)."""
 
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        self.path = path
+    def __init__(self, endpoint: Endpoint, timeout: float | None = None) -> None:
+        self.endpoint = endpoint
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._reader: BinaryIO | None = None
@@ -144,9 +179,13 @@ class UnixHTTP:
     def connect(self) -> socket.socket:
         """Open the connection unless it is open; the socket, for a caller that streams a request body."""
         if self._sock is None:
-            self._sock = open_socket(self.path, self.timeout)
+            self._sock = self.endpoint.open(self.timeout)
             self._reader = self._sock.makefile("rb")
         return self._sock
+
+    def head(self, method: str, target: str) -> str:
+        """The request line and the headers every request carries (the endpoint's token among them)."""
+        return f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n{self.endpoint.headers}"
 
     def close(self) -> None:
         if self._reader is not None:
@@ -163,16 +202,20 @@ class UnixHTTP:
         except (ConnectionResetError, BrokenPipeError, _NoAnswer) as exc:
             self.close()
             if not reused:
-                raise _lost(f"{method} {target}: {exc}") from exc
+                raise self._lost(f"{method} {target}: {exc}") from exc
         try:
             return self._send_once(method, target, body)
         except (OSError, _NoAnswer) as exc:
             self.close()
-            raise _lost(f"{method} {target}: {exc}") from exc
+            raise self._lost(f"{method} {target}: {exc}") from exc
+
+    def _lost(self, what: str) -> ConnectionFailed:
+        why = self.endpoint.diagnose()
+        return _lost(what + (f" ({why})" if why else ""))
 
     def _send_once(self, method: str, target: str, body: bytes | None) -> Response:
         sock = self.connect()
-        head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+        head = self.head(method, target)
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         elif method in ("POST", "PUT"):
@@ -212,6 +255,14 @@ class UnixHTTP:
         if dest := os.environ.get(TRACE_ENV):
             trace(dest, method, target, resp, data, request=payload)
         return decode_answer(method, target, resp, data)
+
+
+class UnixHTTP(DaemonHTTP):
+    """A DaemonHTTP on a unix socket path."""
+
+    def __init__(self, path: str, timeout: float | None = None) -> None:
+        super().__init__(UnixEndpoint(path), timeout)
+        self.path = path
 
 
 def trace(dest: str, method: str, target: str, resp: Response | None, data: bytes | None = None,

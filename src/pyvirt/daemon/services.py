@@ -36,6 +36,7 @@ from .serial_logs import SerialLogs
 from .snapshot_catalog import SnapshotCatalog
 from .snapshots import SnapshotManager
 from .stats import StatsManager
+from .tokens import TokenManager
 from .tuning import TuningManager
 from .vcpus import VcpuManager
 from .volumes import VolumeManager
@@ -66,6 +67,7 @@ class Services:
     memory: MemoryManager
     vcpus: VcpuManager
     saves: SaveManager
+    tokens: TokenManager  # remote access: API tokens (daemon/tokens.py)
 
     async def load(self) -> None:
         """Read every definition and reattach to what outlived the last daemon (networks and pools first:
@@ -116,6 +118,7 @@ def build(config: Config, uri: str) -> Services:
         node=NodeManager(host, node_fs), ksm=ksm, stats=StatsManager(table, threads), tuning=tuning,
         native=NativeArgv(config, host), memory=MemoryManager(table), vcpus=vcpus,
         saves=SaveManager(table, domains, images, store),
+        tokens=TokenManager(store),
     )
 
 

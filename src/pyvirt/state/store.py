@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS volume_formats (
     backing_format TEXT,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL,
@@ -102,6 +109,17 @@ class FormatRow:
     format: str
     backing: str | None = None
     backing_format: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """An API token for TCP clients: only the SHA-256 of its secret is kept."""
+
+    id: str
+    name: str
+    scope: str
+    hash: str
+    created: float
 
 
 @dataclass(frozen=True)
@@ -252,6 +270,19 @@ class Store:
     def delete_volume_format(self, path: str) -> None:
         with self._side_lock:
             self._side.execute("DELETE FROM volume_formats WHERE path=?", (path,))
+
+    # --- API tokens (remote access) -----------------------------------------
+    def tokens(self) -> list[TokenRow]:
+        rows = self._db.execute("SELECT id, name, scope, hash, created FROM tokens ORDER BY created, name")
+        return [TokenRow(*row) for row in rows]
+
+    def put_token(self, row: TokenRow) -> None:
+        """Insert a new token; sqlite3.IntegrityError when its id or name is taken."""
+        self._db.execute("INSERT INTO tokens (id, name, scope, hash, created) VALUES (?,?,?,?,?)",
+                         (row.id, row.name, row.scope, row.hash, row.created))
+
+    def delete_token(self, token_id: str) -> None:
+        self._db.execute("DELETE FROM tokens WHERE id=?", (token_id,))
 
     # --- counters ----------------------------------------------------------
     def next_domain_id(self) -> int:
