@@ -7,6 +7,8 @@ Rows: bare qemu-system (same argv) vs `pyvirt start` to the guest's ready
 line; start/destroy/dominfo/define latency; `list --all` with 1, 100, 1000
 domains; kill -9 of QEMU to the state change; daemon restart to the first
 answered `list`; pyvirtd RSS idle, with 1000 defined and with 5 running.
+Groups of their own: net, storage, and queries (every read-only CLI query
+against virsh, pair by pair: bench/queries.py).
 """
 from __future__ import annotations
 
@@ -182,7 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net", "storage"), help="run one group of rows")
+    parser.add_argument("--only", choices=("domains", "net", "storage", "queries"), help="run one group of rows")
     args = parser.parse_args()
     guest = build()
     rows: list[Row] = []
@@ -198,10 +200,11 @@ def main() -> int:
         load_or_probe(config.paths, config.settings.qemu_binary, kvm_timeout=config.settings.kvm_probe_timeout)
         caps = config.paths.cache / "host-caps.json"
         from bench.net import bench_net
+        from bench.queries import bench_queries
         from bench.storage import bench_storage
 
         steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
-                 "storage": (bench_storage,)}
+                 "storage": (bench_storage,), "queries": (bench_queries,)}
         chosen = steps[args.only] if args.only else tuple(s for group in steps.values() for s in group)
         for step in chosen:
             d = make_daemon(caps)
@@ -213,6 +216,8 @@ def main() -> int:
                     step(d, guest, rows, args.runs)
                 elif step is bench_list and args.quick:
                     continue
+                elif step is bench_queries:
+                    bench_queries(d, guest, rows, args.runs, many=not args.quick)
                 else:
                     step(d, guest, tmp, rows)
             finally:
