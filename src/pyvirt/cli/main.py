@@ -9,7 +9,7 @@ pyvirt.cli. Console, edit and websockets load inside the commands that use them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from _collections_abc import Mapping  # what collections.abc re-exports; that import loads collections (~1 ms)
 
 from .. import __version__
 from ..errors import PyvirtError
@@ -49,10 +49,9 @@ class CommandTable(Mapping[str, Command]):
 
     def _load(self, module: str) -> dict[str, Command]:
         if module not in self._loaded:
-            import importlib
-
-            mod = importlib.import_module(f"{__package__}.{module}")
-            self._loaded[module] = {c.name: c for c in mod.COMMANDS}
+            name = f"{__package__}.{module}"
+            __import__(name)  # importlib.import_module's job, without importing importlib (and warnings)
+            self._loaded[module] = {c.name: c for c in sys.modules[name].COMMANDS}
         return self._loaded[module]
 
     def find(self, name: str) -> Command | None:

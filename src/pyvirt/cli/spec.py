@@ -8,11 +8,12 @@ its wording differs from virsh and it costs start-up time.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    Handler = Callable[..., "int | None"]
 
 BOOL, STRING, INT, NUMBER = "bool", "string", "int", "number"
 
@@ -58,9 +59,6 @@ class Opt:
         if self.positional:
             return f"[--{self.name}] {self.metavar}"
         return f"--{self.name} {self.metavar}"
-
-
-Handler = Callable[..., "int | None"]
 
 
 class Command:
