@@ -38,6 +38,7 @@ from .base import (
     stream_in,
     stream_out,
 )
+from .infocache import ImageInfoCache
 
 log = logging.getLogger(__name__)
 TEMP_PREFIX = ".pyvirt-tmp-"  # files being rebuilt (wipe); never listed as volumes
@@ -59,6 +60,7 @@ class DirBackend:
         self.pool = pool
         self.qemu_img = qemu_img
         self.target = pool.target.path
+        self._infos = ImageInfoCache()  # vol-list / vol-info without a qemu-img per unchanged volume
 
     # ------------------------------------------------------------ pool
     def build(self, overwrite: bool = False) -> None:
@@ -129,11 +131,13 @@ class DirBackend:
     def list_volumes(self) -> list[Volume]:
         self._need_dir()
         vols = []
-        for name in self._names():
+        names = list(self._names())
+        for name in names:
             try:
                 vols.append(self.volume(name))
             except PyvirtError as exc:  # one unreadable file must not hide the others
                 log.warning("pool %s: skipping %s: %s", self.pool.name, name, exc)
+        self._infos.retain(os.path.join(self.target, name) for name in names)
         return vols
 
     def _names(self) -> Iterator[str]:
@@ -142,9 +146,13 @@ class DirBackend:
                 continue
             yield entry.name
 
+    def image_info(self, path: str) -> img.ImageInfo:
+        """`qemu-img info` of a volume's file, kept while the file is unchanged (storage/infocache.py)."""
+        return self._infos.get(path, lambda: img.info(path, force_share=True, qemu_img=self.qemu_img))
+
     def volume(self, name: str) -> Volume:
         path = self._existing(name)
-        info = img.info(path, force_share=True, qemu_img=self.qemu_img)
+        info = self.image_info(path)
         st = os.stat(path)
         backing = None
         if info.backing_filename:
