@@ -59,10 +59,12 @@ def imported_by_command(uri: str, *argv: str) -> tuple[set[str], str]:
 
 
 def test_the_installed_command_is_the_light_script():
-    """pip installed bin/pyvirt (not an entry-point wrapper, which imports re) for this interpreter."""
+    """pip installed bin/pyvirt (not an entry-point wrapper, which imports re) for this interpreter;
+    it ends through exit_now (tests/unit/test_cli_exit.py checks what that keeps)."""
     shebang, *body = PYVIRT_SCRIPT.read_text().splitlines()
     assert Path(shebang.removeprefix("#!")).resolve() == Path(sys.executable).resolve()
-    assert "from pyvirt.cli.main import main" in body and "import re" not in body
+    assert "from pyvirt.cli.main import exit_now, main" in body and "import re" not in body
+    assert body[-1] == "exit_now(main())"
 
 
 @pytest.mark.parametrize("argv, answer", [(("list", "--all"), " 1    demo   running"), (("dominfo", "demo"), "demo"),

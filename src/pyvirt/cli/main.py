@@ -21,6 +21,7 @@ from .spec import Command, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import NoReturn
 
 # Command modules in the order `help` shows their groups' commands. Only the module a
 # command lives in is imported when it runs (each costs ~2 ms): `pyvirt list` stays light.
@@ -226,6 +227,27 @@ def run(g: Globals, out: Output) -> int:
     return rc
 
 
+def exit_now(status: int) -> NoReturn:
+    """End the process with ``status`` once stdout and stderr are flushed, skipping the interpreter's teardown.
+
+    Why: freeing every module and object of a finished command costs ~2 ms here, a
+    tenth of a whole query. Nothing is lost by skipping it: the command's sockets and
+    files were closed by its own `finally` blocks (the kernel closes any left), its
+    output is flushed here, and nothing on the CLI's path registers an atexit
+    handler. A flush that fails (stdout closed, no reader left) takes the normal
+    exit, which deals with it as Python always does.
+    """
+    import os
+
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(status)
+    os._exit(status)
+
+
 def _silence_stdout() -> None:
     """The reader of our stdout went away (`pyvirt list | head`): stop writing, quietly."""
     import os
@@ -238,4 +260,4 @@ def _silence_stdout() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
