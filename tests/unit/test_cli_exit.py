@@ -4,6 +4,7 @@ its output must still arrive whole, its exit status be main()'s, and a reader th
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,19 @@ from tests.unit.fakepyvirtd import fake_daemon
 
 PYVIRT_SCRIPT = Path(sys.executable).parent / "pyvirt"
 MANY = 2000  # ~100 KB of `list --all`: more than any pipe or stdio buffer holds
+
+
+def test_the_cli_registers_no_atexit_handler():
+    """exit_now skips atexit handlers: loading every command module and the client registers none."""
+    code = ("import atexit, json; seen = []\n"
+            "atexit.register = lambda func, *a, **k: seen.append(f'{func.__module__}.{func.__qualname__}')\n"
+            "import pyvirt.cli.main as m\n"
+            "for name in m.MODULES: __import__('pyvirt.cli.' + name)\n"
+            "import pyvirt.client, pyvirt.cli.console, pyvirt.cli.edit, pyvirt.cli.scope\n"
+            "print(json.dumps([len(m.COMMANDS), seen]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    commands, registered = json.loads(done.stdout)
+    assert commands > 50 and registered == []
 
 
 def in_process(*argv: str) -> tuple[int, str, str]:

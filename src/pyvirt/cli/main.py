@@ -233,9 +233,10 @@ def exit_now(status: int) -> NoReturn:
     Why: freeing every module and object of a finished command costs ~2 ms here, a
     tenth of a whole query. Nothing is lost by skipping it: the command's sockets and
     files were closed by its own `finally` blocks (the kernel closes any left), its
-    output is flushed here, and nothing on the CLI's path registers an atexit
-    handler. A flush that fails (stdout closed, no reader left) takes the normal
-    exit, which deals with it as Python always does.
+    output is flushed here, and the CLI registers no atexit handler (the only one
+    that can load, logging's with websockets in `console`, has no handler to flush).
+    A flush that fails (stdout closed, no reader left) takes the normal exit, which
+    deals with it as Python always does.
     """
     import os
 
