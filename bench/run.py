@@ -11,6 +11,7 @@ save and restore of an idle 256 MiB guest against QEMU's migration to a file by 
 `--only xml` (bench/xml.py, issue 10): define/dumpxml of the largest corpus file against the small
 test XML, import-libvirt of 200 domains.
 `--only remote` (bench/remote.py): `pyvirt list` over pyvirt+tls:// and pyvirt+ssh:// vs the unix socket.
+`--only queries` (bench/queries.py): every read-only CLI query against virsh, pair by pair.
 `--only host` (bench/host.py, not in the default run: it changes KSM for minutes):
 KSM by hand vs the tuner, the tuner's CPU, /metrics and domstats times.
 """
@@ -213,8 +214,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 1000-domain rows")
-    parser.add_argument("--only", choices=("domains", "net", "storage", "copies", "host", "xml", "save", "remote"),
-                        help="run one group of rows")
+    parser.add_argument("--only", choices=("domains", "net", "storage", "copies", "host", "xml", "save", "remote",
+                                           "queries"), help="run one group of rows")
     args = parser.parse_args()
     guest = build()
     rows: list[Row] = []
@@ -232,6 +233,7 @@ def main() -> int:
         from bench.copies import bench_copies
         from bench.host import bench_host
         from bench.net import bench_net
+        from bench.queries import bench_queries
         from bench.save import bench_save
         from bench.storage import bench_storage
         from bench.xml import bench_xml
@@ -244,7 +246,8 @@ def main() -> int:
             bench_remote(caps, rows, args.runs)
 
         steps = {"domains": (bench_start, bench_running, bench_list), "net": (bench_net,),
-                 "storage": (bench_storage,), "copies": (bench_copies,), "xml": (bench_xml,), "save": (bench_save,)}
+                 "storage": (bench_storage,), "copies": (bench_copies,), "xml": (bench_xml,), "save": (bench_save,),
+                 "queries": (bench_queries,)}
         chosen = () if args.only in ("host", "remote") else steps[args.only] if args.only else tuple(
             s for group in steps.values() for s in group)
         for step in chosen:
@@ -259,6 +262,8 @@ def main() -> int:
                     bench_copies(d, rows, args.runs)
                 elif step is bench_list and args.quick:
                     continue
+                elif step is bench_queries:
+                    bench_queries(d, guest, rows, args.runs, many=not args.quick)
                 else:
                     step(d, guest, tmp, rows)
             finally:

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from pyvirt.errors import OperationBusy
+from pyvirt.storage.infocache import RACY_NS
 from pyvirt.storage.logical import dm_available
 
 from .conftest import DaemonHandle, fails, ok
@@ -199,6 +201,27 @@ def test_dir_pool_and_volume_lifecycle(daemon: DaemonHandle, tmp_path: Path,
     assert not target.exists()
     assert ok(d, "pool-undefine", name) == f"Pool {name} has been undefined\n\n"
     assert name not in pool_names(d)
+
+
+def test_volume_info_follows_every_change_of_a_kept_answer(daemon: DaemonHandle,
+                                                          pool_names_to_remove: list[str]) -> None:
+    """vol-info / vol-list reuse qemu-img's answer for an unchanged file (storage/infocache.py) once it has
+    settled: a resize through pyvirt, one behind its back and a replaced file all show at once."""
+    d, name = daemon, "pvts-kept"
+    pool_names_to_remove.append(name)
+    target = dir_pool(d, name)
+    ok(d, "vol-create-as", name, "k.qcow2", "16M", "--format", "qcow2")
+    time.sleep(RACY_NS / 1e9 + 0.3)  # past the racy window: from here qemu-img's answers are kept
+    assert "Capacity:       16.00 MiB\n" in ok(d, "vol-info", "k.qcow2", "--pool", name)
+    assert "Capacity:       16.00 MiB\n" in ok(d, "vol-info", "k.qcow2", "--pool", name)
+    ok(d, "vol-resize", "k.qcow2", "32M", "--pool", name)
+    assert "Capacity:       32.00 MiB\n" in ok(d, "vol-info", "k.qcow2", "--pool", name)
+    subprocess.run(["qemu-img", "resize", "-q", str(target / "k.qcow2"), "48M"], check=True)
+    assert "Capacity:       48.00 MiB\n" in ok(d, "vol-info", "k.qcow2", "--pool", name)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(target / "new.raw"), "8M"], check=True)
+    os.replace(target / "new.raw", target / "k.qcow2")
+    assert vols_json(d, name)["k.qcow2"]["format"] == "raw"
+    assert vols_json(d, name)["k.qcow2"]["capacity"] == 8 * MIB
 
 
 def test_vol_create_from_another_pool_and_pool_edit(daemon: DaemonHandle, tmp_path: Path,

@@ -8,11 +8,12 @@ its wording differs from virsh and it costs start-up time.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    Handler = Callable[..., "int | None"]
 
 BOOL, STRING, INT, NUMBER = "bool", "string", "int", "number"
 SCALED = "scaled"  # virsh's scaled integer ('512M', default unit KiB): shown as <number>, kept as text to parse
@@ -62,9 +63,6 @@ class Opt:
         if self.positional and (self.required or self.kind == MANY):  # virsh brackets the name of required data
             return f"[--{self.name}] {self.metavar}"
         return f"--{self.name} {self.metavar}"
-
-
-Handler = Callable[..., "int | None"]
 
 
 class Command:

@@ -8,7 +8,9 @@ With --quiet the header and the dashes go, and widths come from the rows alone.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def render(header: Sequence[str], rows: Sequence[Sequence[str]], *, quiet: bool = False) -> str:

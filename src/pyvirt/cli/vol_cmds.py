@@ -91,6 +91,12 @@ def lookup(ctx: Ctx, ref: str, pool: str | None) -> StorageVolume:
     return ctx.conn.lookup_volume(ref, pool)
 
 
+def lookup_info(ctx: Ctx, ref: str, pool: str | None) -> dict[str, Any]:
+    """The volume's info as its lookup answered it: one request, where asking again would cost a second."""
+    vol = lookup(ctx, ref, pool)
+    return vol.last or vol.info()
+
+
 def _say(ctx: Ctx, text: str, vol: Any = None) -> None:
     data: dict[str, Any] = {"result": text}
     if vol is not None:
@@ -262,7 +268,7 @@ def cmd_vol_download(ctx: Ctx, a: dict[str, Any]) -> None:
 
 
 def cmd_vol_info(ctx: Ctx, a: dict[str, Any]) -> None:
-    v = lookup(ctx, a["vol"], a["pool"]).info()
+    v = lookup_info(ctx, a["vol"], a["pool"])
     ctx.out.text(vol_info_text(v, a["bytes"], a["physical"]), v)
 
 
@@ -278,7 +284,7 @@ def cmd_vol_dumpxml(ctx: Ctx, a: dict[str, Any]) -> None:
 
 def _field(name: str) -> Any:
     def handler(ctx: Ctx, a: dict[str, Any]) -> None:
-        v = lookup(ctx, a["vol"], a.get("pool")).info()
+        v = lookup_info(ctx, a["vol"], a.get("pool"))
         ctx.out.text(str(v[name]), {name: v[name]})
 
     handler.__name__ = f"cmd_vol_{name}"

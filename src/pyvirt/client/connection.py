@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 
 from ..errors import ConnectionFailed
 from .domain import Domain, DomainSummary
@@ -21,6 +20,7 @@ from .uri import default_uri, is_system, quote, remote, socket_path
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 AUTOSTART_WAIT = 10.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 from ..errors import ConnectionFailed, InternalError, from_dict
 from .transport import TRACE_ENV, Endpoint, trace
@@ -27,7 +28,10 @@ class ConsoleStream:
         self._target = f"/v1/domains/{quote(ref)}/console" + ("?force=1" if force else "")
         target = f"ws://localhost{self._target}"
         where = endpoint.where
-        sock = endpoint.open(timeout)  # ConnectionFailed names the endpoint and what to do
+        raw = endpoint.open(timeout)  # ConnectionFailed names the endpoint and what to do
+        # the query path's unix socket is a bare _socket (light to import); websockets wants a socket.socket
+        sock = raw if isinstance(raw, socket.socket) else socket.socket(fileno=raw.detach())
+        sock.settimeout(timeout)
         headers = dict(line.split(": ", 1) for line in endpoint.headers.split("\r\n") if ": " in line)
         try:
             # Entered at once: the stream outlives this call (closed by close()), and

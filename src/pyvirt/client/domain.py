@@ -1,14 +1,13 @@
 """Domain handles of the Python client: one method per REST call (docs/openapi.yaml)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from ..errors import NotFound
 from .snapshot import DomainSnapshot, create_snapshot, list_snapshots
 from .uri import quote
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from .console import ConsoleStream

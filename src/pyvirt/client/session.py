@@ -6,14 +6,14 @@ imports in the client point one way, from the connection down to the handles.
 """
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
 
 from .transport import TRACE_ENV, DaemonHTTP, Endpoint, decode_answer, trace
+from .wirejson import loads
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, Self
 
 
@@ -69,7 +69,7 @@ class Session:
             try:
                 for line in resp.lines():
                     if line.strip():
-                        record = json.loads(line)
+                        record = loads(line)
                         if dest:
                             trace(dest, "GET", path, resp, record=record)
                         yield record

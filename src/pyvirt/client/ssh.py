@@ -13,10 +13,10 @@ even when the client is killed. Imported only for ssh URIs.
 """
 from __future__ import annotations
 
+import _socket
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -107,7 +107,7 @@ class SSHTunnel(UnixEndpoint):
         seen = [re.sub(r"^channel \d+: ", "", line) for line in lines[-10:]]  # one stream is one channel
         return "; ".join(dict.fromkeys(seen))
 
-    def open(self, timeout: float | None = None) -> socket.socket:
+    def open(self, timeout: float | None = None) -> _socket.socket:
         if self._proc.poll() is not None:
             raise ConnectionFailed(f"the ssh tunnel to {self.uri.host} has ended: {self._ssh_said() or 'no message'}")
         return super().open(timeout)

@@ -1,8 +1,15 @@
 """A small HTTP/1.1 client over a unix socket: JSON in, JSON out, keep-alive.
 
-Why not http.client: importing it pulls ssl and the email package (~19 ms here),
-most of the budget of a whole `pyvirt list`. The daemon speaks plain HTTP/1.1
-(Content-Length or chunked bodies), which takes a hundred lines to read.
+Start-up time is most of a `pyvirt` query, so this module imports only C modules
+and `io`, `os`: not http.client (ssl and the email package, ~19 ms here), and not
+`socket` and `json` either, whose imports cost as much CPU again as the
+interpreter's own start (~14 ms here: socket builds enums and loads selectors,
+json compiles its regular expressions, both pull in enum and re). The C modules
+under them, _socket and _json, cost nothing to import: answers are decoded with
+_json's scanner (json.loads without the module around it, see wirejson.py), and
+`json` is imported only to encode a request body and for the trace. The daemon
+speaks plain HTTP/1.1 (Content-Length or chunked bodies), which takes a hundred
+lines to read.
 
 PYVIRT_API_TRACE=/path/file.jsonl makes every client call append one JSON line
 per exchange to that file (append mode, one write per line, so processes can
@@ -16,15 +23,16 @@ client/remote.py adds TLS over TCP and an ssh tunnel, imported only for those UR
 """
 from __future__ import annotations
 
-import json
+import _socket
+import io
 import os
-import socket
-from collections.abc import Iterator
 
 from ..errors import ConnectionFailed, InternalError, PyvirtError, from_dict
+from .wirejson import dumps, loads
 
 TYPE_CHECKING = False  # typing costs import time on the `pyvirt list` path
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, BinaryIO
 
 MAX_LINE = 65536
@@ -41,9 +49,9 @@ def daemon_hint(path: str) -> str:
     return "is pyvirtd running and listening there?"
 
 
-def open_socket(path: str, timeout: float | None = None) -> socket.socket:
+def open_socket(path: str, timeout: float | None = None) -> _socket.socket:
     """Connect to the daemon's socket; ConnectionFailed says why and what to do."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     where = f"unix://{path}"
     try:
@@ -79,7 +87,7 @@ class Endpoint:
     socket_path: str | None = None
     headers = ""
 
-    def open(self, timeout: float | None = None) -> socket.socket:
+    def open(self, timeout: float | None = None) -> _socket.socket:
         raise NotImplementedError
 
     def diagnose(self) -> str:
@@ -96,8 +104,21 @@ class UnixEndpoint(Endpoint):
         self.socket_path = path
         self.where = f"unix://{path}"
 
-    def open(self, timeout: float | None = None) -> socket.socket:
+    def open(self, timeout: float | None = None) -> _socket.socket:
         return open_socket(self.socket_path or "", timeout)
+
+
+class _SocketStream(io.RawIOBase):
+    """The socket as a raw byte stream under an io.BufferedReader (what socket.makefile("rb") builds)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._sock.recv_into(buffer)
 
 
 class Response:
@@ -173,14 +194,14 @@ class DaemonHTTP:
     def __init__(self, endpoint: Endpoint, timeout: float | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._reader: BinaryIO | None = None
 
-    def connect(self) -> socket.socket:
+    def connect(self) -> _socket.socket:
         """Open the connection unless it is open; the socket, for a caller that streams a request body."""
         if self._sock is None:
             self._sock = self.endpoint.open(self.timeout)
-            self._reader = self._sock.makefile("rb")
+            self._reader = io.BufferedReader(_SocketStream(self._sock))
         return self._sock
 
     def head(self, method: str, target: str) -> str:
@@ -247,7 +268,7 @@ class DaemonHTTP:
 
     def request_json(self, method: str, target: str, payload: Any = None) -> Any:
         """One JSON request -> the decoded JSON answer; error answers are raised as pyvirt errors."""
-        body = None if payload is None else json.dumps(payload).encode()
+        body = None if payload is None else dumps(payload).encode()
         resp = self.send(method, target, body)
         data = resp.read()
         if not resp.keep_alive:
@@ -279,12 +300,12 @@ def trace(dest: str, method: str, target: str, resp: Response | None, data: byte
     line.update((k, v) for k, v in seen.items() if v is not None)
     if data is not None:
         try:
-            line["response"] = json.loads(data)
+            line["response"] = loads(data)
         except ValueError:
             line["response_text"] = data[:1000].decode(errors="replace")
     fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, json.dumps(line).encode() + b"\n")
+        os.write(fd, dumps(line).encode() + b"\n")
     finally:
         os.close(fd)
 
@@ -296,7 +317,7 @@ class _NoAnswer(Exception):
 def decode_answer(method: str, target: str, resp: Response, data: bytes) -> Any:
     """Decode a JSON body; rebuild the daemon's error for a non-2xx status."""
     try:
-        doc = json.loads(data) if data else None
+        doc = loads(data) if data else None
     except ValueError:
         doc = None
         if 200 <= resp.status < 300:

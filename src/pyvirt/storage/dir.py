@@ -62,6 +62,7 @@ from .base import (
     zero_file,
 )
 from .chain import header_backing
+from .infocache import ImageInfoCache
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class DirBackend:
         self.qemu_img = qemu_img
         self.book: FormatBook = book if book is not None else MemoryBook()
         self.target = pool.target.path
+        self._infos = ImageInfoCache()  # vol-list / vol-info without a qemu-img per unchanged volume
 
     # ------------------------------------------------------------ pool
     def build(self, overwrite: bool = False) -> None:
@@ -198,6 +200,7 @@ class DirBackend:
             in_flight = os.path.join(os.path.dirname(path), temp_name(os.path.basename(path)))
             if not os.path.lexists(path) and not os.path.lexists(in_flight):  # (not one being published)
                 self.book.drop(path)
+        self._infos.retain(os.path.join(self.target, name) for name in names)
         return vols
 
     def _names(self) -> Iterator[str]:
@@ -206,6 +209,10 @@ class DirBackend:
                 continue
             yield entry.name
 
+    def image_info(self, path: str, fmt: str) -> img.ImageInfo:
+        """`qemu-img info -f FMT` of a volume's file, kept while the file is unchanged (storage/infocache.py)."""
+        return self._infos.get(path, fmt, lambda: img.info(path, fmt, force_share=True, qemu_img=self.qemu_img))
+
     def volume(self, name: str) -> Volume:
         path = self._existing(name)
         record = self._record(path)
@@ -213,7 +220,7 @@ class DirBackend:
         if record.format == "raw":
             capacity = st.st_size
         else:
-            capacity = img.info(path, record.format, force_share=True, qemu_img=self.qemu_img).virtual_size
+            capacity = self.image_info(path, record.format).virtual_size
         return Volume(
             name=name, capacity=capacity, allocation=st.st_blocks * 512, format=record.format,
             backing=record.backing, key=path, path=path, type="file", physical=st.st_size,

@@ -10,6 +10,7 @@ import os
 
 from ..errors import HostError, InvalidArgument
 from ..model.storage import Pool
+from ..qemu import img
 from .base import DEFAULT_POOL_MODE, FormatBook, apply_permissions
 from .fs import FsBackend
 from .run import have, package_for
@@ -26,6 +27,11 @@ class NetfsBackend(FsBackend):
         super().__init__(pool, qemu_img, book)
         self.host, self.export, self.port = src.host, src.dir, src.port
         self.fs_format = src.format or "auto"
+
+    def image_info(self, path: str, fmt: str) -> img.ImageInfo:
+        """Read every time: an NFS client caches file attributes for up to a minute, so another host's
+        change to an image may not show in its stat signature yet (storage/infocache.py)."""
+        return img.info(path, fmt, force_share=True, qemu_img=self.qemu_img)
 
     def mount_source(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
