@@ -322,8 +322,9 @@ class DaemonHandle:
     def host_leftovers(self) -> list[str]:
         """What is on the host now that was not before this daemon started (links, namespaces, loop
         devices, nft tables, mounts, QEMU and dnsmasq processes, temp dirs), read from the host itself:
-        a record the daemon forgot cannot hide what it named."""
-        return leftovers.leftovers_since(self.baseline)
+        a record the daemon forgot cannot hide what it named. This daemon itself, while it runs, is not one."""
+        running = self.proc is not None and self.proc.poll() is None
+        return leftovers.leftovers_since(self.baseline, alive=[("pyvirtd", str(self.root))] if running else [])
 
     def guest_poweroff(self, name: str, after: float = 0) -> int:
         """Have the guest power itself off (``poweroff -f`` from its console shell) ``after`` seconds

@@ -238,15 +238,18 @@ def _own_nft_tables() -> set[str]:
     return {f"inet {nft_table_for(root)}" for root in OWN_ROOTS}
 
 
-def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = ()) -> list[Obj]:
+def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = (),
+                alive: Iterable[tuple[str, str]] = ()) -> list[Obj]:
     """What ``after`` has that ``before`` had not, less what other users of the host made.
 
     A process is this run's when it descends from this process or its command
     line names the run's temp directory (or a path in ``ours``); a link is
     someone else's when it has users and all of them are someone else's; a
     mount or loop device is this run's when its path is in those directories; a
-    pyvirt daemon's nft table when the daemon's root is one of this run's.
+    pyvirt daemon's nft table when the daemon's root is one of this run's. ``alive`` are (kind, key)
+    of what the caller knows is meant to run still (the daemon it is asking about).
     """
+    expected = set(alive)
     markers = [str(p).rstrip("/") + "/" for p in [*ours, *([RUN_TMP] if RUN_TMP else [])]]
     me = os.getpid()
 
@@ -260,7 +263,7 @@ def new_objects(before: Snapshot, after: Snapshot, *, ours: Iterable[str] = ()) 
     own_tables = _own_nft_tables()
     found = []
     for key, obj in after.items():
-        if key in before:
+        if key in before or (obj.kind, obj.key) in expected:
             continue
         if obj.pid and not mine(obj):
             continue
@@ -300,12 +303,13 @@ def describe(objs: list[Obj]) -> list[str]:
     return [str(o) + (f", LVM volume group {vgs[o.key]}" if o.key in vgs else "") for o in objs]
 
 
-def leftovers_since(before: Snapshot, *, ours: Iterable[str] = (), grace: float = 3.0) -> list[str]:
+def leftovers_since(before: Snapshot, *, ours: Iterable[str] = (), grace: float = 3.0,
+                    alive: Iterable[tuple[str, str]] = ()) -> list[str]:
     """What is new on the host since ``before``, after up to ``grace`` seconds for things that
     are on their way out (a process being reaped, a macvtap the daemon is removing)."""
     deadline = time.monotonic() + grace
     while True:
-        found = new_objects(before, snapshot(), ours=ours)
+        found = new_objects(before, snapshot(), ours=ours, alive=alive)
         if not found or time.monotonic() >= deadline:
             return describe(found)
         time.sleep(0.1)
