@@ -216,6 +216,7 @@ class Settings:
     spice_tls_x509_cert_dir: str | None = None
     # helper programs some devices need; a missing one fails the start naming its Debian package
     swtpm_binary: str = "/usr/bin/swtpm"
+    virtiofsd_binary: str | None = None  # None: Debian's virtiofsd package, else qemu-system-common's copy
     # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
     ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)

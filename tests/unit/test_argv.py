@@ -644,6 +644,10 @@ NOT_IN_ARGV = {
     "Vsock.cid": "the daemon reserves the CID on /dev/vhost-vsock (daemon/vsock.py); QEMU gets ctx.vsock",
     "Vsock.cid_auto": "the daemon picks a free CID (daemon/vsock.py)",
     "Domain.resource_partition": "a cgroup the daemon places QEMU in (daemon/tuning.py)",
+    "Filesystem.source_dir": "virtiofsd's shared directory (daemon/virtiofs.py)",
+    "Filesystem.readonly": "virtiofsd's --readonly (daemon/virtiofs.py)",
+    "Filesystem.accessmode": "virtiofsd serves files as their owners: passthrough, the only mode accepted",
+    "Filesystem.type": "only 'mount' is accepted",
     "TPM.backend_version": "swtpm's --tpm2, which the daemon starts (daemon/swtpm.py)",
     "Graphics.gl_rendernode": "OpenGL is refused at start: no render node is handed to QEMU",
 }

@@ -135,7 +135,7 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
      UnsupportedConfig, ("<tpm>/<backend>", "passthrough", "type='emulator'")),
     ("tpm-encryption", make(devices="<tpm><backend type='emulator'><encryption secret='x'/></backend></tpm>"),
      UnsupportedConfig, ("<tpm>/<backend>/<encryption>",)),
-    ("filesystem", make(devices="<filesystem/>"), UnsupportedConfig, ("<devices>/<filesystem>",)),
+    ("filesystem", make(devices="<filesystem/>"), InvalidArgument, ("<devices>/<filesystem>", "<source dir=")),
     ("unknown-device", make(devices="<frobnicator/>"), UnsupportedConfig, ("<devices>/<frobnicator>", "t1")),
     # -- disks
     ("disk-block-file", make(devices=disk(attrs="type='block' device='disk'")), UnsupportedConfig,

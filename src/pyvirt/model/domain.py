@@ -340,6 +340,19 @@ class MemoryDevice:
 
 
 @dataclass(frozen=True)
+class Filesystem:
+    """<filesystem type='mount'>: a host directory shared with the guest (virtiofs through virtiofsd)."""
+
+    source_dir: str
+    target_dir: str  # the mount tag the guest mounts
+    type: str = "mount"
+    driver_type: str | None = None  # virtiofs | path (9p)
+    accessmode: str | None = None  # passthrough | mapped | squash
+    readonly: bool = False
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
 class IOMMU:
     """<iommu model='intel'><driver intremap=... caching_mode=... eim=... iotlb=... aw_bits=.../></iommu>"""
 
@@ -388,6 +401,8 @@ class MemoryBacking:
     hugepages: bool = False
     hugepage_size_kib: int | None = None  # <hugepages><page size=.../></hugepages>; None: the host's default
     nosharepages: bool = False
+    source_type: str | None = None  # <source type='memfd|anonymous'/>
+    access_mode: str | None = None  # <access mode='shared|private'/>: shared lets virtiofsd map guest RAM
 
 
 @dataclass(frozen=True)
@@ -432,6 +447,7 @@ class Devices:
     tpms: tuple[TPM, ...] = ()
     memories: tuple[MemoryDevice, ...] = ()
     iommu: IOMMU | None = None
+    filesystems: tuple[Filesystem, ...] = ()
     vsock: Vsock | None = None
 
 

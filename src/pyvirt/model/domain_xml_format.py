@@ -184,6 +184,13 @@ def _fmt_devices(dv: Devices) -> Node:
     for t in dv.tpms:
         out.add(node("tpm", ("model", t.model), children=[
             node("backend", ("type", t.backend_type), ("version", t.backend_version))]))
+    for fs in dv.filesystems:
+        out.add(node("filesystem", ("type", fs.type), ("accessmode", fs.accessmode), children=[
+            node("driver", ("type", fs.driver_type)) if fs.driver_type is not None else None,
+            node("source", ("dir", fs.source_dir)),
+            node("target", ("dir", fs.target_dir)),
+            node("readonly") if fs.readonly else None,
+            _addr(fs.address)]))
     for m in dv.memories:
         out.add(memory_device_node(m))
     if (io := dv.iommu) is not None:

@@ -369,7 +369,7 @@ def _addresses(c: _Check, dv: Devices) -> None:
         ("sound", dv.sounds), ("video", dv.videos), ("redirdev", dv.redirdevs),
         ("memballoon", (dv.memballoon,) if dv.memballoon else ()), ("rng", dv.rngs),
         ("watchdog", dv.watchdogs), ("panic", dv.panics), ("memory", dv.memories),
-        ("vsock", (dv.vsock,) if dv.vsock else ()),
+        ("vsock", (dv.vsock,) if dv.vsock else ()), ("filesystem", dv.filesystems),
     ]
     for tag, devs in groups:
         for dev in devs:
@@ -476,6 +476,7 @@ def _devices(c: _Check, d: Domain) -> None:
     for p in dv.panics:
         c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
     _tpms(c, dv)
+    _filesystems(c, dv)
     if dv.iommu is not None:
         c.one_of("<devices>/<iommu>", "model", dv.iommu.model, ("intel",), optional=False)
         if dv.iommu.aw_bits not in (None, 39, 48):
@@ -507,6 +508,23 @@ def _usb_companions(c: _Check, dv: Devices) -> None:
         if n > 1:
             c.fail("<devices>/<controller type='usb'>/<master>", f"{n} companions of USB controller {index} start "
                    f"at port {start}", "give each its own startport (0, 2, 4)")
+
+
+def _filesystems(c: _Check, dv: Devices) -> None:
+    for fs in dv.filesystems:
+        path = f"<devices>/<filesystem> '{fs.target_dir}'"
+        c.one_of(path + "/<driver>", "type", fs.driver_type, ("virtiofs", "path"))
+        c.one_of(path, "accessmode", fs.accessmode, ("passthrough", "mapped", "squash"))
+        if fs.driver_type == "virtiofs" and fs.accessmode not in (None, "passthrough"):
+            c.fail(path, f"virtiofs has no accessmode '{fs.accessmode}'", "use accessmode='passthrough'")
+        c.absolute(path + "/<source>", "dir", fs.source_dir)
+        if not fs.target_dir or len(fs.target_dir) > 36 or control_char(fs.target_dir) is not None \
+                or "," in fs.target_dir:
+            c.fail(path + "/<target>", f"mount tag {fs.target_dir!r} is not 1 to 36 plain characters",
+                   "write e.g. dir='share'")
+    for tag, n in Counter(fs.target_dir for fs in dv.filesystems).items():
+        if n > 1:
+            c.fail("<devices>/<filesystem>", f"{n} shares have the mount tag '{tag}'", "give each its own")
 
 
 def _tpms(c: _Check, dv: Devices) -> None:
