@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pyvirt.host.cgroup import CgroupV2
 from tests.guest.build import GuestImage
 
 from .conftest import DaemonHandle, domain_xml, fails, ok, qemu_pids_under
@@ -379,6 +380,10 @@ def test_nvme_disk_iommu_panic_and_partition_start(daemon: DaemonHandle, tmp_pat
         assert "pvpanic,id=panic0,ioport=0x505" in devs
         assert "<partition>/machine</partition>" in ok(daemon, "dumpxml", name)
         info = ok(daemon, "dominfo", name)
-        assert "<resource><partition>/machine</partition> is not applied" in info or "is not applied" not in info
+        support = CgroupV2().support()
+        if support.usable:
+            assert support.mount is not None and (support.mount / "machine.slice" / name).is_dir()
+        else:
+            assert "<resource><partition>/machine</partition> is not applied" in info, info
     finally:
         gone(daemon, name)
