@@ -580,8 +580,8 @@ def test_balloon_none_and_panic_models() -> None:
     from pyvirt.model.domain import Panic
 
     assert devices(dom(devices=Devices(panics=(Panic(),)))) == ["pvpanic,id=panic0"]
-    with pytest.raises(UnsupportedConfig, match="hyperv"):
-        argv(dom(devices=Devices(panics=(Panic("hyperv"),))))
+    with pytest.raises(UnsupportedConfig, match="panic model 'sparc'"):
+        argv(dom(devices=Devices(panics=(Panic("sparc"),))))
 
 
 def test_device_availability_check() -> None:

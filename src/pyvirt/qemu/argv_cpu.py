@@ -72,6 +72,9 @@ def accel_props(b: Build) -> list[str]:
     if f.pvspinlock is not None:
         kvm_only.append(f"kvm-pv-unhalt={_on_off(f.pvspinlock)}")
         dropped.append("<pvspinlock>")
+    if any(p.model == "hyperv" for p in d.devices.panics):  # the guest reports crashes through Hyper-V MSRs
+        kvm_only.append("hv-crash=on")
+        dropped.append("the Hyper-V crash MSRs (<panic model='hyperv'>)")
     common = [f"pmu={_on_off(f.pmu)}"] if f.pmu is not None else []
     if b.ctx.accel == "kvm":
         return kvm_only + common

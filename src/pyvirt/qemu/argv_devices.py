@@ -322,11 +322,14 @@ def panic_options(b: Build) -> list[Option]:
                         f"{alias}: address type '{panic.address.type}' does not fit; use type='isa'")
                 ioport = panic.address.get("iobase")
             out.append(Option("-device", kv("pvpanic", ("id", alias), ("ioport", ioport))))
+        elif panic.model == "hyperv":
+            continue  # a CPU property (hv-crash), see argv_cpu.accel_props
         elif panic.model == "pvpanic":
             b.need_pci(f"{alias} (pvpanic-pci)")
             out.append(Option("-device", kv("pvpanic-pci", ("id", alias), *pci_placement(b, panic.address, alias))))
         else:
-            raise UnsupportedConfig(f"{alias}: panic model '{panic.model}' is not supported; use isa or pvpanic")
+            raise UnsupportedConfig(f"{alias}: panic model '{panic.model}' is not supported; use isa, pvpanic or "
+                                    "hyperv")
     if len(out) > 1:
         raise InvalidArgument("a domain can have only one panic device")
     return out
