@@ -243,8 +243,8 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
      UnsupportedConfig, ("zip",)),
     ("video-model", make(devices="<video><model type='vmvga'/></video>"), UnsupportedConfig, ("vmvga",)),
     ("video-no-model", make(devices="<video/>"), InvalidArgument, ("<model>",)),
-    ("video-accel", make(devices="<video><model type='virtio'><acceleration accel3d='yes'/></model></video>"),
-     UnsupportedConfig, ("<acceleration>",)),
+    ("video-accel", make(devices="<video><model type='virtio'><acceleration accel2d='yes'/></model></video>"),
+     UnsupportedConfig, ("accel2d", "<acceleration>")),
     ("video-two-primary", make(devices="<video><model type='vga' primary='yes'/></video>"
                                        "<video><model type='virtio' primary='yes'/></video>"),
      InvalidArgument, ("primary",)),

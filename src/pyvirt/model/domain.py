@@ -262,6 +262,7 @@ class Video:
     vram: int | None = None
     ram: int | None = None
     vgamem: int | None = None
+    accel3d: bool | None = None  # <model><acceleration accel3d=.../>: OpenGL (virgl), refused at start when yes
     address: Address | None = None
 
 

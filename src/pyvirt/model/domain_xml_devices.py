@@ -416,10 +416,14 @@ def _video(r: Reader) -> Video:
     m = r.child("model")
     if m is None:
         raise r.error("<model> is missing", "add e.g. <model type='virtio'/>")
+    accel3d = None
+    if (acc := m.child("acceleration")) is not None:
+        accel3d = acc.bool_attr("accel3d")
+        acc.done()
     v = Video(
         model=m.req_attr("type"), heads=m.int_attr("heads", minimum=1), primary=m.bool_attr("primary"),
         vram=m.int_attr("vram", minimum=0), ram=m.int_attr("ram", minimum=0), vgamem=m.int_attr("vgamem", minimum=0),
-        address=_info(r),
+        accel3d=accel3d, address=_info(r),
     )
     m.done()
     r.done()

@@ -159,7 +159,8 @@ def _fmt_devices(dv: Devices) -> Node:
     for v in dv.videos:
         out.add(node("video", children=[
             node("model", ("type", v.model), ("ram", v.ram), ("vram", v.vram), ("vgamem", v.vgamem),
-                 ("heads", v.heads), ("primary", yes_no(v.primary))),
+                 ("heads", v.heads), ("primary", yes_no(v.primary)), children=[
+                node("acceleration", ("accel3d", yes_no(v.accel3d))) if v.accel3d is not None else None]),
             _addr(v.address),
         ]))
     for r in dv.redirdevs:

@@ -128,6 +128,10 @@ def video_options(b: Build) -> list[Option]:
         heads = ("max_outputs", video.heads)
         if video.model == "none":
             continue
+        if video.accel3d:
+            raise UnsupportedConfig(
+                f"{alias}: 3D acceleration (<acceleration accel3d='yes'/>) needs OpenGL from a host GPU render node "
+                "(/dev/dri/renderD*) handed to QEMU, which pyvirt does not do; write accel3d='no' or remove it")
         if video.model == "virtio":
             if b.microvm:
                 dev = kv("virtio-gpu-device", ("id", alias), heads)
