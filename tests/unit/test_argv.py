@@ -648,6 +648,7 @@ NOT_IN_ARGV = {
     "Filesystem.readonly": "virtiofsd's --readonly (daemon/virtiofs.py)",
     "Filesystem.accessmode": "virtiofsd serves files as their owners: passthrough, the only mode accepted",
     "Filesystem.type": "only 'mount' is accepted",
+    "CPU.cache_level": "QEMU emulates level 3 only (validated at define)",
     "TPM.backend_version": "swtpm's --tpm2, which the daemon starts (daemon/swtpm.py)",
     "Graphics.gl_rendernode": "OpenGL is refused at start: no render node is handed to QEMU",
 }

@@ -123,6 +123,8 @@ class CPU:
     topology: CPUTopology | None = None
     features: tuple[CPUFeature, ...] = ()
     numa: tuple[NumaCell, ...] = ()
+    cache_mode: str | None = None  # <cache mode='passthrough|emulate|disable'/>
+    cache_level: int | None = None
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def _fmt_cpu(c: CPU) -> Node:
         if c.model is not None or c.model_fallback is not None else None,
         node("topology", ("sockets", t.sockets), ("dies", t.dies), ("cores", t.cores), ("threads", t.threads))
         if t is not None else None,
+        node("cache", ("level", c.cache_level), ("mode", c.cache_mode)) if c.cache_mode is not None else None,
         *[node("feature", ("policy", f.policy), ("name", f.name)) for f in c.features],
         node("numa", children=[
             node("cell", ("id", n.id), ("cpus", n.cpus), ("memory", n.memory_kib), ("unit", "KiB"),

@@ -326,6 +326,13 @@ def _cpu(c: _Check, d: Domain) -> None:
     for name, n in names.items():
         if n > 1:
             c.fail("<cpu>/<feature>", f"feature '{name}' is listed {n} times", "list it once")
+    c.one_of("<cpu>/<cache>", "mode", cpu.cache_mode, ("passthrough", "emulate", "disable"))
+    if cpu.cache_mode == "passthrough" and cpu.cache_level is not None:
+        c.fail("<cpu>/<cache>", "mode 'passthrough' takes no level", "remove level=")
+    if cpu.cache_mode in ("emulate", "disable") and cpu.cache_level not in (None, 3):
+        c.fail("<cpu>/<cache>", f"level {cpu.cache_level}", "QEMU emulates the level 3 cache only: write level='3'")
+    if cpu.cache_mode == "passthrough" and cpu.mode != "host-passthrough":
+        c.fail("<cpu>/<cache>", "mode 'passthrough' needs <cpu mode='host-passthrough'>", "use mode='emulate'")
     t = cpu.topology
     if t is not None:
         total = t.sockets * t.dies * t.cores * t.threads

@@ -112,6 +112,14 @@ def cpu_options(b: Build) -> list[Option]:
         raise UnsupportedConfig(
             f"CPU mode '{mode}' is not supported; use host-passthrough, host-model, maximum or custom")
     flags = []
+    if cpu.cache_mode == "passthrough":
+        if kvm:
+            flags.append("host-cache-info=on")
+        else:
+            b.note("<cpu><cache mode='passthrough'/> under TCG is not applied: the guest sees TCG's cache, not the "
+                   "host's")
+    elif cpu.cache_mode in ("emulate", "disable"):
+        flags.append(f"l3-cache={'on' if cpu.cache_mode == 'emulate' else 'off'}")
     for feat in cpu.features:
         if feat.policy in ("require", "force", "optional"):
             flags.append(f"+{feat.name}")
