@@ -2,7 +2,7 @@
 
 Each runs in a session of its own (it outlives a daemon restart, as QEMU
 does) and normally ends by itself when QEMU closes its connection. The
-daemon records its pid and start time in the guest's directory; ``stop``
+daemon records its pid and start time in a directory of its own (Paths.helper_dir); ``stop``
 waits briefly for it, kills what is left and reaps it when it is the
 daemon's child. The start time means a recycled pid is never signalled.
 """
@@ -26,6 +26,7 @@ def start_time(pid: int) -> str | None:
 
 
 def record(pidfile: Path, pid: int) -> None:
+    pidfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     pidfile.write_text(f"{pid} {start_time(pid)}\n")
 
 
@@ -58,3 +59,5 @@ def stop(pidfile: Path) -> None:
         time.sleep(0.01)
     with contextlib.suppress(OSError):
         pidfile.unlink()
+    with contextlib.suppress(OSError):
+        pidfile.parent.rmdir()  # the guest's record directory, once its last helper is gone

@@ -7,9 +7,9 @@ lib dir) is a directory fd it reaches as /proc/self/fd/N, its log is an fd of
 the daemon's, and its control channel is one end of a socket pair whose other
 end QEMU gets (qemu/argv_tpm.py). When QEMU exits, the connection closes and
 swtpm writes its state and exits; ``stop`` (called when the guest's runtime
-files go) waits for that briefly and kills what is left. The pid file in the
-guest's directory holds the pid and its start time, so a recycled pid is
-never signalled.
+files go) waits for that briefly and kills what is left. Its pid and start
+time are kept in the daemon's own helper directory (not the guest's, which
+QEMU could write), so a recycled pid is never signalled (helper_procs.py).
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class Swtpm:
         return os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def spawn(self, who: QemuIdentity) -> None:
-        """Start swtpm as ``who`` on its end of the pair; its pid goes to the guest's directory."""
+        """Start swtpm as ``who`` on its end of the pair; its pid goes to the daemon's helper directory."""
         paths = self.config.paths
         tpm = self.domain.devices.tpms[0]
         dir_fd = self._state_dir(who)

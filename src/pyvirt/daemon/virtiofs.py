@@ -101,7 +101,7 @@ class Virtiofs:
             fds.clear()
 
     def spawn(self) -> None:
-        """Start one virtiofsd per share; each pid goes to the guest's directory."""
+        """Start one virtiofsd per share; each pid goes to the daemon's helper directory."""
         exe = binary(self.config)
         assert exe is not None
         paths = self.config.paths
@@ -119,7 +119,7 @@ class Virtiofs:
             finally:
                 os.close(log_fd)
                 os.close(listen_fd)
-            helper_procs.record(paths.vm_dir(self.domain.uuid) / f"virtiofsd-fs{i}.pid", proc.pid)
+            helper_procs.record(paths.helper_dir(self.domain.uuid) / f"virtiofsd-fs{i}.pid", proc.pid)
             time.sleep(0.05)
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
@@ -149,7 +149,6 @@ def _connected_pair(run_dir: Path) -> tuple[int, int]:
 
 def stop(config: Config, uuid: str) -> None:
     """End the guest's virtiofsd processes (they end by themselves when QEMU goes)."""
-    vm_dir = config.paths.vm_dir(uuid)
     with contextlib.suppress(OSError):
-        for pidfile in sorted(vm_dir.glob("virtiofsd-fs*.pid")):
+        for pidfile in sorted(config.paths.helper_dir(uuid).glob("virtiofsd-fs*.pid")):
             helper_procs.stop(pidfile)
