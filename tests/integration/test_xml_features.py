@@ -15,6 +15,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 import uuid as uuidlib
 from pathlib import Path
 
@@ -288,7 +289,12 @@ def test_numa_guest_with_memory_devices_and_a_dimm_plugged_live(daemon: DaemonHa
         assert "Device attached successfully" in ok(daemon, "attach-device", name, str(dimm), "--live")
         live = ok(daemon, "dumpxml", name)
         assert live.count("<memory model='dimm'>") == 2 and "<memory unit='KiB'>786432</memory>" in live
-        rc, out = daemon.guest_run(name, "ls /sys/devices/system/memory | grep -c memory")
+        deadline = time.monotonic() + 20  # the guest handles the ACPI hotplug notification on its own time
+        while True:
+            rc, out = daemon.guest_run(name, "ls /sys/devices/system/memory | grep -c memory")
+            if (rc == 0 and int(out.split()[-1]) > blocks) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert rc == 0 and int(out.split()[-1]) > blocks, out  # the guest found the new DIMM's memory blocks
         assert ok(daemon, "dumpxml", "--inactive", name).count("<memory model='dimm'>") == 1  # --live only
     finally:
