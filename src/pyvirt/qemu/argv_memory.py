@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from ..model.domain import Domain, MemoryDevice
-from ..model.validate import cpu_list
+from ..model.validate_hw import cpu_list
 from .argv_common import Build, pci_placement
 from .argv_render import Json, Option, Value, kv
 
