@@ -137,9 +137,13 @@ class Paths:
         """A guest's TPM state (swtpm's files): kept across starts, removed at undefine; private to the QEMU user."""
         return self.lib / "swtpm" / uuid
 
+    def helper_dir(self, uuid: str) -> Path:
+        """pids and start times of a running guest's helper processes (swtpm, virtiofsd): the daemon's alone,
+        never in the guest's directory, which QEMU could write (the daemon signals these pids)."""
+        return self.run / "helpers" / uuid
+
     def swtpm_pidfile(self, uuid: str) -> Path:
-        """pid and start time of the running guest's swtpm (the daemon writes it; gone with the guest's dir)."""
-        return self.vm_dir(uuid) / "swtpm.pid"
+        return self.helper_dir(uuid) / "swtpm.pid"
 
     def domain_log(self, name: str) -> Path:
         return self.qemu_log / f"{name}.log"
@@ -229,6 +233,7 @@ class Settings:
     listen: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    virtiofsd_binary: str | None = None  # None: Debian's virtiofsd package, else qemu-system-common's copy
     # [ksm]: mode (unmanaged | off | on | auto | advisor) and ksmtuned's settings (daemon/ksm.py)
     ksm: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)

@@ -15,11 +15,13 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 import uuid as uuidlib
 from pathlib import Path
 
 import pytest
 
+from pyvirt.host.cgroup import CgroupV2
 from tests.guest.build import GuestImage
 
 from .conftest import DaemonHandle, domain_xml, fails, ok, qemu_pids_under
@@ -287,7 +289,12 @@ def test_numa_guest_with_memory_devices_and_a_dimm_plugged_live(daemon: DaemonHa
         assert "Device attached successfully" in ok(daemon, "attach-device", name, str(dimm), "--live")
         live = ok(daemon, "dumpxml", name)
         assert live.count("<memory model='dimm'>") == 2 and "<memory unit='KiB'>786432</memory>" in live
-        rc, out = daemon.guest_run(name, "ls /sys/devices/system/memory | grep -c memory")
+        deadline = time.monotonic() + 20  # the guest handles the ACPI hotplug notification on its own time
+        while True:
+            rc, out = daemon.guest_run(name, "ls /sys/devices/system/memory | grep -c memory")
+            if (rc == 0 and int(out.split()[-1]) > blocks) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert rc == 0 and int(out.split()[-1]) > blocks, out  # the guest found the new DIMM's memory blocks
         assert ok(daemon, "dumpxml", "--inactive", name).count("<memory model='dimm'>") == 1  # --live only
     finally:
@@ -302,5 +309,87 @@ def test_nvdimm_defines_and_is_refused_at_start(daemon: DaemonHandle, tmp_path: 
     try:
         assert "by path" in fails(daemon, "start", name)
         assert not qemu_pids_under(daemon.root)
+    finally:
+        gone(daemon, name)
+
+
+# ----------------------------------------------------------------------------- shares, nvme, iommu, vsock, partition
+SHARED_RAM = "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"
+
+
+def helper_pids(comm: str) -> list[int]:
+    out = []
+    for pid in (p for p in Path("/proc").iterdir() if p.name.isdigit()):
+        try:
+            if (pid / "comm").read_text().strip() == comm:
+                out.append(int(pid.name))
+        except OSError:
+            continue
+    return out
+
+
+def test_virtiofs_share_is_served_by_virtiofsd_and_ends_with_the_guest(daemon: DaemonHandle, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    fs = (f"<filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='{share}'/>"
+          "<target dir='hostshare'/></filesystem>")
+    name = define(daemon, tmp_path, q35("vfs1", fs, top=SHARED_RAM))
+    before = set(helper_pids("virtiofsd"))
+    try:
+        ok(daemon, "start", name, "--paused")  # vhost-user-fs talks to virtiofsd while QEMU sets the device up
+        argv = qemu_argv(daemon)
+        assert any(a.startswith("vhost-user-fs-pci,id=fs0,chardev=chr-vu-fs0,tag=hostshare") for a in argv), argv
+        assert not [a for a in argv if str(share) in a]  # QEMU is not told the directory
+        assert '"share":true' in " ".join(values(argv, "-object"))
+        (served,) = set(helper_pids("virtiofsd")) - before
+        assert str(share) in Path(f"/proc/{served}/cmdline").read_bytes().decode(errors="replace")
+        ok(daemon, "destroy", name)
+        assert served not in helper_pids("virtiofsd")
+    finally:
+        gone(daemon, name)
+
+
+def test_9p_share_defines_and_is_refused_at_start(daemon: DaemonHandle, tmp_path: Path) -> None:
+    fs = "<filesystem type='mount' accessmode='mapped'><source dir='/srv'/><target dir='p9'/></filesystem>"
+    name = define(daemon, tmp_path, q35("p9", fs))
+    try:
+        assert "9p share" in fails(daemon, "start", name)
+        assert not qemu_pids_under(daemon.root)
+    finally:
+        gone(daemon, name)
+
+
+def test_vsock_without_vhost_vsock_fails_at_start_naming_it(daemon: DaemonHandle, tmp_path: Path) -> None:
+    if Path("/dev/vhost-vsock").exists():
+        pytest.skip("this host has /dev/vhost-vsock: the refusal is for hosts without it")
+    name = define(daemon, tmp_path, q35("vs1", "<vsock model='virtio'><cid auto='yes'/></vsock>"))
+    try:
+        err = fails(daemon, "start", name)
+        assert "/dev/vhost-vsock" in err and "modprobe vhost_vsock" in err, err
+        assert not qemu_pids_under(daemon.root)
+    finally:
+        gone(daemon, name)
+
+
+def test_nvme_disk_iommu_panic_and_partition_start(daemon: DaemonHandle, tmp_path: Path) -> None:
+    img = tmp_path / "n.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(img), "16M"], check=True)
+    devices = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{img}'/>"
+               "<target dev='sda' bus='nvme'/></disk>"
+               "<iommu model='intel'><driver intremap='on' caching_mode='on' iotlb='on' aw_bits='48'/></iommu>"
+               "<panic model='isa'><address type='isa' iobase='0x505'/></panic>")
+    name = define(daemon, tmp_path, q35("nv2", devices, top="<resource><partition>/machine</partition></resource>"))
+    try:
+        ok(daemon, "start", name, "--paused")
+        devs = values(qemu_argv(daemon), "-device")
+        assert devs[0].startswith("intel-iommu,") and any(x.startswith("nvme-ns,bus=nvme0,nsid=1") for x in devs)
+        assert "pvpanic,id=panic0,ioport=0x505" in devs
+        assert "<partition>/machine</partition>" in ok(daemon, "dumpxml", name)
+        info = ok(daemon, "dominfo", name)
+        support = CgroupV2().support()
+        if support.usable:
+            assert support.mount is not None and (support.mount / "machine.slice" / name).is_dir()
+        else:
+            assert "<resource><partition>/machine</partition> is not applied" in info, info
     finally:
         gone(daemon, name)

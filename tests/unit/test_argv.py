@@ -580,8 +580,8 @@ def test_balloon_none_and_panic_models() -> None:
     from pyvirt.model.domain import Panic
 
     assert devices(dom(devices=Devices(panics=(Panic(),)))) == ["pvpanic,id=panic0"]
-    with pytest.raises(UnsupportedConfig, match="hyperv"):
-        argv(dom(devices=Devices(panics=(Panic("hyperv"),))))
+    with pytest.raises(UnsupportedConfig, match="panic model 'sparc'"):
+        argv(dom(devices=Devices(panics=(Panic("sparc"),))))
 
 
 def test_device_availability_check() -> None:
@@ -649,6 +649,11 @@ NOT_IN_ARGV = {
     "Vsock.cid": "the daemon reserves the CID on /dev/vhost-vsock (daemon/vsock.py); QEMU gets ctx.vsock",
     "Vsock.cid_auto": "the daemon picks a free CID (daemon/vsock.py)",
     "Domain.resource_partition": "a cgroup the daemon places QEMU in (daemon/tuning.py)",
+    "Filesystem.source_dir": "virtiofsd's shared directory (daemon/virtiofs.py)",
+    "Filesystem.readonly": "virtiofsd's --readonly (daemon/virtiofs.py)",
+    "Filesystem.accessmode": "virtiofsd serves files as their owners: passthrough, the only mode accepted",
+    "Filesystem.type": "only 'mount' is accepted",
+    "CPU.cache_level": "QEMU emulates level 3 only (validated at define)",
     "TPM.backend_version": "swtpm's --tpm2, which the daemon starts (daemon/swtpm.py)",
     "Graphics.gl_rendernode": "OpenGL is refused at start: no render node is handed to QEMU",
 }

@@ -286,7 +286,8 @@ def test_argv_golden_domains_round_trip() -> None:
 
 # ------------------------------------------------------------------ meta
 # Fields whose only valid value today is the default, so no golden can differ from it.
-ONLY_DEFAULT = {("Disk", "driver_name"), ("OS", "type"), ("OS", "arch"), ("TPM", "backend_type")}
+ONLY_DEFAULT = {("Disk", "driver_name"), ("OS", "type"), ("OS", "arch"), ("TPM", "backend_type"),
+                ("Filesystem", "type")}
 # Live state the XML never carries (set by the daemon at start), so no golden can set it.
 NOT_IN_XML = {("Disk", "volume_type"), ("Disk", "backing_chain"), ("ImageLayer", "path"), ("ImageLayer", "format"),
               ("ImageLayer", "block")}

@@ -145,7 +145,7 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
      UnsupportedConfig, ("<tpm>/<backend>", "passthrough", "type='emulator'")),
     ("tpm-encryption", make(devices="<tpm><backend type='emulator'><encryption secret='x'/></backend></tpm>"),
      UnsupportedConfig, ("<tpm>/<backend>/<encryption>",)),
-    ("filesystem", make(devices="<filesystem/>"), UnsupportedConfig, ("<devices>/<filesystem>",)),
+    ("filesystem", make(devices="<filesystem/>"), InvalidArgument, ("<devices>/<filesystem>", "<source dir=")),
     ("unknown-device", make(devices="<frobnicator/>"), UnsupportedConfig, ("<devices>/<frobnicator>", "t1")),
     # -- disks
     ("disk-block-file", make(devices=disk(attrs="type='block' device='disk'")), UnsupportedConfig,
@@ -253,8 +253,8 @@ CASES: list[tuple[str, str, type[Exception], tuple[str, ...]]] = [
      UnsupportedConfig, ("zip",)),
     ("video-model", make(devices="<video><model type='vmvga'/></video>"), UnsupportedConfig, ("vmvga",)),
     ("video-no-model", make(devices="<video/>"), InvalidArgument, ("<model>",)),
-    ("video-accel", make(devices="<video><model type='virtio'><acceleration accel3d='yes'/></model></video>"),
-     UnsupportedConfig, ("<acceleration>",)),
+    ("video-accel", make(devices="<video><model type='virtio'><acceleration accel2d='yes'/></model></video>"),
+     UnsupportedConfig, ("accel2d", "<acceleration>")),
     ("video-two-primary", make(devices="<video><model type='vga' primary='yes'/></video>"
                                        "<video><model type='virtio' primary='yes'/></video>"),
      InvalidArgument, ("primary",)),

@@ -80,3 +80,14 @@ def test_bad_features_are_refused_by_name(features: str, needle: str) -> None:
 def test_ioapic_needs_q35() -> None:
     with pytest.raises(UnsupportedConfig, match="q35"):
         build(parse(features="<ioapic driver='qemu'/>", machine="pc"), accel="kvm")
+
+
+def test_cpu_cache_modes() -> None:
+    d = round_trip(parse(cpu="<cpu mode='host-passthrough'><cache mode='passthrough'/></cpu>", dom_type="kvm"))
+    assert values(build(d, accel="kvm").argv, "-cpu") == ["host,host-cache-info=on"]
+    cmd = build(d, accel="tcg")
+    assert values(cmd.argv, "-cpu") == ["max"] and any("cache mode='passthrough'" in n for n in cmd.notes)
+    emu = round_trip(parse(cpu="<cpu mode='custom'><model>qemu64</model><cache level='3' mode='emulate'/></cpu>"))
+    assert values(build(emu).argv, "-cpu") == ["qemu64,l3-cache=on"]
+    with pytest.raises(InvalidArgument, match="host-passthrough"):
+        parse(cpu="<cpu mode='custom'><model>qemu64</model><cache mode='passthrough'/></cpu>")

@@ -81,3 +81,11 @@ def test_missing_vhost_vsock_is_named(tmp_path) -> None:  # type: ignore[no-unty
                                              ("<panic model='pvpanic'/>", "pvpanic-pci,id=panic0")])
 def test_panic_devices(xml: str, device: str) -> None:
     assert device in values(build(round_trip(parse(xml))).argv, "-device")
+
+
+def test_hyperv_panic_is_hv_crash_on_kvm_and_a_note_under_tcg() -> None:
+    d = round_trip(parse("<panic model='hyperv'/>", dom_type="kvm"))
+    assert values(build(d, accel="kvm").argv, "-cpu") == ["qemu64,hv-crash=on"]
+    cmd = build(d, accel="tcg")
+    assert not values(cmd.argv, "-cpu") and any("crash MSRs" in n for n in cmd.notes)
+    assert not [x for x in values(cmd.argv, "-device") if "panic" in x]

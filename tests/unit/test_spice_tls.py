@@ -105,3 +105,13 @@ def test_certificate_directory_is_checked(tmp_path) -> None:  # type: ignore[no-
     for name in ("ca-cert.pem", "server-cert.pem", "server-key.pem"):
         (tmp_path / name).write_text("x")
     assert tls_problem(str(tmp_path)) is None
+
+
+def test_video_acceleration_is_kept_and_3d_refused_at_start() -> None:
+    on = round_trip(parse("<graphics type='spice'><gl enable='no'/></graphics>"
+                          "<video><model type='virtio'><acceleration accel3d='yes'/></model></video>"))
+    assert on.devices.videos[0].accel3d is True
+    with pytest.raises(UnsupportedConfig, match="render node"):
+        build(on, has_spice=True)
+    off = round_trip(parse("<video><model type='virtio'><acceleration accel3d='no'/></model></video>"))
+    assert "virtio-vga,id=video0" in values(build(off).argv, "-device")

@@ -29,7 +29,7 @@ from ..qemu import process as qproc
 from ..qemu.argv import LaunchContext, NicFds, build_argv
 from ..qemu.graphics import apply_passwords
 from ..qemu.monitor import Monitor
-from . import swtpm, vsock
+from . import swtpm, virtiofs, vsock
 from .displays import TLS_DIR_NAME, install_tls_certs, live_displays, spice_ports, tls_wanted
 from .hostfiles import HostFiles, open_host_files, remove_sockets
 from .prechecks import check_socket_paths
@@ -91,7 +91,7 @@ class Running:
 def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabilities,
                    nic_fds: dict[int, NicFds] | None = None, files: HostFiles | None = None,
                    tpm_fd: int | None = None, vsock: tuple[int, int] | None = None,
-                   incoming: bool = False) -> LaunchContext:
+                   incoming: bool = False, fs_fds: dict[int, int] | None = None) -> LaunchContext:
     """Host facts, per-VM paths and the daemon's open files the pure argv builder needs."""
     paths = config.paths
     # TCP ports only for a SPICE display that listens on an address (the default is a unix socket)
@@ -122,6 +122,7 @@ def launch_context(config: Config, domain: Domain, accel: str, caps: HostCapabil
         tpm_fd=tpm_fd,
         vsock=vsock,
         incoming=incoming,
+        fs_fds=dict(fs_fds or {}),
     )
 
 
@@ -129,6 +130,7 @@ def remove_runtime_files(config: Config, domain: Domain) -> None:
     """The guest's own directory (sockets, pidfile, channels) goes with it, and the sockets the daemon
     bound for it elsewhere; its swtpm ends first (its pid file is in that directory)."""
     swtpm.stop(config, domain.uuid)
+    virtiofs.stop(config, domain.uuid)
     shutil.rmtree(config.paths.vm_dir(domain.uuid), ignore_errors=True)
     remove_sockets(domain)
 
@@ -189,6 +191,8 @@ class QemuLauncher:
         """Refuse a start whose devices need a helper program this host lacks, naming its package."""
         if domain.devices.tpms and (problem := swtpm.missing(self.config)) is not None:
             raise HostError(f"cannot start domain '{domain.name}': {problem}")
+        if (problem := virtiofs.missing(self.config, domain)) is not None:
+            raise HostError(f"cannot start domain '{domain.name}': {problem}")
         if (problem := vsock.missing(domain)) is not None:
             raise HostError(f"cannot start domain '{domain.name}': {problem}")
 
@@ -217,14 +221,19 @@ class QemuLauncher:
         tpm = swtpm.Swtpm.prepare(config, domain)
         if tpm is not None:
             undo.callback(tpm.close)
+        fs = await asyncio.to_thread(virtiofs.Virtiofs.prepare, config, domain)
+        if fs is not None:
+            undo.callback(fs.close)
         vhost_vsock = await asyncio.to_thread(vsock.open_vsock, domain)
         if vhost_vsock is not None:
             files.fds.append(vhost_vsock[0])  # QEMU inherits it; closed with the other files
         ctx = launch_context(config, domain, accel, caps, nic_fds, files, tpm_fd=tpm.qemu_fd if tpm else None,
-                             vsock=vhost_vsock, incoming=incoming)
+                             vsock=vhost_vsock, incoming=incoming, fs_fds=dict(fs.qemu_fds) if fs else None)
         inherited = [fd for fds in ctx.nic_fds.values() for fd in (*fds.taps, *fds.vhost)] + files.fds
         if tpm is not None:
             inherited.append(tpm.qemu_fd)
+        if fs is not None:
+            inherited += fs.qemu_fds.values()
 
         command = build_argv(domain, ctx)
         argv, notes = command.argv, list(command.notes)
@@ -239,6 +248,8 @@ class QemuLauncher:
             await asyncio.to_thread(tpm.spawn, who)
             if tpm.made_state:  # a first start that fails leaves no TPM state behind
                 undo.callback(swtpm.forget, config, domain.uuid)
+        if fs is not None:
+            await asyncio.to_thread(fs.spawn)
         log_path = config.paths.domain_log(domain.name)
         _log_notes(log_path, domain.name, notes)
         timeout = config.settings.qemu_start_timeout
@@ -255,6 +266,8 @@ class QemuLauncher:
         files.close()  # QEMU holds its own copies now
         if tpm is not None:
             tpm.close()
+        if fs is not None:
+            fs.close()
         undo.callback(proc.close)
         undo.push_async_callback(proc.terminate, 2.0)
         on_spawned(proc.pid)
@@ -307,6 +320,7 @@ class QemuLauncher:
             await proc.terminate(2.0)
             proc.close()
         swtpm.stop(self.config, uuid)
+        virtiofs.stop(self.config, uuid)
         shutil.rmtree(self.config.paths.vm_dir(uuid), ignore_errors=True)
 
 

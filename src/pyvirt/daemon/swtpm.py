@@ -7,16 +7,15 @@ lib dir) is a directory fd it reaches as /proc/self/fd/N, its log is an fd of
 the daemon's, and its control channel is one end of a socket pair whose other
 end QEMU gets (qemu/argv_tpm.py). When QEMU exits, the connection closes and
 swtpm writes its state and exits; ``stop`` (called when the guest's runtime
-files go) waits for that briefly and kills what is left. The pid file in the
-guest's directory holds the pid and its start time, so a recycled pid is
-never signalled.
+files go) waits for that briefly and kills what is left. Its pid and start
+time are kept in the daemon's own helper directory (not the guest's, which
+QEMU could write), so a recycled pid is never signalled (helper_procs.py).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -26,9 +25,9 @@ from ..config import Config
 from ..errors import HostError
 from ..host.qemu_user import QemuIdentity
 from ..model.domain import Domain
+from . import helper_procs
 
 PACKAGE = "swtpm"
-STOP_GRACE = 2.0  # seconds swtpm may take to save its state after QEMU closed the connection
 
 
 def missing(config: Config) -> str | None:
@@ -38,14 +37,6 @@ def missing(config: Config) -> str | None:
         return None
     return (f"TPM emulation needs swtpm, and {binary} is not there; install the Debian package {PACKAGE} "
             f"(apt-get install {PACKAGE}), or remove <tpm> from the domain")
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 @dataclass
@@ -90,7 +81,7 @@ class Swtpm:
         return os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def spawn(self, who: QemuIdentity) -> None:
-        """Start swtpm as ``who`` on its end of the pair; its pid goes to the guest's directory."""
+        """Start swtpm as ``who`` on its end of the pair; its pid goes to the daemon's helper directory."""
         paths = self.config.paths
         tpm = self.domain.devices.tpms[0]
         dir_fd = self._state_dir(who)
@@ -115,8 +106,7 @@ class Swtpm:
         with contextlib.suppress(OSError):
             os.close(self.swtpm_fd)
         self.swtpm_fd = -1
-        stamp = _start_time(proc.pid)
-        paths.swtpm_pidfile(self.domain.uuid).write_text(f"{proc.pid} {stamp}\n")
+        helper_procs.record(paths.swtpm_pidfile(self.domain.uuid), proc.pid)
         time.sleep(0.05)
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
@@ -126,34 +116,7 @@ class Swtpm:
 
 def stop(config: Config, uuid: str) -> None:
     """End the guest's swtpm (it normally ends by itself once QEMU is gone) and reap it if it is our child."""
-    pidfile = config.paths.swtpm_pidfile(uuid)
-    try:
-        pid_text, stamp = pidfile.read_text().split()
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + STOP_GRACE
-    killed = False
-    while _start_time(pid) == stamp and _reap(pid) is None:
-        if time.monotonic() > deadline and not killed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            killed = True
-            deadline = time.monotonic() + STOP_GRACE
-        elif killed and time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    with contextlib.suppress(OSError):
-        pidfile.unlink()
-
-
-def _reap(pid: int) -> int | None:
-    """The exit status once our child ``pid`` is gone; None while it runs (a stranger's pid: None)."""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    return status if done == pid else None
+    helper_procs.stop(config.paths.swtpm_pidfile(uuid))
 
 
 def forget(config: Config, uuid: str) -> None:

@@ -125,6 +125,8 @@ class CPU:
     topology: CPUTopology | None = None
     features: tuple[CPUFeature, ...] = ()
     numa: tuple[NumaCell, ...] = ()
+    cache_mode: str | None = None  # <cache mode='passthrough|emulate|disable'/>
+    cache_level: int | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,7 @@ class Video:
     vram: int | None = None
     ram: int | None = None
     vgamem: int | None = None
+    accel3d: bool | None = None  # <model><acceleration accel3d=.../>: OpenGL (virgl), refused at start when yes
     address: Address | None = None
 
 
@@ -345,6 +348,19 @@ class MemoryDevice:
 
 
 @dataclass(frozen=True)
+class Filesystem:
+    """<filesystem type='mount'>: a host directory shared with the guest (virtiofs through virtiofsd)."""
+
+    source_dir: str
+    target_dir: str  # the mount tag the guest mounts
+    type: str = "mount"
+    driver_type: str | None = None  # virtiofs | path (9p)
+    accessmode: str | None = None  # passthrough | mapped | squash
+    readonly: bool = False
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
 class IOMMU:
     """<iommu model='intel'><driver intremap=... caching_mode=... eim=... iotlb=... aw_bits=.../></iommu>"""
 
@@ -393,6 +409,8 @@ class MemoryBacking:
     hugepages: bool = False
     hugepage_size_kib: int | None = None  # <hugepages><page size=.../></hugepages>; None: the host's default
     nosharepages: bool = False
+    source_type: str | None = None  # <source type='memfd|anonymous'/>
+    access_mode: str | None = None  # <access mode='shared|private'/>: shared lets virtiofsd map guest RAM
 
 
 @dataclass(frozen=True)
@@ -448,6 +466,7 @@ class Devices:
     tpms: tuple[TPM, ...] = ()
     memories: tuple[MemoryDevice, ...] = ()
     iommu: IOMMU | None = None
+    filesystems: tuple[Filesystem, ...] = ()
     vsock: Vsock | None = None
 
 

@@ -249,6 +249,10 @@ def _cpu(r: Reader) -> CPU:
         )
         t.done()
     numa = opt(r.child("numa"), _numa) or ()
+    cache_mode = cache_level = None
+    if (cache := r.child("cache")) is not None:
+        cache_mode, cache_level = cache.req_attr("mode"), cache.int_attr("level", minimum=1)
+        cache.done()
     features = []
     for f in r.children("feature"):
         features.append(CPUFeature(name=f.req_attr("name"), policy=f.attr("policy") or "require"))
@@ -256,7 +260,7 @@ def _cpu(r: Reader) -> CPU:
     cpu = CPU(
         mode=r.attr("mode"), match=r.attr("match"), check=r.attr("check"),
         migratable=r.bool_attr("migratable", "on", "off"), model=model, model_fallback=fallback,
-        topology=topology, features=tuple(features), numa=numa,
+        topology=topology, features=tuple(features), numa=numa, cache_mode=cache_mode, cache_level=cache_level,
     )
     r.done()
     return cpu

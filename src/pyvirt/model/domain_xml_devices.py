@@ -20,6 +20,7 @@ from .domain import (
     Controller,
     Devices,
     Disk,
+    Filesystem,
     Graphics,
     Input,
     Interface,
@@ -44,7 +45,6 @@ T = TypeVar("T")
 LATER = "it comes in a later release; remove it for now"
 DEVICE_HINTS = {
     "hostdev": Hint("PCI/USB passthrough is not supported yet; " + LATER),
-    "filesystem": Hint("shared folders (virtiofs/9p) are not supported yet; " + LATER),
     "smartcard": Hint("smartcard passthrough is not supported: it needs the host's card reader (or a SPICE "
                       "client's) through a CCID device pyvirt does not set up; remove <smartcard>"),
     "parallel": Hint("parallel ports are not supported; use a <serial> port"),
@@ -104,6 +104,7 @@ def parse_devices(r: Reader) -> Devices:
         tpms=tuple(_tpm(t) for t in r.children("tpm")),
         memories=tuple(parse_memory_device(m) for m in r.children("memory")),
         iommu=opt(r.child("iommu"), _iommu),
+        filesystems=tuple(_filesystem(f) for f in r.children("filesystem")),
         vsock=opt(r.child("vsock"), _vsock),
     )
     r.done(DEVICE_HINTS)
@@ -415,10 +416,14 @@ def _video(r: Reader) -> Video:
     m = r.child("model")
     if m is None:
         raise r.error("<model> is missing", "add e.g. <model type='virtio'/>")
+    accel3d = None
+    if (acc := m.child("acceleration")) is not None:
+        accel3d = acc.bool_attr("accel3d")
+        acc.done()
     v = Video(
         model=m.req_attr("type"), heads=m.int_attr("heads", minimum=1), primary=m.bool_attr("primary"),
         vram=m.int_attr("vram", minimum=0), ram=m.int_attr("ram", minimum=0), vgamem=m.int_attr("vgamem", minimum=0),
-        address=_info(r),
+        accel3d=accel3d, address=_info(r),
     )
     m.done()
     r.done()
@@ -569,3 +574,25 @@ def _vsock(r: Reader) -> Vsock:
     v = Vsock(model=r.attr("model"), cid_auto=auto, cid=cid, address=_info(r))
     r.done()
     return v
+
+
+def _filesystem(r: Reader) -> Filesystem:
+    kind = r.attr("type") or "mount"
+    if kind != "mount":
+        raise r.error(f"<filesystem type='{kind}'> is not supported", "share a host directory with type='mount'",
+                      UnsupportedConfig)
+    s, t = r.child("source"), r.child("target")
+    if s is None or t is None:
+        raise r.error("<source dir=...> and <target dir=...> are needed",
+                      "write <source dir='/srv/share'/><target dir='share'/>")
+    driver = None
+    if (d := r.child("driver")) is not None:
+        driver = d.attr("type")
+        d.done({"binary": Hint("virtiofsd options are not supported; remove <binary>")})
+    fs = Filesystem(source_dir=s.req_attr("dir"), target_dir=t.req_attr("dir"), type=kind, driver_type=driver,
+                    accessmode=r.attr("accessmode"), readonly=r.flag("readonly"), address=_info(r))
+    s.done()
+    t.done()
+    r.ignore_children("alias")
+    r.done({"binary": Hint("virtiofsd options are not supported; remove <binary>")})
+    return fs

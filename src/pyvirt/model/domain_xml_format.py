@@ -113,6 +113,7 @@ def _fmt_cpu(c: CPU) -> Node:
         if c.model is not None or c.model_fallback is not None else None,
         node("topology", ("sockets", t.sockets), ("dies", t.dies), ("cores", t.cores), ("threads", t.threads))
         if t is not None else None,
+        node("cache", ("level", c.cache_level), ("mode", c.cache_mode)) if c.cache_mode is not None else None,
         *[node("feature", ("policy", f.policy), ("name", f.name)) for f in c.features],
         node("numa", children=[
             node("cell", ("id", n.id), ("cpus", n.cpus), ("memory", n.memory_kib), ("unit", "KiB"),
@@ -159,7 +160,8 @@ def _fmt_devices(dv: Devices) -> Node:
     for v in dv.videos:
         out.add(node("video", children=[
             node("model", ("type", v.model), ("ram", v.ram), ("vram", v.vram), ("vgamem", v.vgamem),
-                 ("heads", v.heads), ("primary", yes_no(v.primary))),
+                 ("heads", v.heads), ("primary", yes_no(v.primary)), children=[
+                node("acceleration", ("accel3d", yes_no(v.accel3d))) if v.accel3d is not None else None]),
             _addr(v.address),
         ]))
     for r in dv.redirdevs:
@@ -184,6 +186,13 @@ def _fmt_devices(dv: Devices) -> Node:
     for t in dv.tpms:
         out.add(node("tpm", ("model", t.model), children=[
             node("backend", ("type", t.backend_type), ("version", t.backend_version))]))
+    for fs in dv.filesystems:
+        out.add(node("filesystem", ("type", fs.type), ("accessmode", fs.accessmode), children=[
+            node("driver", ("type", fs.driver_type)) if fs.driver_type is not None else None,
+            node("source", ("dir", fs.source_dir)),
+            node("target", ("dir", fs.target_dir)),
+            node("readonly") if fs.readonly else None,
+            _addr(fs.address)]))
     for m in dv.memories:
         out.add(memory_device_node(m))
     if (io := dv.iommu) is not None:

@@ -52,9 +52,16 @@ def parse_memory_backing(r: Reader) -> MemoryBacking:
                 raise with_path(page, exc) from None
             page.done()
         huge.done()
-    backing = MemoryBacking(hugepages=huge is not None, hugepage_size_kib=size, nosharepages=r.flag("nosharepages"))
-    r.done({"locked": _BACKING_LATER, "source": _BACKING_LATER, "access": _BACKING_LATER,
-            "allocation": _BACKING_LATER, "discard": _BACKING_LATER})
+    source = access = None
+    if (s := r.child("source")) is not None:
+        source = s.req_attr("type")
+        s.done()
+    if (a := r.child("access")) is not None:
+        access = a.req_attr("mode")
+        a.done()
+    backing = MemoryBacking(hugepages=huge is not None, hugepage_size_kib=size, nosharepages=r.flag("nosharepages"),
+                            source_type=source, access_mode=access)
+    r.done({"locked": _BACKING_LATER, "allocation": _BACKING_LATER, "discard": _BACKING_LATER})
     return backing
 
 
@@ -147,7 +154,11 @@ def format_memory_backing(b: MemoryBacking | None) -> Node | None:
     if b.hugepages:
         page = node("page", ("size", b.hugepage_size_kib), ("unit", "KiB")) if b.hugepage_size_kib else None
         huge = node("hugepages", children=[page])
-    return node("memoryBacking", children=[huge, node("nosharepages") if b.nosharepages else None])
+    return node("memoryBacking", children=[
+        huge, node("nosharepages") if b.nosharepages else None,
+        node("source", ("type", b.source_type)) if b.source_type is not None else None,
+        node("access", ("mode", b.access_mode)) if b.access_mode is not None else None,
+    ])
 
 
 def format_cputune(t: CpuTune | None) -> Node | None:

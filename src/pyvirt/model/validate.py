@@ -10,15 +10,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import NoReturn
 
 from ..errors import InvalidArgument, UnsupportedConfig
+from . import validate_hw as hw
+from .check import Check as _Check
 from .domain import Address, CharDev, Devices, Disk, Domain, Interface
 from .ids import parse_mac, parse_uuid
 from .names import check_name, name_problem
-from .storage import JSON_FILENAME_HINT, is_json_filename
 from .storage_xml import volume_name_problem
-from .tokens import control_char, ifname_problem, ip_problem, qemu_name_problem
+from .tokens import control_char, ifname_problem, ip_problem
 
 DOMAIN_TYPES = ("kvm", "qemu")
 ARCHES = ("x86_64",)  # qemu-system-x86_64 only; i686 guests run as x86_64
@@ -46,8 +46,6 @@ DISK_IO = ("native", "threads", "io_uring", "default")
 CONTROLLER_TYPES = ("pci", "usb", "ide", "sata", "scsi", "virtio-serial", "nvme")
 USB_MODELS = ("qemu-xhci", "nec-xhci", "piix3-uhci", "piix4-uhci", "ich9-ehci1", "ich9-uhci1", "ich9-uhci2",
               "ich9-uhci3", "ehci", "none")
-USB_COMPANION_MODELS = ("ich9-uhci1", "ich9-uhci2", "ich9-uhci3")
-USB2_MASTERS = ("ich9-ehci1",)
 PCI_MODELS = ("pci-root", "pcie-root", "pcie-root-port", "pci-bridge", "dmi-to-pci-bridge", "pcie-to-pci-bridge",
               "pcie-switch-upstream-port", "pcie-switch-downstream-port")
 INTERFACE_TYPES = ("user", "network", "bridge", "direct", "ethernet")
@@ -70,7 +68,6 @@ RNG_BACKENDS = ("random", "builtin")
 RNG_DEVICES = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 WATCHDOG_MODELS = ("i6300esb", "ib700", "itco")
 WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")
-TPM_MODELS = ("tpm-tis", "tpm-crb")
 PANIC_MODELS = ("isa", "pvpanic", "hyperv")
 SECLABEL_TYPES = ("none", "dynamic", "static")
 ADDRESS_ATTRS = {
@@ -82,51 +79,10 @@ ADDRESS_ATTRS = {
     "isa": ("iobase", "irq"),
     "dimm": ("slot", "base"),
 }
-MEMORY_MODELS = ("dimm", "virtio-mem", "nvdimm")
-MEM_ACCESS = ("shared", "private")
-_CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TARGET_DEV = re.compile(r"^[a-z]+$")
 _ADDRESS_NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|[0-9]+)$")
-_PARTITION = re.compile(r"^/machine(/[A-Za-z0-9_.-]+)*$")  # libvirt's partitions under the machine slice
-_VENDOR_ID = re.compile(r"^[ -+\--~]{1,12}$")  # printable ASCII but ',' (QEMU's option separator)
 _USB_PORT = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # a port behind hubs: 1.2
-
-
-class _Check:
-    """Raises at the first problem: '<path> in domain 'x': what is wrong; what to do'."""
-
-    def __init__(self, d: Domain) -> None:
-        self.who = f"domain '{d.name}'"
-
-    def fail(self, path: str, what: str, fix: str, cls: type[InvalidArgument] = InvalidArgument) -> NoReturn:
-        raise cls(f"{path} in {self.who}: {what}; {fix}")
-
-    def one_of(self, path: str, field: str, value: str | None, allowed: Iterable[str], optional: bool = True) -> None:
-        allowed = tuple(allowed)
-        if value is None and optional:
-            return
-        if value not in allowed:
-            self.fail(path, f"{field} '{value}' is not supported", f"use one of {', '.join(allowed)}",
-                      UnsupportedConfig)
-
-    def qemu_name(self, path: str, what: str, value: str | None, example: str) -> None:
-        """A name QEMU reads inside a comma-separated option (-cpu MODEL,+FEATURE): plain, or refused."""
-        problem = None if value is None else qemu_name_problem(value)
-        if problem is not None:
-            self.fail(path, f"{what} {value!r} is not a QEMU name: {problem}", f"write e.g. {example}")
-
-    def no_control(self, path: str, what: str, value: str | None) -> None:
-        # a path is written into logs, option strings and fd-set labels, where a newline starts a new line
-        if value is not None and (bad := control_char(value)) is not None:
-            self.fail(path, f"{what} {value!r} contains the control character {bad!r}", "rename the file")
-
-    def absolute(self, path: str, what: str, value: str | None) -> None:
-        if value is not None and is_json_filename(value):
-            self.fail(path, f"{what} '{value[:60]}' is refused", JSON_FILENAME_HINT)
-        elif value is not None and not value.startswith("/"):
-            self.fail(path, f"{what} '{value}' is not an absolute path", "write the full path, starting with /")
-        self.no_control(path, what, value)
 
 
 def _plain_file_name(name: str) -> bool:
@@ -152,19 +108,17 @@ def validate_domain(d: Domain) -> None:
         c.fail("<title>", "the title has a line break", "keep it on one line; use <description> for more")
     _memory(c, d)
     _vcpus(c, d)
-    _numa(c, d)
-    _memory_devices(c, d)
+    hw.numa(c, d)
+    hw.memory_devices(c, d)
     _os(c, d)
     _cpu(c, d)
-    _features(c, d)
+    hw.features(c, d)
     _clock(c, d)
     c.one_of("<on_poweroff>", "action", d.on_poweroff, ON_POWEROFF, optional=False)
     c.one_of("<on_reboot>", "action", d.on_reboot, ON_REBOOT, optional=False)
     c.one_of("<on_crash>", "action", d.on_crash, ON_CRASH, optional=False)
     _devices(c, d)
-    if d.resource_partition is not None and not _PARTITION.match(d.resource_partition):
-        c.fail("<resource>/<partition>", f"partition {d.resource_partition!r} is not a path such as /machine",
-               "write /machine, or /machine/NAME for a group of guests")
+    hw.partition(c, d)
     for s in d.seclabels:
         c.one_of("<seclabel>", "type", s.type, SECLABEL_TYPES)
 
@@ -185,81 +139,6 @@ def _memory(c: _Check, d: Domain) -> None:
     if d.max_memory_kib is not None and d.max_memory_kib < d.memory_kib:
         c.fail("<maxMemory>", f"maximum memory {d.max_memory_kib} KiB is less than <memory> {d.memory_kib} KiB",
                "raise <maxMemory> or lower <memory>")
-
-
-def cpu_list(text: str) -> list[int]:
-    """'0-1,4' -> [0, 1, 4]; ValueError for anything else."""
-    if not _CPU_LIST.match(text):
-        raise ValueError(text)
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += range(int(lo), int(hi or lo) + 1)
-    return out
-
-
-def _numa(c: _Check, d: Domain) -> None:
-    cells = d.cpu.numa if d.cpu is not None else ()
-    seen: Counter[int] = Counter()
-    for i, cell in enumerate(cells):
-        path = f"<cpu>/<numa>/<cell id='{cell.id if cell.id is not None else i}'>"
-        if cell.id is not None and cell.id != i:
-            c.fail(path, f"cell {i} has id {cell.id}", "number the cells 0, 1, 2, ... in order")
-        try:
-            cpus = cpu_list(cell.cpus)
-        except ValueError:
-            c.fail(path, f"cpus {cell.cpus!r} is not a CPU list", "write e.g. cpus='0-1' or cpus='0,2'")
-        for cpu in cpus:
-            if cpu >= d.vcpus:
-                c.fail(path, f"CPU {cpu} is beyond the {d.vcpus} vCPUs of <vcpu>", "raise <vcpu> or fix cpus=")
-            seen[cpu] += 1
-        if cell.memory_kib <= 0:
-            c.fail(path, "the cell has no memory", "give it memory='...'")
-        c.one_of(path, "memAccess", cell.mem_access, MEM_ACCESS)
-    for cpu, n in seen.items():
-        if n > 1:
-            c.fail("<cpu>/<numa>", f"CPU {cpu} is in {n} cells", "put each vCPU in one cell")
-
-
-def _memory_devices(c: _Check, d: Domain) -> None:
-    mems = d.devices.memories
-    if not mems:
-        return
-    cells = len(d.cpu.numa) if d.cpu is not None else 0
-    if d.max_memory_kib is None:
-        c.fail("<devices>/<memory>", "memory devices need room to plug into",
-               "add <maxMemory slots='16' unit='GiB'>16</maxMemory>")
-    slots = sum(1 for m in mems if m.model in ("dimm", "nvdimm"))
-    if d.max_memory_slots is not None and slots > d.max_memory_slots:
-        c.fail("<devices>/<memory>", f"{slots} DIMMs for {d.max_memory_slots} slots", "raise <maxMemory slots=...>")
-    if d.memory_kib - sum(m.size_kib for m in mems) <= 0:
-        c.fail("<memory>", f"<memory> {d.memory_kib} KiB leaves no boot memory beside the memory devices",
-               "<memory> counts the devices too: raise it")
-    for i, m in enumerate(mems):
-        path = f"<devices>/<memory model='{m.model}'> {i}"
-        c.one_of(path, "model", m.model, MEMORY_MODELS, optional=False)
-        c.one_of(path, "access", m.access, MEM_ACCESS)
-        if m.node is not None and m.node >= max(cells, 1):
-            c.fail(path + "/<target>/<node>", f"node {m.node} does not exist",
-                   f"use a node of <cpu><numa> (0 to {max(cells, 1) - 1})")
-        if m.model == "virtio-mem":
-            requested = m.requested_kib or 0  # absent: nothing plugged yet (virt-install writes none)
-            if m.block_kib is None:
-                c.fail(path + "/<target>", "virtio-mem needs <block>", "add <block unit='KiB'>2048</block>")
-            elif requested > m.size_kib or requested % m.block_kib or m.size_kib % m.block_kib:
-                c.fail(path + "/<target>", f"size {m.size_kib} and requested {requested} KiB must be multiples "
-                       f"of the block {m.block_kib} KiB, requested at most size", "fix the sizes")
-        elif m.block_kib is not None or m.requested_kib is not None:
-            c.fail(path + "/<target>", "<block> and <requested> belong to virtio-mem", "remove them")
-        if m.model == "nvdimm":
-            if m.source_path is None:
-                c.fail(path, "an nvdimm needs its backing file", "add <source><path>/path/file</path></source>")
-            c.absolute(path + "/<source>", "path", m.source_path)
-        elif m.source_path is not None or m.label_kib is not None:
-            c.fail(path, "<source><path> and <label> belong to an nvdimm", "remove them")
-        if m.address is not None and m.address.type not in ("dimm", "pci"):
-            c.fail(path + "/<address>", f"address type '{m.address.type}' does not fit a memory device",
-                   "use type='dimm' (dimm, nvdimm) or 'pci' (virtio-mem)")
 
 
 def _vcpus(c: _Check, d: Domain) -> None:
@@ -337,28 +216,19 @@ def _cpu(c: _Check, d: Domain) -> None:
     for name, n in names.items():
         if n > 1:
             c.fail("<cpu>/<feature>", f"feature '{name}' is listed {n} times", "list it once")
+    c.one_of("<cpu>/<cache>", "mode", cpu.cache_mode, ("passthrough", "emulate", "disable"))
+    if cpu.cache_mode == "passthrough" and cpu.cache_level is not None:
+        c.fail("<cpu>/<cache>", "mode 'passthrough' takes no level", "remove level=")
+    if cpu.cache_mode in ("emulate", "disable") and cpu.cache_level not in (None, 3):
+        c.fail("<cpu>/<cache>", f"level {cpu.cache_level}", "QEMU emulates the level 3 cache only: write level='3'")
+    if cpu.cache_mode == "passthrough" and cpu.mode != "host-passthrough":
+        c.fail("<cpu>/<cache>", "mode 'passthrough' needs <cpu mode='host-passthrough'>", "use mode='emulate'")
     t = cpu.topology
     if t is not None:
         total = t.sockets * t.dies * t.cores * t.threads
         if total != d.vcpus:
             c.fail("<cpu>/<topology>",
                    f"sockets*dies*cores*threads = {total} but <vcpu> is {d.vcpus}", "make them equal")
-
-
-def _features(c: _Check, d: Domain) -> None:
-    f = d.features
-    c.one_of("<features>/<ioapic>", "driver", f.ioapic_driver, ("kvm", "qemu"))
-    hv = f.hyperv
-    if hv is None:
-        return
-    c.one_of("<features>/<hyperv>", "mode", hv.mode, ("custom", "passthrough"))
-    for x in hv.features:
-        path = f"<features>/<hyperv>/<{x.name}>"
-        if x.name == "spinlocks" and x.state and x.retries is not None and x.retries < 4095:
-            c.fail(path, f"retries={x.retries} is below 4095", "give retries='8191' (virt-install's) or more")
-        if x.name == "vendor_id" and x.state and not _VENDOR_ID.match(x.value or ""):
-            c.fail(path, f"vendor id {x.value!r} is not 1 to 12 printable characters without a comma",
-                   "write e.g. value='KVM Hv'")
 
 
 def _clock(c: _Check, d: Domain) -> None:
@@ -380,7 +250,7 @@ def _addresses(c: _Check, dv: Devices) -> None:
         ("sound", dv.sounds), ("video", dv.videos), ("redirdev", dv.redirdevs),
         ("memballoon", (dv.memballoon,) if dv.memballoon else ()), ("rng", dv.rngs),
         ("watchdog", dv.watchdogs), ("panic", dv.panics), ("memory", dv.memories),
-        ("vsock", (dv.vsock,) if dv.vsock else ()),
+        ("vsock", (dv.vsock,) if dv.vsock else ()), ("filesystem", dv.filesystems),
     ]
     for tag, devs in groups:
         for dev in devs:
@@ -426,7 +296,7 @@ def _devices(c: _Check, d: Domain) -> None:
         if n > 1:
             c.fail(f"<devices>/<controller type='{kind}'>", f"{n} controllers have index {index}",
                    "give each controller of a type its own index")
-    _usb_companions(c, dv)
+    hw.usb_companions(c, dv)
     for iface in dv.interfaces:
         _interface(c, iface)
     macs = Counter(i.mac for i in dv.interfaces if i.mac is not None)
@@ -486,7 +356,8 @@ def _devices(c: _Check, d: Domain) -> None:
         c.one_of(f"<devices>/<watchdog model='{w.model}'>", "action", w.action, WATCHDOG_ACTIONS)
     for p in dv.panics:
         c.one_of("<devices>/<panic>", "model", p.model, PANIC_MODELS)
-    _tpms(c, dv)
+    hw.tpms(c, dv)
+    hw.filesystems(c, dv)
     if dv.iommu is not None:
         c.one_of("<devices>/<iommu>", "model", dv.iommu.model, ("intel",), optional=False)
         if dv.iommu.aw_bits not in (None, 39, 48):
@@ -496,40 +367,6 @@ def _devices(c: _Check, d: Domain) -> None:
         if dv.vsock.cid_auto is False and dv.vsock.cid is None:
             c.fail("<devices>/<vsock>/<cid>", "auto='no' without an address",
                    "give address='3' (or more), or auto='yes'")
-
-
-def _usb_companions(c: _Check, dv: Devices) -> None:
-    """A <master startport=N/> controller is a USB1 companion of the USB2 controller with its index."""
-    masters = {x.index: x for x in dv.controllers if x.type == "usb" and x.master_startport is None}
-    starts: Counter[tuple[int, int]] = Counter()
-    for ctrl in dv.controllers:
-        if ctrl.master_startport is None:
-            continue
-        path = f"<devices>/<controller type='{ctrl.type}' index='{ctrl.index}' model='{ctrl.model}'>/<master>"
-        if ctrl.type != "usb":
-            c.fail(path, "only a USB controller can be a companion", "remove <master>")
-        c.one_of(path[:-len("/<master>")], "companion model", ctrl.model, USB_COMPANION_MODELS, optional=False)
-        master = masters.get(ctrl.index)
-        if master is None or master.model not in USB2_MASTERS:
-            c.fail(path, f"a companion needs a USB2 controller ({', '.join(USB2_MASTERS)}) with index {ctrl.index}",
-                   f"add <controller type='usb' index='{ctrl.index}' model='ich9-ehci1'/>")
-        starts[(ctrl.index, ctrl.master_startport)] += 1
-    for (index, start), n in starts.items():
-        if n > 1:
-            c.fail("<devices>/<controller type='usb'>/<master>", f"{n} companions of USB controller {index} start "
-                   f"at port {start}", "give each its own startport (0, 2, 4)")
-
-
-def _tpms(c: _Check, dv: Devices) -> None:
-    if len(dv.tpms) > 1:
-        c.fail("<devices>/<tpm>", f"{len(dv.tpms)} TPMs", "keep one: a guest has one TPM")
-    for t in dv.tpms:
-        path = f"<devices>/<tpm model='{t.model}'>"
-        c.one_of(path, "model", t.model, TPM_MODELS, optional=False)
-        c.one_of(path + "/<backend>", "type", t.backend_type, ("emulator",), optional=False)
-        c.one_of(path + "/<backend>", "version", t.backend_version, ("2.0", "1.2"))
-        if t.model == "tpm-crb" and t.backend_version == "1.2":
-            c.fail(path, "a CRB interface is TPM 2.0 only", "use version='2.0', or model='tpm-tis' for TPM 1.2")
 
 
 def _port_number(text: str) -> bool:

@@ -54,6 +54,7 @@ from .argv_devices import (
     watchdog_options,
 )
 from .argv_disks import DiskNames, disk_names, disk_options
+from .argv_fs import fs_options
 from .argv_graphics import graphics_options
 from .argv_memory import machine_ram_backend, memory_options
 from .argv_platform import iommu_irqchip, iommu_options, vsock_options
@@ -391,6 +392,7 @@ PARTS: tuple[Callable[[Build], list[Option]], ...] = (
     panic_options,
     tpm_options,
     vsock_options,
+    fs_options,
     _sandbox,
     _incoming,
 )

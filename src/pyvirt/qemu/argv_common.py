@@ -62,6 +62,7 @@ class LaunchContext:
     host_paths: dict[str, str] = field(default_factory=dict)
     add_fds: tuple[AddFd, ...] = ()
     tpm_fd: int | None = None  # QEMU's end of the control connection to the guest's swtpm
+    fs_fds: dict[int, int] = field(default_factory=dict)  # filesystem index -> QEMU's end of its virtiofsd connection
     vsock: tuple[int, int] | None = None  # (fd of /dev/vhost-vsock, the guest CID reserved on it)
     # socket path -> listening fd the daemon bound there (server chardevs outside the guest's directory)
     socket_fds: dict[str, int] = field(default_factory=dict)

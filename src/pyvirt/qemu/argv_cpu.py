@@ -72,6 +72,9 @@ def accel_props(b: Build) -> list[str]:
     if f.pvspinlock is not None:
         kvm_only.append(f"kvm-pv-unhalt={_on_off(f.pvspinlock)}")
         dropped.append("<pvspinlock>")
+    if any(p.model == "hyperv" for p in d.devices.panics):  # the guest reports crashes through Hyper-V MSRs
+        kvm_only.append("hv-crash=on")
+        dropped.append("the Hyper-V crash MSRs (<panic model='hyperv'>)")
     common = [f"pmu={_on_off(f.pmu)}"] if f.pmu is not None else []
     if b.ctx.accel == "kvm":
         return kvm_only + common
@@ -109,6 +112,14 @@ def cpu_options(b: Build) -> list[Option]:
         raise UnsupportedConfig(
             f"CPU mode '{mode}' is not supported; use host-passthrough, host-model, maximum or custom")
     flags = []
+    if cpu.cache_mode == "passthrough":
+        if kvm:
+            flags.append("host-cache-info=on")
+        else:
+            b.note("<cpu><cache mode='passthrough'/> under TCG is not applied: the guest sees TCG's cache, not the "
+                   "host's")
+    elif cpu.cache_mode in ("emulate", "disable"):
+        flags.append(f"l3-cache={'on' if cpu.cache_mode == 'emulate' else 'off'}")
     for feat in cpu.features:
         if feat.policy in ("require", "force", "optional"):
             flags.append(f"+{feat.name}")

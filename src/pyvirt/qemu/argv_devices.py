@@ -128,6 +128,10 @@ def video_options(b: Build) -> list[Option]:
         heads = ("max_outputs", video.heads)
         if video.model == "none":
             continue
+        if video.accel3d:
+            raise UnsupportedConfig(
+                f"{alias}: 3D acceleration (<acceleration accel3d='yes'/>) needs OpenGL from a host GPU render node "
+                "(/dev/dri/renderD*) handed to QEMU, which pyvirt does not do; write accel3d='no' or remove it")
         if video.model == "virtio":
             if b.microvm:
                 dev = kv("virtio-gpu-device", ("id", alias), heads)
@@ -322,11 +326,14 @@ def panic_options(b: Build) -> list[Option]:
                         f"{alias}: address type '{panic.address.type}' does not fit; use type='isa'")
                 ioport = panic.address.get("iobase")
             out.append(Option("-device", kv("pvpanic", ("id", alias), ("ioport", ioport))))
+        elif panic.model == "hyperv":
+            continue  # a CPU property (hv-crash), see argv_cpu.accel_props
         elif panic.model == "pvpanic":
             b.need_pci(f"{alias} (pvpanic-pci)")
             out.append(Option("-device", kv("pvpanic-pci", ("id", alias), *pci_placement(b, panic.address, alias))))
         else:
-            raise UnsupportedConfig(f"{alias}: panic model '{panic.model}' is not supported; use isa or pvpanic")
+            raise UnsupportedConfig(f"{alias}: panic model '{panic.model}' is not supported; use isa, pvpanic or "
+                                    "hyperv")
     if len(out) > 1:
         raise InvalidArgument("a domain can have only one panic device")
     return out

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InvalidArgument, UnsupportedConfig
 from ..model.domain import Domain, MemoryDevice
-from ..model.validate import cpu_list
+from ..model.validate_hw import cpu_list
 from .argv_common import Build, pci_placement
 from .argv_render import Json, Option, Value, kv
 
@@ -24,17 +24,26 @@ MEMORY_ALIAS = {"dimm": "dimm", "virtio-mem": "virtiomem", "nvdimm": "nvdimm"}
 
 
 def machine_ram_backend(d: Domain) -> str | None:
-    """The -machine memory-backend id: the huge-page backend when there are no NUMA cells (cells get their own)."""
+    """The -machine memory-backend id when guest RAM needs a backend of its own (huge pages, memfd, shared) and
+    there are no NUMA cells (cells get their own)."""
     backing = d.memory_backing
-    if backing is not None and backing.hugepages and not (d.cpu and d.cpu.numa):
+    if backing is None or (d.cpu and d.cpu.numa):
+        return None
+    if backing.hugepages or backing.source_type == "memfd" or backing.access_mode == "shared":
         return HUGE_RAM_ID
     return None
 
 
 def shared_memory(d: Domain) -> bool:
-    """Guest RAM that another process maps (virtiofsd): every cell has memAccess='shared'."""
+    """Guest RAM that another process maps (virtiofsd): <access mode='shared'/>, or every cell memAccess='shared'."""
     cells = d.cpu.numa if d.cpu is not None else ()
-    return bool(cells) and all(c.mem_access == "shared" for c in cells)
+    if cells:
+        return all(c.mem_access == "shared" or (c.mem_access is None and _backing_shared(d)) for c in cells)
+    return _backing_shared(d)
+
+
+def _backing_shared(d: Domain) -> bool:
+    return d.memory_backing is not None and d.memory_backing.access_mode == "shared"
 
 
 def backend(d: Domain, ident: str, kib: int, *, shared: bool = False, extra: dict[str, Any] | None = None) -> Json:
@@ -47,8 +56,10 @@ def backend(d: Domain, ident: str, kib: int, *, shared: bool = False, extra: dic
                 **({"hugetlbsize": size * 1024} if size else {}), "prealloc": True}
         if shared:
             data["share"] = True
-    elif shared:
-        data = {"qom-type": "memory-backend-memfd", "id": ident, "size": kib * 1024, "share": True}
+    elif shared or (backing is not None and backing.source_type == "memfd"):
+        data = {"qom-type": "memory-backend-memfd", "id": ident, "size": kib * 1024}
+        if shared:
+            data["share"] = True
     else:
         data = {"qom-type": "memory-backend-ram", "id": ident, "size": kib * 1024}
     data.update(extra or {})
@@ -88,8 +99,8 @@ def memory_options(b: Build) -> list[Option]:
             raise InvalidArgument("<maxMemory> is smaller than <memory>")
         props += [("slots", d.max_memory_slots), ("maxmem", f"{d.max_memory_kib}k")]
     out = [Option("-m", kv(None, *props))]
-    if machine_ram_backend(d) is not None:  # hugetlbfs pages through memfd: no mount needed
-        out.append(Option("-object", backend(d, HUGE_RAM_ID, d.memory_kib)))
+    if machine_ram_backend(d) is not None:  # memfd (hugetlbfs pages without a mount; shared for virtiofsd)
+        out.append(Option("-object", backend(d, HUGE_RAM_ID, boot, shared=shared_memory(d))))
     out += _numa(b)
     for i, m in enumerate(d.devices.memories):
         out += memory_device_options(b, m, f"{MEMORY_ALIAS[m.model]}{i}")
@@ -102,7 +113,8 @@ def _numa(b: Build) -> list[Option]:
     out: list[Option] = []
     for i, cell in enumerate(cells):
         ident = f"ram-node{i}"
-        out.append(Option("-object", backend(d, ident, cell.memory_kib, shared=cell.mem_access == "shared")))
+        shared = cell.mem_access == "shared" or (cell.mem_access is None and _backing_shared(d))
+        out.append(Option("-object", backend(d, ident, cell.memory_kib, shared=shared)))
         cpus = [("cpus", part) for part in cell.cpus.split(",")]
         try:
             cpu_list(cell.cpus)
