@@ -13,7 +13,8 @@ Regenerate the refusal list's error texts after an intended change with
 defines are dropped, new failures and changed errors get the reason of
 KNOWN_REASONS their error matches, or come in marked UNREVIEWED (which fails
 until a person writes why), and the diff is reviewed like any
-golden file. Start refusals are the integration test's: it prints what to write.
+golden file. Start refusals are rewritten the same way by PYVIRT_REGEN=1 on
+tests/integration/test_xml_corpus.py (under the integration lock).
 """
 from __future__ import annotations
 
