@@ -30,6 +30,7 @@ from tests.integration.conftest import DaemonHandle, domain_xml
 Row = dict[str, object]
 NAME = "bsave"
 MIB = 256
+UUID = "7a1d9c0e-3b52-4f6a-8e21-5c9d0b4f1a77"
 IDLE = 3.0  # seconds the guest idles after its ready line before the first save
 
 
@@ -75,6 +76,8 @@ class ByHand:
                     s.connect(str(self.qmp_path))
                     break
                 except OSError:
+                    if self.proc.poll() is not None:
+                        raise RuntimeError(f"by-hand QEMU exited ({self.proc.returncode}): {' '.join(argv)}") from None
                     await asyncio.sleep(0.002)
         self.qmp = QMPClient("byhand")
         await self.qmp.connect(str(self.qmp_path))
@@ -143,7 +146,7 @@ def _cli(d: DaemonHandle, *args: str) -> float:
 
 def bench_save(d: DaemonHandle, guest: GuestImage, rows: list[Row], runs: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pvbs"))
-    xml = domain_xml(NAME, guest, memory_mib=MIB)
+    xml = domain_xml(NAME, guest, memory_mib=MIB, uuid=UUID)
     (tmp / "d.xml").write_text(xml)
     hand = ByHand(xml, tmp)
     image, raw = tmp / "pyvirt.img", tmp / "byhand.img"

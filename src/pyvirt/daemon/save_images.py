@@ -19,6 +19,8 @@ from ..config import Config
 from ..errors import QemuError
 from ..model.domain_xml import parse_domain_xml
 from ..qemu import statefile
+from ..qemu.diagnose import reason
+from ..qemu.process import EXIT_GRACE
 from .runner import Incoming, Running
 from .save_files import SaveImage, drop_cache, open_stream, read_image, remove_partials
 
@@ -74,12 +76,20 @@ def incoming(image: SaveImage, *, xml: str | None = None, bypass_cache: bool = F
         try:
             await statefile.load_from_fd(running.monitor, fd, RESTORE_FD)
         except QemuError as exc:
-            raise QemuError(f"cannot restore domain '{running.live.name}' from {image.path}: QEMU could not load "
-                            f"the saved state: {exc.message}; the image may be damaged or from an incompatible "
-                            "QEMU", detail=exc.detail) from exc
+            raise await _load_failed(running, image, exc) from exc
         finally:
             os.close(fd)
         if bypass_cache:
             await asyncio.to_thread(drop_cache, image.path)
 
     return Incoming(receive, "restored", parse_domain_xml(xml if xml is not None else image.xml))
+
+
+async def _load_failed(running: Running, image: SaveImage, exc: QemuError) -> QemuError:
+    """QEMU gives up on a stream it cannot load and exits, its reason the last thing it printed: quote it."""
+    await running.process.wait_exit(EXIT_GRACE)
+    tail = running.process.log.tail() if running.process.log is not None else ""
+    said = reason(tail) or exc.message
+    return QemuError(f"cannot restore domain '{running.live.name}' from {image.path}: QEMU could not load the "
+                     f"saved state: {said}; the image is damaged or comes from an incompatible QEMU",
+                     detail=tail or exc.detail)
