@@ -25,6 +25,7 @@ hosts may have their own `default` network (default_network=True) on the same su
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -41,6 +42,7 @@ TLS_PORT = 16514
 SSH_PORT = 2222
 SUBNET = "10.99.0"
 SSHD = "/usr/sbin/sshd"
+_SETUPS = itertools.count()
 
 
 @dataclass
@@ -159,7 +161,7 @@ def _sshd(host: Host, folder: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def two_hosts(caps_cache: Path, *, default_network: bool = False, ssh: bool = False) -> Iterator[TwoHosts]:
     """Hosts a and b as the module docstring says; everything made is gone when the block ends."""
-    tag = f"{os.getpid() % 100000}"
+    tag = f"{os.getpid() % 100000}{next(_SETUPS)}"  # names of their own: two setups may be alive at once
     a = Host("a", f"pv{tag}a", f"{SUBNET}.1")
     b = Host("b", f"pv{tag}b", f"{SUBNET}.2")
     work = Path(tempfile.mkdtemp(prefix="pv2h"))
