@@ -207,7 +207,13 @@ def cmd_vol_wipe(ctx: Ctx, a: dict[str, Any]) -> None:
 
 
 def cmd_vol_set_format(ctx: Ctx, a: dict[str, Any]) -> None:
-    vol = lookup(ctx, a["vol"], a["pool"]).set_format(a["format"], a["backing_format"])
+    if a["pool"]:  # by name, not looked up: reading the volume as its current record may be what fails
+        from ..client.storage import StorageVolume
+
+        target = StorageVolume(ctx.conn, a["pool"], a["vol"])
+    else:
+        target = lookup(ctx, a["vol"], a["pool"])
+    vol = target.set_format(a["format"], a["backing_format"])
     backing = (vol.last or {}).get("backing") if isinstance(vol.last, dict) else None
     on = f" on {backing['path']} ({backing['format']})" if backing else ""
     _say(ctx, f"Vol {a['vol']} recorded as {a['format']}{on}", vol.last)

@@ -214,7 +214,9 @@ class VolumeManager:
         """vol-set-format: record what a volume is, on its owner's word (a file copied into the pool is raw
         until then). Refused while a running domain has the volume open."""
         async with self.pools.volume_job(ref, name, "set-format", exclusive=True) as (entry, backend):
-            vol = await asyncio.to_thread(backend.volume, name)
+            # by name and path only: the volume's current record may be what is wrong (a file replaced
+            # behind pyvirt's back no longer reads as its recorded format)
+            vol = Volume(name=name, capacity=0, path=await asyncio.to_thread(backend.volume_path, name))
             running = [u for u in self.users(entry.name, vol) if self.domains.lookup(u).running is not None]
             if running:
                 raise OperationInvalid(f"volume '{name}' of pool '{entry.name}' is open in running domain"
