@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(qemu-system-x86 qemu-utils busybox-static cpio kmod python3-venv python3-pip ca-certificates
-          nftables dnsmasq-base iproute2 iperf3 lvm2 e2fsprogs parted tmux)
+          nftables dnsmasq-base iproute2 iperf3 lvm2 e2fsprogs parted tmux openssh-server openssh-client
+          swtpm swtpm-tools)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
