@@ -148,6 +148,9 @@ def check_disk(disk: Disk, machine: Machine, note: Callable[[str], None] | None 
         raise UnsupportedConfig(f"{who}: device '{disk.device}' is not supported; use disk or cdrom")
     if disk.source_type not in ("file", "block", "volume"):
         raise UnsupportedConfig(f"{who}: source type '{disk.source_type}' is not supported; use file, block or volume")
+    if disk.readonly and disk.device == "disk" and disk.bus in ("ide", "sata"):  # QEMU's ide-hd refuses it
+        raise UnsupportedConfig(f"{who}: a read-only {disk.bus.upper()} hard disk is not possible (QEMU's ide-hd "
+                                "device cannot be read-only); use bus virtio or scsi, or device cdrom")
     if disk.source_type == "volume" and disk.source_pool is not None and disk.volume_type is None:
         raise InvalidArgument(
             f"{who}: source type 'volume' (pool '{disk.source_pool}', volume '{disk.source_volume}') was not "
